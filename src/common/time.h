@@ -10,7 +10,10 @@
 
 #include "common/status.h"
 
-namespace date { class time_zone; }
+namespace date {
+class time_zone;
+struct local_t;
+}  // namespace date
 
 namespace batchd {
 
@@ -27,6 +30,12 @@ Result<const date::time_zone*> LookupZone(std::string_view name);
 // A wall time inside a DST gap resolves to the first instant after the gap; an
 // ambiguous wall time resolves to its first occurrence (same rule as schedules).
 Result<SysSeconds> ParseInstant(std::string_view text, const date::time_zone* zone);
+
+// Resolves a wall-clock time in `zone` to an instant by the schedule rule (SPEC section 4):
+// inside a spring-forward gap, the first instant after the gap; a wall time that occurs twice
+// at fall-back, its first occurrence. ParseInstant and the cron engine share it so they agree.
+SysSeconds ResolveWallTime(std::chrono::time_point<date::local_t, std::chrono::seconds> wall,
+                           const date::time_zone* zone);
 
 // "2026-03-29T03:00:00+02:00" (seconds precision, the zone's offset at that instant;
 // "+00:00" for UTC).
