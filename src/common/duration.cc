@@ -2,6 +2,8 @@
 
 #include <cctype>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 
 namespace batchd {
@@ -48,17 +50,16 @@ std::string FormatDuration(Millis d) {
   if (days) out += std::to_string(days) + "d";
   if (h) out += std::to_string(h) + "h";
   if (m) out += std::to_string(m) + "m";
-  if (sec || out.empty() || out == "-") {
-    int64_t rem = ms % 1000;
-    if (rem && !days && !h) {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%lld.%03lld", static_cast<long long>(sec), static_cast<long long>(rem));
-      std::string frac = buf;
-      while (frac.back() == '0') frac.pop_back();
-      out += frac + "s";
-    } else if (sec) {
-      out += std::to_string(sec) + "s";
-    }
+  // Milliseconds are shown below an hour ("1m0.5s", "1.25s"); from an hour up they are dropped.
+  int64_t rem = ms % 1000;
+  if (rem && !days && !h) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%lld.%03lld", static_cast<long long>(sec), static_cast<long long>(rem));
+    std::string frac = buf;
+    while (frac.back() == '0') frac.pop_back();
+    out += frac + "s";
+  } else if (sec) {
+    out += std::to_string(sec) + "s";
   }
   return out;
 }

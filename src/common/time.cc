@@ -48,7 +48,7 @@ const char* const kMonthNames[] = {"January", "February", "March",     "April", 
 std::string FormatOffset(seconds offset) {
   char sign = offset < seconds(0) ? '-' : '+';
   long long total = offset.count() < 0 ? -offset.count() : offset.count();
-  char buf[16];
+  char buf[64];
   if (total % 60 == 0) {
     std::snprintf(buf, sizeof buf, "%c%02lld:%02lld", sign, total / 3600, (total / 60) % 60);
   } else {
@@ -63,7 +63,7 @@ std::string FormatWall(std::chrono::time_point<Clock, seconds> t) {
   auto day = date::floor<date::days>(t);
   date::year_month_day ymd{day};
   date::hh_mm_ss<seconds> tod{t - day};
-  char buf[48];
+  char buf[96];
   std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02lld:%02lld:%02lld", static_cast<int>(ymd.year()),
                 static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
                 static_cast<long long>(tod.hours().count()), static_cast<long long>(tod.minutes().count()),

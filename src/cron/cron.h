@@ -47,8 +47,8 @@ class CronExpr {
   std::bitset<32> days_of_month_;  // 1..31
   std::bitset<13> months_;         // 1..12
   std::bitset<7> days_of_week_;    // 0..6, Sunday = 0 (7 is folded into 0)
-  bool dom_restricted_ = false;    // field was not '*'
-  bool dow_restricted_ = false;
+  bool dom_restricted_ = false;    // field did not begin with '*' (Vixie's DOM_STAR rule)
+  bool dow_restricted_ = false;    // likewise for day-of-week (DOW_STAR)
 };
 
 }  // namespace batchd::cron

@@ -4,10 +4,13 @@
 // Cheap to share as std::shared_ptr<const Dag> between threads.
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/duration.h"
@@ -21,7 +24,13 @@ struct SourceLocation {
   int column = 0;
 };
 
+// A name of a DAG, task, partition, pool or param: [A-Za-z0-9_.-]{1,128}, and not "." or
+// ".." (names end up in file paths under the data directory).
+inline constexpr size_t kMaxNameLength = 128;
+bool IsValidName(std::string_view name);
+
 enum class Backoff { kFixed, kExponential };
+const char* BackoffName(Backoff backoff);  // "fixed" / "exponential"
 
 struct RetryPolicy {
   int retries = 0;                   // extra attempts after the first; 0 = none
@@ -33,8 +42,15 @@ struct RetryPolicy {
   std::vector<int> retry_on_exit_codes;  // empty: any failure retries
 };
 
+// The delay before retry `n` (n >= 1), SPEC section 3: `delay` for fixed backoff,
+// min(max_delay, delay * factor^(n-1)) for exponential; with jitter, a point in
+// [delay/2, delay] chosen by `unit` in [0, 1] (the caller draws it, so this stays pure).
+Millis RetryDelay(const RetryPolicy& policy, int n, double unit = 1.0);
+
 enum class TriggerRule { kAllSuccess, kAllDone, kOneSuccess, kOneFailed, kNoneFailed, kAllFailed };
 const char* TriggerRuleName(TriggerRule rule);
+// Parses "all_success", ...; nullopt for anything else.
+std::optional<TriggerRule> ParseTriggerRule(std::string_view name);
 
 struct Partitions {
   enum class Kind { kNone, kValues, kRange, kCommand };
@@ -45,6 +61,14 @@ struct Partitions {
   std::string command;               // kCommand: one partition per non-empty output line
 };
 
+// Most partitions one task may have (a range or values list; also a sane cap for the
+// output of a partitions command).
+inline constexpr int64_t kMaxPartitions = 100'000;
+
+// The partition names of a static set: {"-"} for kNone, the values, or the decimal
+// numbers of the range. REQUIRES: kind != kCommand (those are known only at run time).
+std::vector<std::string> StaticPartitionNames(const Partitions& partitions);
+
 struct Dependency {
   std::string task;
   bool same_partition = false;       // `partitions: same`: task[p] waits only for upstream[p]
@@ -53,6 +77,7 @@ struct Dependency {
 
 struct Task {
   std::string id;
+  std::string description;
   std::string command;               // template; run with /bin/sh -c
   std::vector<Dependency> depends_on;
   TriggerRule trigger_rule = TriggerRule::kAllSuccess;

@@ -1,5 +1,9 @@
 #pragma once
 // `{{ name }}` templates in commands and idempotency keys. Pure functions.
+//
+// Syntax: `{{` starts a variable and the next `}}` ends it; spaces inside are optional
+// (`{{ds}}` == `{{ ds }}`). Everything else is literal text, including lone `{`, `}`
+// and `}}`. There is no escape for a literal `{{`.
 
 #include <map>
 #include <string>
@@ -14,9 +18,16 @@ namespace batchd::dag {
 // dag task partition run_id logical_date ds ts data_interval_start data_interval_end attempt
 const std::vector<std::string>& TemplateVariables();
 
+// The subset known before a run's partitions exist (for `partitions: {command: ...}`):
+// dag run_id logical_date ds ts data_interval_start data_interval_end (and params.NAME).
+const std::vector<std::string>& RunTemplateVariables();
+
 struct TemplateError {
   size_t offset = 0;       // byte offset into the template where the problem starts
   std::string message;     // "unknown template variable 'foo'" / "unterminated '{{'"
+  // A suggestion for the operator without the parentheses, e.g. "did you mean 'ds'?";
+  // empty when there is none. Kept apart so callers can add context before it.
+  std::string hint;
 };
 
 // Checks syntax and that every variable is known (params.NAME must name a key in
@@ -24,8 +35,15 @@ struct TemplateError {
 std::vector<TemplateError> CheckTemplate(std::string_view text,
                                          const std::vector<std::string>& param_names);
 
+// Same, allowing only `variables` (plus params.NAME). A variable of TemplateVariables()
+// that is not in `variables` is reported as "template variable 'x' is not available".
+std::vector<TemplateError> CheckTemplate(std::string_view text,
+                                         const std::vector<std::string>& param_names,
+                                         const std::vector<std::string>& variables);
+
 // Substitutes variables; `vars` holds the plain names and "params.NAME" entries.
 // Unknown names render as empty (CheckTemplate rejects them at load time).
+// An unterminated `{{` and the rest of the text after it are kept literally.
 std::string RenderTemplate(std::string_view text, const std::map<std::string, std::string>& vars);
 
 }  // namespace batchd::dag

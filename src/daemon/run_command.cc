@@ -1,0 +1,279 @@
+#include <utility>  // Boost 1.74 Asio in C++20 mode needs it first
+
+#include "daemon/run_command.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <date/tz.h>
+#include <spdlog/spdlog.h>
+
+#include "common/logging.h"
+#include "dag/loader.h"
+#include "engine/dag_versions.h"
+#include "engine/engine.h"
+#include "executor/subprocess_runner.h"
+#include "store/store.h"
+
+extern char** environ;
+
+namespace batchd::daemon {
+namespace {
+
+namespace asio = boost::asio;
+
+double Seconds(const std::optional<SysMillis>& a, const std::optional<SysMillis>& b) {
+  if (!a || !b) return 0;
+  return std::chrono::duration<double>(*b - *a).count();
+}
+
+// Shows a run's progress: a redrawn bar on a terminal, one line per finished instance
+// otherwise; prints the summary when the run ends.
+class ProgressPrinter final : public engine::EngineObserver {
+ public:
+  ProgressPrinter(std::string run_id, bool tty) : run_id_(std::move(run_id)), tty_(tty) {}
+
+  void OnInstanceStateChanged(const engine::RunPlan& plan, const store::InstanceRecord& inst) override {
+    if (plan.run().run_id != run_id_) return;
+    if (tty_) {
+      Redraw(plan, false);
+    } else if (IsTerminal(inst.state)) {
+      std::cout << Stamp() << " " << inst.task << "[" << inst.partition << "] " << ToString(inst.state);
+      if (!inst.reason.empty()) std::cout << " (" << inst.reason << ")";
+      if (inst.attempts > 0) std::cout << " attempts=" << inst.attempts;
+      if (inst.exit_code) std::cout << " exit=" << *inst.exit_code;
+      std::cout << "\n";
+    }
+  }
+
+  void OnAttemptFinished(const engine::RunPlan& plan, const store::InstanceRecord& inst,
+                         const store::AttemptRecord& attempt) override {
+    if (plan.run().run_id != run_id_ || attempt.outcome == AttemptOutcome::kSuccess) return;
+    if (inst.state == InstanceState::kRetryWait) {
+      Line(plan, inst.task + "[" + inst.partition + "] attempt " + std::to_string(attempt.number) + " " +
+                     std::string(ToString(attempt.outcome)) + (attempt.exit_code ? " exit=" + std::to_string(*attempt.exit_code) : "") +
+                     ", retrying; log: " + attempt.log_path);
+    } else if (inst.state == InstanceState::kFailed) {
+      Line(plan, inst.task + "[" + inst.partition + "] failed" +
+                     (attempt.error.empty() ? "" : ": " + attempt.error) + "; log: " + attempt.log_path);
+    }
+  }
+
+  void OnRunFinished(const engine::RunPlan& plan) override {
+    if (plan.run().run_id != run_id_) return;
+    if (tty_) Redraw(plan, true);
+    final_state_ = plan.run().state;
+    PrintSummary(plan);
+    done_ = true;
+  }
+
+  bool done() const { return done_; }
+  RunState final_state() const { return final_state_; }
+
+ private:
+  static std::string Stamp() {
+    auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+    return date::format("%H:%M:%S", now);
+  }
+
+  void Line(const engine::RunPlan& plan, const std::string& text) {
+    if (tty_) std::cout << "\r\033[K";
+    std::cout << Stamp() << " " << text << "\n";
+    if (tty_) Redraw(plan, false);
+  }
+
+  void Redraw(const engine::RunPlan& plan, bool final) {
+    auto now = std::chrono::steady_clock::now();
+    if (!final && now - last_draw_ < std::chrono::milliseconds(100)) return;
+    last_draw_ = now;
+    size_t total = plan.size();
+    size_t done = 0;
+    for (auto s : {InstanceState::kSuccess, InstanceState::kFailed, InstanceState::kSkipped,
+                   InstanceState::kUpstreamFailed, InstanceState::kCancelled})
+      done += plan.CountIn(s);
+    const int width = 30;
+    int filled = total ? static_cast<int>(width * done / total) : width;
+    std::string bar(filled, '#');
+    bar.resize(width, '-');
+    std::printf("\r\033[K[%s] %zu/%zu  running %d  queued %d  retry %d  ok %d  failed %d  skipped %d  upstream_failed %d",
+                bar.c_str(), done, total, plan.CountIn(InstanceState::kRunning),
+                plan.CountIn(InstanceState::kQueued), plan.CountIn(InstanceState::kRetryWait),
+                plan.CountIn(InstanceState::kSuccess), plan.CountIn(InstanceState::kFailed),
+                plan.CountIn(InstanceState::kSkipped), plan.CountIn(InstanceState::kUpstreamFailed));
+    if (final) std::printf("\n");
+    std::fflush(stdout);
+  }
+
+  void PrintSummary(const engine::RunPlan& plan) {
+    struct TaskSummary {
+      int ok = 0, failed = 0, skipped = 0, other = 0, attempts = 0;
+      double slowest = -1;
+      std::string slowest_partition;
+    };
+    std::vector<std::string> order;
+    std::map<std::string, TaskSummary> by_task;
+    for (size_t i = 0; i < plan.size(); ++i) {
+      const auto& inst = plan.instance(i);
+      if (!by_task.count(inst.task)) order.push_back(inst.task);
+      auto& t = by_task[inst.task];
+      switch (inst.state) {
+        case InstanceState::kSuccess: ++t.ok; break;
+        case InstanceState::kFailed: ++t.failed; break;
+        case InstanceState::kSkipped: ++t.skipped; break;
+        default: ++t.other; break;
+      }
+      t.attempts += inst.attempts;
+      double d = Seconds(inst.started_at, inst.ended_at);
+      if (inst.attempts > 0 && d > t.slowest) {
+        t.slowest = d;
+        t.slowest_partition = inst.partition;
+      }
+    }
+    const auto& run = plan.run();
+    std::printf("\nrun %s (%s, key %s): %s in %.2fs\n", run.run_id.c_str(), run.dag.c_str(), run.run_key.c_str(),
+                std::string(ToString(run.state)).c_str(), Seconds(run.started_at, run.ended_at));
+    std::printf("%-24s %6s %6s %7s %7s %8s  %s\n", "TASK", "OK", "FAILED", "SKIPPED", "OTHER", "ATTEMPTS",
+                "SLOWEST");
+    for (const auto& name : order) {
+      const auto& t = by_task[name];
+      std::string slowest = t.slowest >= 0 ? "[" + t.slowest_partition + "] " + FormatDuration(Millis(
+                                                 static_cast<int64_t>(t.slowest * 1000))) : "-";
+      std::printf("%-24s %6d %6d %7d %7d %8d  %s\n", name.c_str(), t.ok, t.failed, t.skipped, t.other, t.attempts,
+                  slowest.c_str());
+    }
+    std::fflush(stdout);
+  }
+
+  std::string run_id_;
+  bool tty_;
+  bool done_ = false;
+  RunState final_state_ = RunState::kFailed;
+  std::chrono::steady_clock::time_point last_draw_{};
+};
+
+std::vector<std::string> InheritedEnvironment() {
+  std::vector<std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv = *e;
+    if (kv.rfind("BATCHD_", 0) == 0) continue;  // never leak our own variables into tasks
+    env.push_back(std::move(kv));
+  }
+  return env;
+}
+
+}  // namespace
+
+int RunForeground(const RunCommandOptions& options) {
+  if (Status st = SetupLogging(options.log_level, "text"); !st.ok()) {
+    std::cerr << "batchd: " << st.message() << "\n";
+    return 2;
+  }
+  dag::LoadResult loaded = dag::LoadDagFile(options.file);
+  if (!loaded.ok()) {
+    for (const auto& d : loaded.errors) std::cerr << d.ToString() << "\n";
+    return 1;
+  }
+  dag::DagPtr dag = loaded.dag;
+  auto zone = LookupZone(dag->timezone);
+  if (!zone.ok()) {
+    std::cerr << "batchd: " << zone.status().message() << "\n";
+    return 1;
+  }
+  SysSeconds logical = std::chrono::floor<std::chrono::seconds>(SystemClock::Instance().Now());
+  if (options.date) {
+    auto parsed = ParseInstant(*options.date, *zone);
+    if (!parsed.ok()) {
+      std::cerr << "batchd: --date: " << parsed.status().message() << "\n";
+      return 2;
+    }
+    logical = *parsed;
+  }
+  for (const auto& [k, _] : options.params) {
+    if (!dag->params.count(k)) {
+      std::cerr << "batchd: --param " << k << ": DAG '" << dag->name << "' has no parameter '" << k << "'\n";
+      return 2;
+    }
+  }
+
+  auto store = store::Store::Open(options.data_dir);
+  if (!store.ok()) {
+    std::cerr << "batchd: " << store.status().message() << "\n";
+    return 1;
+  }
+  asio::io_context io;
+  executor::SubprocessRunnerOptions runner_options;
+  runner_options.workers = options.workers > 0 ? options.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  executor::SubprocessRunner runner(runner_options);
+  engine::DagVersionCache versions(**store);
+  versions.Add(dag);
+  engine::EngineOptions engine_options;
+  engine_options.base_env = InheritedEnvironment();
+  engine_options.only_dag = dag->name;
+  engine::Engine engine(io, **store, runner, SystemClock::Instance(), engine_options,
+                        [&](const std::string& name, const std::string& hash) { return versions.Resolve(name, hash); });
+  if (Status st = engine.Recover(); !st.ok()) {
+    std::cerr << "batchd: recovering from " << options.data_dir << ": " << st.message() << "\n";
+    return 1;
+  }
+
+  // A previous invocation killed mid-run is finished first (its lost attempts retry);
+  // then this invocation's run. A key that exists already gets a "#N" suffix, so each
+  // invocation is a new run whose already-succeeded instances are skipped.
+  engine::RunRequest request;
+  request.dag = dag;
+  request.trigger = "manual";
+  request.logical_date = request.interval_start = request.interval_end = logical;
+  request.params = options.params;
+  request.force = options.force;
+  const std::string base_key = dag->name + "@" + FormatIso(logical, *zone);
+  std::optional<engine::CreatedRun> created;
+  for (int n = 1; n < 10000 && !created; ++n) {
+    request.run_key = n == 1 ? base_key : base_key + "#" + std::to_string(n);
+    auto r = engine.CreateRun(request);
+    if (!r.ok()) {
+      std::cerr << "batchd: " << r.status().message() << "\n";
+      return 1;
+    }
+    if (r->created) {
+      created = *r;
+    } else if (!IsTerminal(r->run.state)) {
+      std::cout << "resuming run " << r->run.run_id << " (" << r->run.run_key << ") left unfinished\n";
+      created = *r;
+    }
+  }
+  if (!created) return 1;
+  const bool tty = ::isatty(STDOUT_FILENO);
+  ProgressPrinter progress(created->run.run_id, tty);
+  engine.AddObserver(&progress);
+  std::cout << "run " << created->run.run_id << " of " << dag->name << " (key " << created->run.run_key
+            << ", data dir " << options.data_dir << ")\n";
+  std::cout.flush();
+
+  // SIGINT/SIGTERM: stop dispatching, kill running attempts (they become queued again
+  // and run on the next invocation), exit non-zero.
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  bool interrupted = false;
+  signals.async_wait([&](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    interrupted = true;
+    engine.StopDispatching();
+    runner.Shutdown(std::chrono::seconds(5));  // results are posted to `io`
+  });
+  while (!progress.done() && !interrupted) io.run_one_for(std::chrono::milliseconds(200));
+  signals.cancel();
+  if (interrupted) {
+    io.poll();  // records the killed attempts as cancelled, their instances as queued
+    std::cerr << "batchd: interrupted; run " << created->run.run_id << " resumes on the next `batchd run`\n";
+    return 1;
+  }
+  return progress.final_state() == RunState::kSuccess ? 0 : 1;
+}
+
+}  // namespace batchd::daemon

@@ -1,0 +1,651 @@
+#include <utility>  // Boost 1.74 Asio in C++20 mode needs it first
+
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <date/tz.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "dag/template.h"
+#include "engine/partitions.h"
+#include "engine/policy.h"
+
+namespace batchd::engine {
+
+namespace asio = boost::asio;
+using executor::AttemptEnd;
+using store::AttemptRecord;
+using store::InstanceRecord;
+using store::RunRecord;
+
+struct Engine::Running {
+  std::string run_id;
+  int64_t instance_id = 0;
+  std::string pool;
+  AttemptRecord attempt;
+};
+
+struct Engine::Timers {
+  // Retry timers by instance id.
+  std::map<int64_t, std::unique_ptr<asio::steady_timer>> retry;
+};
+
+namespace {
+
+// Log file names must be safe whatever a partitions command printed.
+std::string SafeFileName(const std::string& name) {
+  std::string out;
+  for (unsigned char c : name) {
+    if (std::isalnum(c) || c == '_' || c == '-' || (c == '.' && !out.empty())) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out.empty() ? "_" : out;
+}
+
+AttemptOutcome OutcomeOf(AttemptEnd end) {
+  switch (end) {
+    case AttemptEnd::kSuccess: return AttemptOutcome::kSuccess;
+    case AttemptEnd::kTimeout: return AttemptOutcome::kTimeout;
+    case AttemptEnd::kCancelled: return AttemptOutcome::kCancelled;
+    case AttemptEnd::kFailed:
+    case AttemptEnd::kSpawnError: return AttemptOutcome::kFailed;
+  }
+  return AttemptOutcome::kFailed;
+}
+
+}  // namespace
+
+Engine::Engine(asio::io_context& io, store::Store& store, executor::TaskRunner& runner, const Clock& clock,
+               EngineOptions options, DagResolver resolver)
+    : io_(io),
+      store_(store),
+      runner_(runner),
+      clock_(clock),
+      options_(std::move(options)),
+      resolver_(std::move(resolver)),
+      rng_(options_.seed ? options_.seed : std::random_device{}()),
+      timers_(std::make_unique<Timers>()),
+      self_(std::make_shared<Engine*>(this)) {}
+
+Engine::~Engine() { *self_ = nullptr; }
+
+std::string Engine::LogPath(const std::string& run_id, const std::string& task, const std::string& partition,
+                            int attempt) const {
+  return store_.LogDir() + "/" + run_id + "/" + task + "/" + SafeFileName(partition) + "." +
+         std::to_string(attempt) + ".log";
+}
+
+void Engine::EnsureLogDir(const std::string& run_id, const std::string& task) {
+  std::string dir = store_.LogDir() + "/" + run_id + "/" + task;
+  if (log_dirs_.count(dir)) return;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) spdlog::error("cannot create log directory {}: {}", dir, ec.message());  // the spawn reports it
+  if (log_dirs_.size() > 10000) log_dirs_.clear();
+  log_dirs_.insert(dir);
+}
+
+const RunPlan* Engine::FindActiveRun(const std::string& run_id) const {
+  auto it = plans_.find(run_id);
+  return it == plans_.end() ? nullptr : it->second.get();
+}
+
+int Engine::QueuedInstanceCount() const {
+  int n = 0;
+  for (const auto& [_, plan] : plans_) n += plan->CountIn(InstanceState::kQueued);
+  return n;
+}
+
+Status Engine::Fail(const Status& st) {
+  // A failed commit means memory and store disagree. Nothing acted on the uncommitted
+  // batch yet, so the safe move is to stop here and let recovery resume from the store.
+  spdlog::critical("store write failed, stopping to protect run state: {}", st.ToString());
+  std::_Exit(70);
+}
+
+Result<CreatedRun> Engine::CreateRun(const RunRequest& request) {
+  const dag::Dag& dag = *request.dag;
+  auto zone = LookupZone(dag.timezone);
+  if (!zone.ok()) return zone.status();
+  RunRecord run;
+  run.run_id = store::NewRunId();
+  run.dag = dag.name;
+  run.dag_hash = dag.content_hash;
+  run.run_key = request.run_key.value_or(dag.name + "@" + FormatIso(request.logical_date, *zone));
+  run.trigger = request.trigger;
+  run.state = RunState::kQueued;
+  run.logical_date = request.logical_date;
+  run.interval_start = request.interval_start;
+  run.interval_end = request.interval_end;
+  nlohmann::json params = nlohmann::json::object();
+  for (const auto& [k, v] : request.params) params[k] = v;
+  run.params_json = params.dump();
+  run.force = request.force;
+  run.created_at = clock_.Now();
+  run.scheduled_for = request.scheduled_for;
+
+  if (Status st = store_.Begin(); !st.ok()) return st;
+  Status st = store_.PutDagVersion({dag.name, dag.content_hash, dag.source, dag.source_path});
+  Result<std::pair<RunRecord, bool>> created = st.ok() ? store_.CreateRun(run) : Result<std::pair<RunRecord, bool>>(st);
+  if (!created.ok()) {
+    store_.Rollback();
+    return created.status();
+  }
+  if (Status c = store_.Commit(); !c.ok()) return c;
+  CreatedRun out{created->first, created->second};
+  if (out.created) {
+    spdlog::info("run {} created: dag={} key={} trigger={}", out.run.run_id, out.run.dag, out.run.run_key,
+                 out.run.trigger);
+    for (auto* o : observers_) o->OnRunCreated(out.run);
+    SchedulePump();
+  }
+  return out;
+}
+
+void Engine::SchedulePump() {
+  if (pump_scheduled_) return;
+  pump_scheduled_ = true;
+  asio::post(io_, [self = self_] {
+    if (*self) (*self)->Pump();
+  });
+}
+
+Status Engine::Recover() {
+  const SysMillis now = clock_.Now();
+  if (Status st = store_.Begin(); !st.ok()) return st;
+  auto lost = store_.MarkRunningAttemptsLost(now);
+  if (!lost.ok()) {
+    store_.Rollback();
+    return lost.status();
+  }
+  std::set<int64_t> lost_instances(lost->begin(), lost->end());
+  auto runs = store_.ListRunsInStates({RunState::kRunning, RunState::kCancelled, RunState::kQueued});
+  if (!runs.ok()) {
+    store_.Rollback();
+    return runs.status();
+  }
+  for (auto& run : *runs) {
+    if (run.state == RunState::kQueued) continue;  // StartQueuedRuns picks these up
+    if (options_.only_dag && run.dag != *options_.only_dag) continue;
+    auto dag = resolver_(run.dag, run.dag_hash);
+    if (!dag.ok()) {
+      spdlog::error("run {}: cannot load DAG {} version {}: {}", run.run_id, run.dag, run.dag_hash,
+                    dag.status().message());
+      continue;
+    }
+    auto instances = store_.ListInstances(run.run_id);
+    if (!instances.ok()) {
+      store_.Rollback();
+      return instances.status();
+    }
+    bool has_unfinished = false;
+    for (const auto& i : *instances) has_unfinished |= !IsTerminal(i.state);
+    if (run.state == RunState::kCancelled && !has_unfinished) continue;
+    auto plan = std::make_unique<RunPlan>(*dag, run, std::move(*instances));
+    for (size_t i = 0; i < plan->size(); ++i) {
+      auto& inst = plan->instance(i);
+      if (inst.state == InstanceState::kRunning) {
+        // Its attempt was lost with the previous process.
+        AttemptRecord lost_attempt;
+        lost_attempt.outcome = AttemptOutcome::kLost;
+        FinishAttemptInPlan(*plan, i, lost_attempt, nullptr);
+      } else if (inst.state == InstanceState::kRetryWait) {
+        ArmRetryTimer(run.run_id, inst.id, inst.next_attempt_at.value_or(now));
+      } else if (inst.state == InstanceState::kQueued) {
+        plan->set_key_checked(i, true);  // checked before it was queued last time
+      }
+      if (run.state == RunState::kCancelled && !IsTerminal(inst.state) &&
+          inst.state != InstanceState::kRunning) {
+        plan->Transition(i, InstanceState::kCancelled);
+      }
+    }
+    spdlog::info("run {} recovered ({} lost attempts)", run.run_id, lost_instances.size());
+    plans_[run.run_id] = std::move(plan);
+  }
+  if (Status st = store_.Commit(); !st.ok()) return st;
+  SchedulePump();
+  return Status::Ok();
+}
+
+void Engine::ArmRetryTimer(const std::string& run_id, int64_t instance_id, SysMillis at) {
+  auto delay = std::max(Millis(0), std::chrono::duration_cast<Millis>(at - clock_.Now()));
+  auto timer = std::make_unique<asio::steady_timer>(io_, delay);
+  timer->async_wait([self = self_, run_id, instance_id](const boost::system::error_code& ec) {
+    if (ec || !*self) return;
+    Engine& e = **self;
+    e.timers_->retry.erase(instance_id);
+    auto it = e.plans_.find(run_id);
+    if (it == e.plans_.end()) return;
+    auto idx = it->second->IndexOf(instance_id);
+    if (!idx || it->second->instance(*idx).state != InstanceState::kRetryWait) return;
+    it->second->instance(*idx).next_attempt_at.reset();
+    it->second->Transition(*idx, InstanceState::kQueued);
+    it->second->set_key_checked(*idx, true);  // a retry of the same instance
+    e.SchedulePump();
+  });
+  timers_->retry[instance_id] = std::move(timer);
+}
+
+void Engine::FinishAttemptInPlan(RunPlan& plan, size_t index, AttemptRecord& attempt,
+                                 const executor::AttemptResult* result) {
+  auto& inst = plan.instance(index);
+  const dag::Task& task = plan.task_of(index);
+  const SysMillis now = clock_.Now();
+  if (result) {
+    attempt.outcome = OutcomeOf(result->end);
+    attempt.exit_code = result->exit_code;
+    attempt.signal = result->signal;
+    attempt.pid = result->pid;
+    attempt.cpu_seconds = result->cpu_seconds;
+    attempt.max_rss_kb = result->max_rss_kb;
+    attempt.ended_at = result->ended_at;
+    attempt.error = result->error;
+    if (Status st = store_.FinishAttempt(attempt); !st.ok()) Fail(st);
+    inst.exit_code = result->exit_code;
+  }
+  const bool lost = attempt.outcome == AttemptOutcome::kLost;
+  switch (attempt.outcome) {
+    case AttemptOutcome::kSuccess:
+      inst.ended_at = now;
+      plan.Transition(index, InstanceState::kSuccess);
+      if (Status st = store_.RecordKeySuccess(plan.run().dag, inst.idempotency_key, plan.run().run_id, now); !st.ok())
+        Fail(st);
+      return;
+    case AttemptOutcome::kCancelled:
+      if (plan.run().state == RunState::kCancelled) {
+        inst.ended_at = now;
+        plan.Transition(index, InstanceState::kCancelled);
+      } else {
+        // Killed by shutdown: run it again on the next start.
+        plan.Transition(index, InstanceState::kQueued);
+        plan.set_key_checked(index, true);
+      }
+      return;
+    default:
+      break;
+  }
+  if (plan.run().state == RunState::kCancelled) {
+    inst.ended_at = now;
+    plan.Transition(index, InstanceState::kCancelled);
+    return;
+  }
+  if (ShouldRetry(task.retry, inst.attempts, inst.exit_code, lost)) {
+    Millis delay = RetryDelay(task.retry, inst.attempts, rng_);
+    inst.next_attempt_at = now + delay;
+    plan.Transition(index, InstanceState::kRetryWait);
+    ArmRetryTimer(plan.run().run_id, inst.id, *inst.next_attempt_at);
+    for (auto* o : observers_) (void)o;  // retries are reported via OnAttemptFinished
+    spdlog::info("run {} task {}[{}]: attempt {} {}, retry in {}", plan.run().run_id, inst.task, inst.partition,
+                 inst.attempts, ToString(attempt.outcome), FormatDuration(delay));
+  } else {
+    inst.ended_at = now;
+    plan.Transition(index, InstanceState::kFailed);
+    spdlog::warn("run {} task {}[{}]: failed after {} attempt(s) ({})", plan.run().run_id, inst.task,
+                 inst.partition, inst.attempts, ToString(attempt.outcome));
+  }
+}
+
+void Engine::ResolveQueued(RunPlan& plan) {
+  // Newly queued instances whose idempotency key already succeeded are skipped; that
+  // counts as success downstream, which may queue more, hence the loop.
+  for (;;) {
+    plan.Propagate();
+    bool skipped_any = false;
+    for (size_t i : plan.Queued()) {
+      if (plan.key_checked(i)) continue;
+      plan.set_key_checked(i, true);
+      if (plan.run().force) continue;
+      auto done = store_.KeySucceeded(plan.run().dag, plan.instance(i).idempotency_key);
+      if (!done.ok()) Fail(done.status());
+      if (*done) {
+        plan.instance(i).ended_at = clock_.Now();
+        plan.Transition(i, InstanceState::kSkipped, "already_succeeded");
+        skipped_any = true;
+      }
+    }
+    if (!skipped_any) return;
+  }
+}
+
+Status Engine::StartRun(RunRecord run) {
+  auto dag = resolver_(run.dag, run.dag_hash);
+  const SysMillis now = clock_.Now();
+  auto fail_run = [&](const std::string& why) {
+    spdlog::error("run {}: {}", run.run_id, why);
+    run.state = RunState::kFailed;
+    run.started_at = now;
+    run.ended_at = now;
+    run.error = why;
+    return store_.UpdateRunState(run.run_id, RunState::kFailed, now, now, why);
+  };
+  if (!dag.ok()) return fail_run("cannot load DAG version " + run.dag_hash + ": " + dag.status().message());
+  std::vector<std::string> env = options_.base_env;
+  for (const auto& [k, v] : (*dag)->env) env.push_back(k + "=" + v);
+  std::map<std::string, std::vector<std::string>> partitions;
+  PartitionCommandLimits limits;
+  limits.timeout = options_.partition_command_timeout;
+  for (const auto& task : (*dag)->tasks) {
+    auto names = ExpandPartitions(task, env, limits);
+    if (!names.ok()) return fail_run(names.status().message());
+    partitions[task.id] = std::move(*names);
+  }
+  auto instances = MakeInstances(**dag, run, partitions);
+  if (Status st = store_.InsertInstances(instances); !st.ok()) return st;
+  run.state = RunState::kRunning;
+  run.started_at = now;
+  if (Status st = store_.UpdateRunState(run.run_id, RunState::kRunning, now, std::nullopt); !st.ok()) return st;
+  auto plan = std::make_unique<RunPlan>(*dag, run, std::move(instances));
+  spdlog::info("run {} started: dag={} instances={}", run.run_id, run.dag, plan->size());
+  started_runs_.push_back(run.run_id);
+  plans_[run.run_id] = std::move(plan);
+  return Status::Ok();
+}
+
+void Engine::StartQueuedRuns() {
+  auto queued = store_.ListRunsInStates({RunState::kQueued});
+  if (!queued.ok()) Fail(queued.status());
+  std::map<std::string, int> active;
+  for (const auto& [_, plan] : plans_)
+    if (plan->run().state == RunState::kRunning) active[plan->run().dag]++;
+  for (auto& run : *queued) {
+    if (options_.only_dag && run.dag != *options_.only_dag) continue;
+    auto dag = resolver_(run.dag, run.dag_hash);
+    int limit = dag.ok() ? (*dag)->max_active_runs : 1;
+    if (dag.ok() && active[run.dag] >= limit) continue;
+    if (Status st = StartRun(run); !st.ok()) Fail(st);
+    active[run.dag]++;
+  }
+}
+
+std::vector<std::string> Engine::AttemptEnv(const RunPlan& plan, size_t index, int attempt) const {
+  const auto& inst = plan.instance(index);
+  const auto& task = plan.task_of(index);
+  std::map<std::string, std::string> env;
+  for (const auto& kv : options_.base_env) {
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (const auto& [k, v] : plan.dag().env) env[k] = v;
+  for (const auto& [k, v] : task.env) env[k] = v;
+  env["BATCHD_DAG"] = plan.run().dag;
+  env["BATCHD_RUN_ID"] = plan.run().run_id;
+  env["BATCHD_TASK"] = inst.task;
+  env["BATCHD_PARTITION"] = inst.partition;
+  env["BATCHD_ATTEMPT"] = std::to_string(attempt);
+  env["BATCHD_LOGICAL_DATE"] = plan.vars().at("logical_date");
+  env["BATCHD_IDEMPOTENCY_KEY"] = inst.idempotency_key;
+  std::vector<std::string> out;
+  out.reserve(env.size());
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+void Engine::Pump() {
+  pump_scheduled_ = false;
+  const SysMillis now = clock_.Now();
+  if (Status st = store_.Begin(); !st.ok()) Fail(st);
+
+  // 1. Apply the attempt results that arrived since the last pass.
+  std::vector<executor::AttemptResult> results;
+  results.swap(inbox_);
+  std::vector<std::pair<RunPlan*, std::pair<InstanceRecord, AttemptRecord>>> finished_attempts;
+  for (auto& result : results) {
+    auto it = running_.find(result.attempt_id);
+    if (it == running_.end()) continue;
+    std::unique_ptr<Running> r = std::move(it->second);
+    running_.erase(it);
+    if (!r->pool.empty()) pool_used_[r->pool]--;
+    auto plan_it = plans_.find(r->run_id);
+    if (plan_it == plans_.end()) continue;
+    RunPlan& plan = *plan_it->second;
+    auto idx = plan.IndexOf(r->instance_id);
+    if (!idx) continue;
+    FinishAttemptInPlan(plan, *idx, r->attempt, &result);
+    finished_attempts.push_back({&plan, {plan.instance(*idx), r->attempt}});
+  }
+
+  // 2. Start queued runs that max_active_runs now allows.
+  if (dispatching_) StartQueuedRuns();
+
+  // 3. Decide what is ready in every active run.
+  for (auto& [_, plan] : plans_) ResolveQueued(*plan);
+
+  // 4. Pick instances to run: priority first, then older runs, within the limits.
+  struct Candidate {
+    int priority;
+    SysMillis run_created;
+    RunPlan* plan;
+    size_t index;
+  };
+  std::vector<Candidate> candidates;
+  if (dispatching_) {
+    for (auto& [_, plan] : plans_) {
+      if (plan->run().state != RunState::kRunning) continue;
+      for (size_t i : plan->Queued())
+        candidates.push_back({plan->task_of(i).priority, plan->run().created_at, plan.get(), i});
+    }
+  }
+  std::stable_sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+    if (a.priority != b.priority) return a.priority > b.priority;
+    return a.run_created < b.run_created;
+  });
+  int free_slots = runner_.Capacity() - static_cast<int>(running_.size());
+  std::vector<executor::AttemptSpec> to_start;
+  for (const auto& c : candidates) {
+    if (free_slots <= 0) break;
+    RunPlan& plan = *c.plan;
+    const dag::Task& task = plan.task_of(c.index);
+    if (plan.CountIn(InstanceState::kRunning) >= plan.dag().max_active_tasks) continue;
+    if (!task.pool.empty()) {
+      auto slots = options_.pools.find(task.pool);
+      if (slots != options_.pools.end() && pool_used_[task.pool] >= slots->second) continue;
+    }
+    auto& inst = plan.instance(c.index);
+    inst.attempts += 1;
+    if (!inst.started_at) inst.started_at = now;
+    plan.Transition(c.index, InstanceState::kRunning);
+    auto running = std::make_unique<Running>();
+    running->run_id = plan.run().run_id;
+    running->instance_id = inst.id;
+    running->pool = task.pool;
+    running->attempt.instance_id = inst.id;
+    running->attempt.number = inst.attempts;
+    running->attempt.outcome = AttemptOutcome::kRunning;
+    running->attempt.started_at = now;
+    running->attempt.log_path = LogPath(plan.run().run_id, inst.task, inst.partition, inst.attempts);
+    EnsureLogDir(plan.run().run_id, inst.task);
+    if (Status st = store_.InsertAttempt(running->attempt); !st.ok()) Fail(st);
+
+    auto vars = plan.vars();
+    vars["task"] = inst.task;
+    vars["partition"] = inst.partition;
+    vars["attempt"] = std::to_string(inst.attempts);
+    executor::AttemptSpec spec;
+    spec.attempt_id = static_cast<uint64_t>(running->attempt.id);
+    spec.command = dag::RenderTemplate(task.command, vars);
+    spec.env = AttemptEnv(plan, c.index, inst.attempts);
+    spec.working_dir = task.working_dir;
+    spec.log_path = running->attempt.log_path;
+    spec.timeout = task.timeout;
+    spec.kill_grace = task.kill_grace;
+    to_start.push_back(std::move(spec));
+    if (!task.pool.empty()) pool_used_[task.pool]++;
+    running_[running->attempt.id] = std::move(running);
+    --free_slots;
+  }
+
+  // 5. Persist every instance change and finished runs, then commit: the store is
+  //    ahead of every side effect below.
+  struct Change {
+    RunPlan* plan;
+    std::vector<size_t> changed;
+    RunState previous;
+  };
+  std::vector<Change> changes;
+  std::vector<std::string> finished_runs;
+  for (auto& [run_id, plan] : plans_) {
+    Change change{plan.get(), plan->TakeChanged(), plan->run().state};
+    for (size_t i : change.changed)
+      if (Status st = store_.UpdateInstance(plan->instance(i)); !st.ok()) Fail(st);
+    if (plan->AllTerminal() && plan->CountIn(InstanceState::kRunning) == 0) {
+      if (plan->run().state != RunState::kCancelled) plan->run().state = plan->Outcome();
+      if (!plan->run().ended_at) plan->run().ended_at = now;
+      if (Status st = store_.UpdateRunState(run_id, plan->run().state, std::nullopt, plan->run().ended_at);
+          !st.ok())
+        Fail(st);
+      finished_runs.push_back(run_id);
+    }
+    if (!change.changed.empty() || change.previous != plan->run().state) changes.push_back(std::move(change));
+  }
+  if (Status st = store_.Commit(); !st.ok()) Fail(st);
+
+  // 6. Tell observers, now that it is durable.
+  for (const auto& [plan, rec] : finished_attempts)
+    for (auto* o : observers_) o->OnAttemptFinished(*plan, rec.first, rec.second);
+  for (const auto& run_id : started_runs_) {
+    auto it = plans_.find(run_id);
+    if (it != plans_.end())
+      for (auto* o : observers_) o->OnRunStateChanged(*it->second, RunState::kQueued);
+  }
+  started_runs_.clear();
+  for (const auto& change : changes) {
+    for (size_t i : change.changed)
+      for (auto* o : observers_) o->OnInstanceStateChanged(*change.plan, change.plan->instance(i));
+  }
+  for (const auto& run_id : finished_runs) {
+    auto it = plans_.find(run_id);
+    spdlog::info("run {} finished: {}", run_id, ToString(it->second->run().state));
+    for (auto* o : observers_) o->OnRunStateChanged(*it->second, RunState::kRunning);
+    for (auto* o : observers_) o->OnRunFinished(*it->second);
+    plans_.erase(it);
+  }
+
+  // 7. Spawn.
+  for (auto& spec : to_start) {
+    runner_.Start(std::move(spec), [self = self_, &io = io_](executor::AttemptResult result) {
+      asio::post(io, [self, result = std::move(result)]() mutable {
+        if (!*self) return;
+        (*self)->inbox_.push_back(std::move(result));
+        (*self)->SchedulePump();
+      });
+    });
+  }
+  if (!finished_runs.empty()) SchedulePump();  // queued runs may start now
+}
+
+Status Engine::CancelRun(const std::string& run_id) {
+  const SysMillis now = clock_.Now();
+  auto it = plans_.find(run_id);
+  if (it == plans_.end()) {
+    auto run = store_.GetRun(run_id);
+    if (!run.ok()) return run.status();
+    if (!*run) return Status::NotFound("run '" + run_id + "' not found");
+    if ((*run)->state != RunState::kQueued)
+      return Status::FailedPrecondition("run '" + run_id + "' is already " + std::string(ToString((*run)->state)));
+    if (Status st = store_.UpdateRunState(run_id, RunState::kCancelled, std::nullopt, now); !st.ok()) return st;
+    spdlog::info("run {} cancelled while queued", run_id);
+    return Status::Ok();
+  }
+  RunPlan& plan = *it->second;
+  if (plan.run().state == RunState::kCancelled) return Status::Ok();
+  plan.run().state = RunState::kCancelled;
+  plan.run().ended_at = now;
+  std::vector<uint64_t> to_kill;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    auto& inst = plan.instance(i);
+    if (IsTerminal(inst.state)) continue;
+    if (inst.state == InstanceState::kRunning) continue;  // ends cancelled when its result arrives
+    timers_->retry.erase(inst.id);
+    inst.ended_at = now;
+    plan.Transition(i, InstanceState::kCancelled);
+  }
+  for (const auto& [attempt_id, r] : running_)
+    if (r->run_id == run_id) to_kill.push_back(attempt_id);
+  if (Status st = store_.Begin(); !st.ok()) return st;
+  Status st = store_.UpdateRunState(run_id, RunState::kCancelled, std::nullopt, now);
+  // Instance rows are written by the next Pump in the same way as any other change; the
+  // run row is enough for recovery to cancel whatever is left.
+  if (!st.ok()) {
+    store_.Rollback();
+    return st;
+  }
+  if (Status c = store_.Commit(); !c.ok()) return c;
+  spdlog::info("run {} cancelled; killing {} running attempt(s)", run_id, to_kill.size());
+  for (uint64_t id : to_kill) runner_.Cancel(id);
+  SchedulePump();
+  return Status::Ok();
+}
+
+Result<int> Engine::RetryRun(const std::string& run_id, const std::optional<std::string>& task,
+                             const std::optional<std::string>& partition) {
+  RunPlan* plan = nullptr;
+  auto it = plans_.find(run_id);
+  if (it != plans_.end()) {
+    plan = it->second.get();
+    if (plan->run().state == RunState::kCancelled)
+      return Status::FailedPrecondition("run '" + run_id + "' is being cancelled");
+  } else {
+    auto run = store_.GetRun(run_id);
+    if (!run.ok()) return run.status();
+    if (!*run) return Status::NotFound("run '" + run_id + "' not found");
+    if ((*run)->state == RunState::kQueued)
+      return Status::FailedPrecondition("run '" + run_id + "' has not started yet");
+    auto dag = resolver_((*run)->dag, (*run)->dag_hash);
+    if (!dag.ok()) return dag.status();
+    auto instances = store_.ListInstances(run_id);
+    if (!instances.ok()) return instances.status();
+    auto owned = std::make_unique<RunPlan>(*dag, **run, std::move(*instances));
+    plan = owned.get();
+    int would_reset = 0;
+    for (size_t i = 0; i < plan->size(); ++i) {
+      const auto& r = plan->instance(i);
+      if ((r.state == InstanceState::kFailed || r.state == InstanceState::kUpstreamFailed) &&
+          (!task || r.task == *task) && (!partition || r.partition == *partition))
+        ++would_reset;
+    }
+    if (would_reset == 0) return Status::FailedPrecondition(NothingToRetry(run_id, task, partition));
+    plans_[run_id] = std::move(owned);
+  }
+  int reset = plan->ResetFailed(task, partition);
+  if (reset == 0) return Status::FailedPrecondition(NothingToRetry(run_id, task, partition));
+  plan->run().state = RunState::kRunning;
+  plan->run().ended_at.reset();
+  for (size_t i = 0; i < plan->size(); ++i)
+    if (plan->instance(i).state == InstanceState::kPending) plan->set_key_checked(i, false);
+  if (Status st = store_.Begin(); !st.ok()) return st;
+  Status st = store_.UpdateRunState(run_id, RunState::kRunning, std::nullopt, std::nullopt);
+  for (size_t i : plan->TakeChanged()) {
+    if (!st.ok()) break;
+    st = store_.UpdateInstance(plan->instance(i));
+  }
+  if (!st.ok()) {
+    store_.Rollback();
+    return st;
+  }
+  if (Status c = store_.Commit(); !c.ok()) return c;
+  spdlog::info("run {}: retrying {} instance(s)", run_id, reset);
+  SchedulePump();
+  return reset;
+}
+
+std::string Engine::NothingToRetry(const std::string& run_id, const std::optional<std::string>& task,
+                                   const std::optional<std::string>& partition) {
+  std::string what = "run '" + run_id + "' has no failed or upstream_failed instances";
+  if (task) what += " of task '" + *task + "'";
+  if (partition) what += " in partition '" + *partition + "'";
+  return what;
+}
+
+}  // namespace batchd::engine

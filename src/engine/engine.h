@@ -1,0 +1,167 @@
+#pragma once
+// Engine: the owner of all mutable run state. It turns run requests into runs in the
+// store, plans them (RunPlan), dispatches ready instances to the TaskRunner within the
+// limits (workers, max_active_runs, max_active_tasks, pools, priority), applies retry
+// decisions with timers, and records everything in the Store before acting on it.
+//
+// Thread rules: every public method must be called on the io_context's thread (the
+// daemon posts API work there). Runner callbacks arrive on runner threads and are posted
+// back to that thread; nothing else touches engine state.
+//
+// Group commit: attempt results that arrive close together are applied in one
+// transaction; the instances they make ready are marked running in that same
+// transaction, and processes are spawned only after it commits.
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/time.h"
+#include "dag/dag.h"
+#include "engine/run_plan.h"
+#include "executor/runner.h"
+#include "store/store.h"
+
+namespace boost::asio { class io_context; }
+
+namespace batchd::engine {
+
+// Receives engine events after they are committed; called on the engine thread.
+class EngineObserver {
+ public:
+  virtual ~EngineObserver() = default;
+  virtual void OnRunCreated(const store::RunRecord&) {}
+  virtual void OnRunStateChanged(const RunPlan&, RunState /*from*/) {}
+  virtual void OnInstanceStateChanged(const RunPlan&, const store::InstanceRecord&) {}
+  virtual void OnAttemptFinished(const RunPlan&, const store::InstanceRecord&, const store::AttemptRecord&) {}
+  virtual void OnRunFinished(const RunPlan&) {}
+};
+
+struct EngineOptions {
+  // Slot limit per named pool; a task naming a pool not listed here runs unlimited
+  // (the loader cannot know the daemon's config, so this is logged once instead).
+  std::map<std::string, int> pools;
+  // Environment every attempt inherits (before BATCHD_* and the DAG's env).
+  std::vector<std::string> base_env;
+  // Maximum time a partitions command may run.
+  Millis partition_command_timeout = std::chrono::seconds(60);
+  // Seed for retry jitter (0: random).
+  uint64_t seed = 0;
+  // When set, the engine plans and starts only this DAG's runs (`batchd run` on a data
+  // directory that also holds other DAGs' history).
+  std::optional<std::string> only_dag;
+};
+
+struct RunRequest {
+  dag::DagPtr dag;
+  std::string trigger = "manual";         // schedule | manual | backfill | dag | file
+  SysSeconds logical_date{};
+  SysSeconds interval_start{};
+  SysSeconds interval_end{};
+  std::optional<std::string> run_key;     // default "<dag>@<logical_date ISO>"
+  std::map<std::string, std::string> params;
+  bool force = false;
+  std::optional<SysMillis> scheduled_for; // fire time, for the schedule-delay SLI
+};
+
+struct CreatedRun {
+  store::RunRecord run;
+  bool created = false;
+};
+
+// Resolves the DAG version a run was created with.
+using DagResolver = std::function<Result<dag::DagPtr>(const std::string& name, const std::string& hash)>;
+
+class Engine {
+ public:
+  Engine(boost::asio::io_context& io, store::Store& store, executor::TaskRunner& runner, const Clock& clock,
+         EngineOptions options, DagResolver resolver);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  void AddObserver(EngineObserver* observer) { observers_.push_back(observer); }
+
+  // Resumes from the store: attempts left running become lost (and retry under their
+  // policy), runs in queued/running are planned again, retry timers re-armed.
+  Status Recover();
+
+  // Creates a run, or returns the existing one with the same run key. Committed before
+  // returning. The run starts as soon as max_active_runs allows.
+  Result<CreatedRun> CreateRun(const RunRequest& request);
+
+  // Cancels a run: queued work is cancelled at once, running attempts are killed.
+  Status CancelRun(const std::string& run_id);
+
+  // Re-runs failed and upstream_failed instances of a finished or running run; returns
+  // how many instances were reset.
+  Result<int> RetryRun(const std::string& run_id, const std::optional<std::string>& task,
+                       const std::optional<std::string>& partition);
+
+  // Stops dispatching; running attempts are killed after `grace` by the caller's runner
+  // shutdown; their results make the instances queued again (they run on next start).
+  void StopDispatching() { dispatching_ = false; }
+  bool HasRunningAttempts() const { return !running_.empty(); }
+
+  // Active (planned) run by id, or null.
+  const RunPlan* FindActiveRun(const std::string& run_id) const;
+  size_t ActiveRunCount() const { return plans_.size(); }
+  int RunningAttemptCount() const { return static_cast<int>(running_.size()); }
+  int QueuedInstanceCount() const;
+  // Pool -> slots in use.
+  const std::map<std::string, int>& PoolUsage() const { return pool_used_; }
+  const EngineOptions& options() const { return options_; }
+
+  // Path of an attempt's log file.
+  std::string LogPath(const std::string& run_id, const std::string& task, const std::string& partition,
+                      int attempt) const;
+
+ private:
+  struct Running;
+
+  void SchedulePump();
+  // The one main loop step: apply results, start runs, resolve, dispatch, commit,
+  // notify, spawn. See engine.cc.
+  void Pump();
+  void StartQueuedRuns();
+  Status StartRun(store::RunRecord run);
+  void ArmRetryTimer(const std::string& run_id, int64_t instance_id, SysMillis at);
+  void FinishAttemptInPlan(RunPlan& plan, size_t index, store::AttemptRecord& attempt,
+                           const executor::AttemptResult* result);
+  void ResolveQueued(RunPlan& plan);
+  static std::string NothingToRetry(const std::string& run_id, const std::optional<std::string>& task,
+                                    const std::optional<std::string>& partition);
+  void EnsureLogDir(const std::string& run_id, const std::string& task);
+  std::vector<std::string> AttemptEnv(const RunPlan& plan, size_t index, int attempt) const;
+  Status Fail(const Status& st);
+
+  boost::asio::io_context& io_;
+  store::Store& store_;
+  executor::TaskRunner& runner_;
+  const Clock& clock_;
+  EngineOptions options_;
+  DagResolver resolver_;
+  std::vector<EngineObserver*> observers_;
+  std::mt19937_64 rng_;
+  bool dispatching_ = true;
+
+  std::map<std::string, std::unique_ptr<RunPlan>> plans_;  // active runs by run id
+  std::map<uint64_t, std::unique_ptr<Running>> running_;   // by attempt id
+  std::map<std::string, int> pool_used_;
+  std::vector<executor::AttemptResult> inbox_;             // results waiting for Pump
+  std::vector<std::string> started_runs_;                  // started since the last notify
+  bool pump_scheduled_ = false;
+  std::set<std::string> log_dirs_;                         // created already
+  struct Timers;
+  std::unique_ptr<Timers> timers_;
+  // Keeps runner callbacks from touching a destroyed engine.
+  std::shared_ptr<Engine*> self_;
+};
+
+}  // namespace batchd::engine

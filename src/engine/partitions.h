@@ -1,0 +1,25 @@
+#pragma once
+// Expands a task's `partitions` into partition names at run start.
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "dag/dag.h"
+
+namespace batchd::engine {
+
+struct PartitionCommandLimits {
+  size_t max_partitions = 100000;
+  size_t max_output_bytes = 4 * 1024 * 1024;
+  Millis timeout = std::chrono::seconds(60);
+};
+
+// values -> as listed; range [a, b) -> "a".."b-1"; none -> {"-"}; command -> runs it with
+// /bin/sh -c (in the task's working_dir, with `env` as the complete environment) and
+// takes one partition per non-empty output line (trimmed). Errors name the task and the
+// problem: exit status, timeout, too many partitions, no output, duplicates.
+Result<std::vector<std::string>> ExpandPartitions(const dag::Task& task, const std::vector<std::string>& env,
+                                                  const PartitionCommandLimits& limits = {});
+
+}  // namespace batchd::engine

@@ -1,0 +1,197 @@
+#include "engine/run_plan.h"
+
+#include <date/tz.h>
+#include <nlohmann/json.hpp>
+
+#include "dag/template.h"
+#include "engine/policy.h"
+
+namespace batchd::engine {
+
+std::map<std::string, std::string> RunTemplateVars(const dag::Dag& dag, const store::RunRecord& run) {
+  const date::time_zone* zone = nullptr;
+  if (auto z = LookupZone(dag.timezone); z.ok()) zone = *z;
+  if (!zone) zone = *LookupZone("UTC");
+  std::map<std::string, std::string> vars;
+  vars["dag"] = dag.name;
+  vars["run_id"] = run.run_id;
+  vars["logical_date"] = FormatIso(run.logical_date, zone);
+  vars["ds"] = FormatDate(run.logical_date, zone);
+  vars["ts"] = FormatIsoUtc(run.logical_date);
+  vars["data_interval_start"] = FormatIso(run.interval_start, zone);
+  vars["data_interval_end"] = FormatIso(run.interval_end, zone);
+  for (const auto& [k, v] : dag.params) vars["params." + k] = v;
+  // Trigger-time overrides: a flat JSON object of strings, written by the engine.
+  auto overrides = nlohmann::json::parse(run.params_json, nullptr, /*allow_exceptions=*/false);
+  if (overrides.is_object()) {
+    for (const auto& [k, v] : overrides.items())
+      vars["params." + k] = v.is_string() ? v.get<std::string>() : v.dump();
+  }
+  return vars;
+}
+
+std::vector<store::InstanceRecord> MakeInstances(const dag::Dag& dag, const store::RunRecord& run,
+                                                 const std::map<std::string, std::vector<std::string>>& partitions) {
+  auto vars = RunTemplateVars(dag, run);
+  std::vector<store::InstanceRecord> out;
+  for (const auto& task : dag.tasks) {
+    auto it = partitions.find(task.id);
+    std::vector<std::string> names = it != partitions.end() ? it->second : std::vector<std::string>{"-"};
+    vars["task"] = task.id;
+    vars["attempt"] = "1";
+    for (const auto& p : names) {
+      vars["partition"] = p;
+      store::InstanceRecord rec;
+      rec.run_id = run.run_id;
+      rec.task = task.id;
+      rec.partition = p;
+      rec.state = InstanceState::kPending;
+      rec.idempotency_key = dag::RenderTemplate(task.idempotency_key, vars);
+      out.push_back(std::move(rec));
+    }
+  }
+  return out;
+}
+
+RunPlan::RunPlan(dag::DagPtr dag, store::RunRecord run, std::vector<store::InstanceRecord> instances)
+    : dag_(std::move(dag)), run_(std::move(run)), instances_(std::move(instances)) {
+  const size_t n = instances_.size();
+  task_index_.resize(n, 0);
+  upstream_.resize(n);
+  downstream_.resize(n);
+  changed_flag_.assign(n, 0);
+  key_checked_.assign(n, 0);
+  vars_ = RunTemplateVars(*dag_, run_);
+  std::map<std::string, int> task_pos;
+  for (size_t t = 0; t < dag_->tasks.size(); ++t) task_pos[dag_->tasks[t].id] = static_cast<int>(t);
+  // task id -> (partition -> instance index)
+  std::map<std::string, std::map<std::string, size_t>> index;
+  for (size_t i = 0; i < n; ++i) {
+    auto& rec = instances_[i];
+    task_index_[i] = task_pos.count(rec.task) ? task_pos[rec.task] : 0;
+    index[rec.task][rec.partition] = i;
+    by_id_[rec.id] = i;
+    counts_[static_cast<int>(rec.state)]++;
+    if (IsTerminal(rec.state)) ++terminal_count_;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const dag::Task& task = dag_->tasks[task_index_[i]];
+    for (const auto& dep : task.depends_on) {
+      auto up = index.find(dep.task);
+      if (up == index.end()) continue;
+      if (dep.same_partition) {
+        auto p = up->second.find(instances_[i].partition);
+        if (p != up->second.end()) upstream_[i].push_back(p->second);
+      } else {
+        for (const auto& [_, j] : up->second) upstream_[i].push_back(j);
+      }
+    }
+    for (size_t j : upstream_[i]) downstream_[j].push_back(i);
+  }
+  for (size_t i = n; i-- > 0;) dirty_.push_back(i);
+}
+
+std::optional<size_t> RunPlan::IndexOf(int64_t instance_id) const {
+  auto it = by_id_.find(instance_id);
+  if (it == by_id_.end()) return std::nullopt;
+  return it->second;
+}
+
+void RunPlan::Transition(size_t i, InstanceState to, std::string reason) {
+  auto& rec = instances_[i];
+  if (rec.state == to && rec.reason == reason) return;
+  if (IsTerminal(rec.state)) --terminal_count_;
+  counts_[static_cast<int>(rec.state)]--;
+  rec.state = to;
+  rec.reason = std::move(reason);
+  counts_[static_cast<int>(to)]++;
+  if (IsTerminal(to)) {
+    ++terminal_count_;
+    for (size_t d : downstream_[i]) dirty_.push_back(d);
+  }
+  if (to == InstanceState::kPending) dirty_.push_back(i);
+  if (!changed_flag_[i]) {
+    changed_flag_[i] = 1;
+    changed_.push_back(i);
+  }
+}
+
+bool RunPlan::Succeeded(size_t i) const {
+  const auto& r = instances_[i];
+  return r.state == InstanceState::kSuccess ||
+         (r.state == InstanceState::kSkipped && r.reason == "already_succeeded");
+}
+
+void RunPlan::Propagate() {
+  // Worklist of pending instances whose upstream changed; at construction (and after a
+  // reset) every instance is on it. Each evaluation is linear in its upstream count.
+  while (!dirty_.empty()) {
+    size_t i = dirty_.back();
+    dirty_.pop_back();
+    if (instances_[i].state != InstanceState::kPending) continue;
+    UpstreamCounts c;
+    c.total = static_cast<int>(upstream_[i].size());
+    for (size_t j : upstream_[i]) {
+      const auto& up = instances_[j];
+      if (Succeeded(j)) ++c.succeeded;
+      else if (up.state == InstanceState::kSkipped) ++c.skipped;
+      else if (up.state == InstanceState::kFailed) ++c.failed;
+      else if (up.state == InstanceState::kUpstreamFailed) ++c.upstream_failed;
+      else if (up.state == InstanceState::kCancelled) ++c.cancelled;
+    }
+    switch (EvaluateTriggerRule(task_of(i).trigger_rule, c)) {
+      case RuleDecision::kWait: break;
+      case RuleDecision::kRun: Transition(i, InstanceState::kQueued); break;
+      case RuleDecision::kSkip: Transition(i, InstanceState::kSkipped, "trigger_rule"); break;
+      case RuleDecision::kUpstreamFailed: Transition(i, InstanceState::kUpstreamFailed); break;
+    }
+  }
+}
+
+std::vector<size_t> RunPlan::Queued() const {
+  std::vector<size_t> out;
+  if (counts_[static_cast<int>(InstanceState::kQueued)] == 0) return out;
+  for (size_t i = 0; i < instances_.size(); ++i)
+    if (instances_[i].state == InstanceState::kQueued) out.push_back(i);
+  return out;
+}
+
+std::vector<size_t> RunPlan::TakeChanged() {
+  std::vector<size_t> out;
+  out.swap(changed_);
+  for (size_t i : out) changed_flag_[i] = 0;
+  return out;
+}
+
+RunState RunPlan::Outcome() const {
+  if (CountIn(InstanceState::kFailed) || CountIn(InstanceState::kUpstreamFailed)) return RunState::kFailed;
+  if (CountIn(InstanceState::kCancelled)) return RunState::kCancelled;
+  return RunState::kSuccess;
+}
+
+int RunPlan::ResetFailed(const std::optional<std::string>& task, const std::optional<std::string>& partition) {
+  int reset = 0;
+  std::vector<size_t> stack;
+  for (size_t i = 0; i < instances_.size(); ++i) {
+    const auto& r = instances_[i];
+    if (r.state != InstanceState::kFailed && r.state != InstanceState::kUpstreamFailed) continue;
+    if (task && r.task != *task) continue;
+    if (partition && r.partition != *partition) continue;
+    stack.push_back(i);
+  }
+  while (!stack.empty()) {
+    size_t i = stack.back();
+    stack.pop_back();
+    auto& r = instances_[i];
+    if (r.state != InstanceState::kFailed && r.state != InstanceState::kUpstreamFailed) continue;
+    r.next_attempt_at.reset();
+    r.ended_at.reset();
+    Transition(i, InstanceState::kPending);
+    ++reset;
+    for (size_t d : downstream_[i])
+      if (instances_[d].state == InstanceState::kUpstreamFailed) stack.push_back(d);
+  }
+  return reset;
+}
+
+}  // namespace batchd::engine

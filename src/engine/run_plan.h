@@ -1,0 +1,99 @@
+#pragma once
+// RunPlan: one run's progress. It owns the run's task instances and their dependency
+// edges and decides, purely, what becomes ready, skipped or upstream_failed and when a run
+// is finished. It performs no I/O: the Engine persists every instance that Take Changed()
+// returns and performs side effects after the commit.
+//
+// Thread rules: owned by the engine loop thread; not thread-safe.
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "batchd/states.h"
+#include "common/status.h"
+#include "dag/dag.h"
+#include "store/store.h"
+
+namespace batchd::engine {
+
+// Variables for templates of one run (without task, partition and attempt).
+std::map<std::string, std::string> RunTemplateVars(const dag::Dag& dag, const store::RunRecord& run);
+
+// Creates the pending instances of a run. `partitions` maps each task id to its
+// partition names (already expanded; "-" for an unpartitioned task).
+std::vector<store::InstanceRecord> MakeInstances(const dag::Dag& dag, const store::RunRecord& run,
+                                                 const std::map<std::string, std::vector<std::string>>& partitions);
+
+class RunPlan {
+ public:
+  // Builds the instance graph. Instances must be exactly those MakeInstances made
+  // (possibly with later states). `partitions: same` edges link equal partition names.
+  RunPlan(dag::DagPtr dag, store::RunRecord run, std::vector<store::InstanceRecord> instances);
+
+  const dag::Dag& dag() const { return *dag_; }
+  const dag::DagPtr& dag_ptr() const { return dag_; }
+  store::RunRecord& run() { return run_; }
+  const store::RunRecord& run() const { return run_; }
+  size_t size() const { return instances_.size(); }
+  store::InstanceRecord& instance(size_t i) { return instances_[i]; }
+  const store::InstanceRecord& instance(size_t i) const { return instances_[i]; }
+  const dag::Task& task_of(size_t i) const { return dag_->tasks[task_index_[i]]; }
+  std::optional<size_t> IndexOf(int64_t instance_id) const;
+
+  // Every state change of an instance goes through here; records the change for
+  // persistence and keeps the counters right.
+  void Transition(size_t i, InstanceState to, std::string reason = "");
+
+  // Re-evaluates every pending instance whose upstream is decided: moves it to queued
+  // (REQUIRES: caller checks idempotency right after), skipped or upstream_failed,
+  // cascading. Call after any instance reached a terminal state, and once at start.
+  void Propagate();
+
+  // Instances in state queued, in index order.
+  std::vector<size_t> Queued() const;
+
+  // Indexes changed since the last call (each once), for persisting.
+  std::vector<size_t> TakeChanged();
+
+  // True when every instance is terminal.
+  bool AllTerminal() const { return terminal_count_ == instances_.size(); }
+  // The run's outcome once AllTerminal(): failed if any instance failed or is
+  // upstream_failed, otherwise success.
+  RunState Outcome() const;
+
+  // Resets failed and upstream_failed instances (optionally only of `task` /
+  // `partition`) to pending; returns how many. Downstream instances that were
+  // upstream_failed because of them are reset as well.
+  int ResetFailed(const std::optional<std::string>& task, const std::optional<std::string>& partition);
+
+  int CountIn(InstanceState s) const { return counts_[static_cast<int>(s)]; }
+
+  // Template variables of this run (without task, partition, attempt); computed once.
+  const std::map<std::string, std::string>& vars() const { return vars_; }
+  // Whether instance i's idempotency key was checked since it last became queued.
+  bool key_checked(size_t i) const { return key_checked_[i] != 0; }
+  void set_key_checked(size_t i, bool v) { key_checked_[i] = v ? 1 : 0; }
+
+ private:
+  bool Succeeded(size_t i) const;
+
+  dag::DagPtr dag_;
+  store::RunRecord run_;
+  std::vector<store::InstanceRecord> instances_;
+  std::vector<int> task_index_;                 // instance -> index into dag_->tasks
+  std::vector<std::vector<size_t>> upstream_;   // instance -> its upstream instances
+  std::vector<std::vector<size_t>> downstream_;
+  std::map<int64_t, size_t> by_id_;
+  std::map<std::string, std::string> vars_;
+  std::vector<char> key_checked_;
+  std::vector<size_t> dirty_;                   // pending instances to re-evaluate
+  std::vector<char> changed_flag_;
+  std::vector<size_t> changed_;
+  size_t terminal_count_ = 0;
+  int counts_[9] = {0};
+};
+
+}  // namespace batchd::engine

@@ -1,0 +1,138 @@
+#include "store/sqlite.h"
+
+#include <sqlite3.h>
+
+#include <unordered_map>
+
+namespace batchd::store {
+
+struct Database::Cache {
+  std::unordered_map<std::string, std::unique_ptr<Statement>> statements;
+};
+
+Result<std::unique_ptr<Database>> Database::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    return Status::IoError("cannot open database '" + path + "': " + msg);
+  }
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, 5000);
+  return std::unique_ptr<Database>(new Database(db, path));
+}
+
+Database::Database(sqlite3* db, std::string path)
+    : db_(db), path_(std::move(path)), cache_(std::make_unique<Cache>()) {}
+
+Database::~Database() {
+  cache_.reset();  // finalize statements before closing
+  sqlite3_close(db_);
+}
+
+Status Database::Error(std::string_view what) const {
+  int code = sqlite3_errcode(db_);
+  std::string msg = std::string(what) + ": " + sqlite3_errmsg(db_);
+  int primary = code & 0xff;
+  if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB)
+    return Status::Corruption("database '" + path_ + "' is corrupt or not a batchd database (" + msg + ")");
+  return Status::IoError(msg);
+}
+
+Status Database::Exec(std::string_view sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, std::string(sql).c_str(), nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    int primary = rc & 0xff;
+    if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB)
+      return Status::Corruption("database '" + path_ + "' is corrupt or not a batchd database (" + msg + ")");
+    return Status::IoError(msg);
+  }
+  return Status::Ok();
+}
+
+Result<Statement*> Database::Prepare(std::string_view sql) {
+  std::string key(sql);
+  auto it = cache_->statements.find(key);
+  if (it != cache_->statements.end()) {
+    it->second->Reset();
+    return it->second.get();
+  }
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v3(db_, key.c_str(), static_cast<int>(key.size()), SQLITE_PREPARE_PERSISTENT, &stmt,
+                         nullptr) != SQLITE_OK) {
+    return Error("prepare failed");
+  }
+  auto owned = std::make_unique<Statement>(stmt, this);
+  Statement* raw = owned.get();
+  cache_->statements.emplace(std::move(key), std::move(owned));
+  return raw;
+}
+
+int64_t Database::LastInsertRowId() const { return sqlite3_last_insert_rowid(db_); }
+int Database::Changes() const { return sqlite3_changes(db_); }
+
+Statement::~Statement() { sqlite3_finalize(stmt_); }
+
+Statement& Statement::Bind(int index, int64_t value) {
+  sqlite3_bind_int64(stmt_, index, value);
+  return *this;
+}
+Statement& Statement::Bind(int index, double value) {
+  sqlite3_bind_double(stmt_, index, value);
+  return *this;
+}
+Statement& Statement::Bind(int index, std::string_view value) {
+  sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+Statement& Statement::BindNull(int index) {
+  sqlite3_bind_null(stmt_, index);
+  return *this;
+}
+
+Result<bool> Statement::Step() {
+  int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  Status error = db_->Error("statement failed");
+  sqlite3_reset(stmt_);
+  return error;
+}
+
+Status Statement::Run() {
+  for (;;) {
+    auto r = Step();
+    if (!r.ok()) return r.status();
+    if (!*r) break;
+  }
+  Reset();
+  return Status::Ok();
+}
+
+void Statement::Reset() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+}
+
+bool Statement::IsNull(int c) const { return sqlite3_column_type(stmt_, c) == SQLITE_NULL; }
+int64_t Statement::Int(int c) const { return sqlite3_column_int64(stmt_, c); }
+double Statement::Double(int c) const { return sqlite3_column_double(stmt_, c); }
+std::string Statement::Text(int c) const {
+  const unsigned char* p = sqlite3_column_text(stmt_, c);
+  return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, c)) : std::string();
+}
+std::optional<int64_t> Statement::OptInt(int c) const {
+  if (IsNull(c)) return std::nullopt;
+  return Int(c);
+}
+std::optional<std::string> Statement::OptText(int c) const {
+  if (IsNull(c)) return std::nullopt;
+  return Text(c);
+}
+
+}  // namespace batchd::store

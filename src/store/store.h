@@ -1,0 +1,199 @@
+#pragma once
+// Store: the single source of truth for batchd's state, on SQLite in WAL mode with
+// synchronous=FULL (docs/store-schema.md). The engine can be killed at any instant and
+// resume from what is here.
+//
+// Ownership and threads: one Store per data directory per process (an exclusive flock on
+// <data_dir>/batchd.lock enforces it across processes). A Store is NOT thread-safe: it is
+// owned by the engine's loop thread; other threads (the API) post work to that thread.
+//
+// Writes outside an explicit transaction commit immediately. For high-rate state changes
+// the engine wraps a batch in Begin()/Commit() (group commit) and performs the side
+// effects that depend on the batch (spawning, replying) only after Commit() returns.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "batchd/states.h"
+#include "common/status.h"
+#include "common/time.h"
+
+namespace batchd::store {
+
+class Database;
+
+inline constexpr int kSchemaVersion = 1;
+
+struct DagVersion {
+  std::string dag;
+  std::string hash;         // SHA-256 of source
+  std::string source;       // the YAML text
+  std::string source_path;  // where it came from (file path or "<submit>")
+};
+
+struct DagEntry {
+  std::string name;
+  std::string current_hash;
+  std::string origin;                      // "file" or "submit"
+  std::string source_path;
+  bool paused = false;                     // operator override (pause/unpause)
+  bool deleted = false;                    // `delete` without --purge
+  std::optional<SysSeconds> last_fire;     // the scheduler's last fire time handled
+  SysMillis updated_at{};
+};
+
+struct RunRecord {
+  std::string run_id;
+  std::string dag;
+  std::string dag_hash;
+  std::string run_key;
+  std::string trigger;                     // schedule | manual | backfill | dag | file
+  RunState state = RunState::kQueued;
+  SysSeconds logical_date{};
+  SysSeconds interval_start{};
+  SysSeconds interval_end{};
+  std::string params_json = "{}";          // trigger-time overrides, JSON object
+  bool force = false;                      // ignore already-succeeded idempotency keys
+  SysMillis created_at{};
+  std::optional<SysMillis> started_at;
+  std::optional<SysMillis> ended_at;
+  std::optional<SysMillis> scheduled_for;  // fire time (schedule/backfill), for delay SLI
+  std::string error;                       // why the run failed before any task ran
+};
+
+struct InstanceRecord {
+  int64_t id = 0;
+  std::string run_id;
+  std::string task;
+  std::string partition;
+  InstanceState state = InstanceState::kPending;
+  std::string reason;                      // e.g. already_succeeded, trigger_rule
+  std::string idempotency_key;
+  int attempts = 0;                        // attempts started so far
+  std::optional<int> exit_code;            // of the last finished attempt
+  std::optional<SysMillis> next_attempt_at;  // retry_wait: when to queue again
+  std::optional<SysMillis> started_at;
+  std::optional<SysMillis> ended_at;
+};
+
+struct AttemptRecord {
+  int64_t id = 0;
+  int64_t instance_id = 0;
+  int number = 1;                          // 1-based
+  AttemptOutcome outcome = AttemptOutcome::kRunning;
+  int pid = 0;
+  SysMillis started_at{};
+  std::optional<SysMillis> ended_at;
+  std::optional<int> exit_code;
+  std::optional<int> signal;
+  double cpu_seconds = 0;
+  int64_t max_rss_kb = 0;
+  std::string log_path;
+  std::string error;
+};
+
+struct AuditEntry {
+  int64_t id = 0;
+  SysMillis at{};
+  int uid = -1;
+  std::string action;   // submit, trigger, cancel, retry, pause, ...
+  std::string target;   // DAG name or run id
+  std::string detail;   // JSON
+};
+
+// Filter for ListRuns.
+struct RunFilter {
+  std::optional<std::string> dag;
+  std::optional<RunState> state;
+  int limit = 50;
+};
+
+class Store {
+ public:
+  // Opens or creates the store in `data_dir` (created if missing), takes the directory
+  // lock, migrates the schema forward. Errors: the lock is held by another process,
+  // the file is corrupt/truncated/not a database, or its schema is newer than ours.
+  static Result<std::unique_ptr<Store>> Open(const std::string& data_dir);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  const std::string& data_dir() const { return data_dir_; }
+  std::string LogDir() const { return data_dir_ + "/logs"; }
+
+  // Group commit. Nested Begin() calls are counted; the outermost Commit() commits.
+  Status Begin();
+  Status Commit();
+  void Rollback();
+
+  // --- DAGs ---
+  Status PutDagVersion(const DagVersion& v);  // idempotent
+  Result<DagVersion> GetDagVersion(const std::string& dag, const std::string& hash);
+  // Makes `hash` the current version of `name` (creating the entry, clearing `deleted`).
+  Status SetCurrentDag(const std::string& name, const std::string& hash, const std::string& origin,
+                       const std::string& source_path, SysMillis now);
+  Result<std::optional<DagEntry>> GetDag(const std::string& name);
+  Result<std::vector<DagEntry>> ListDags(bool include_deleted = false);
+  Status SetDagPaused(const std::string& name, bool paused);
+  Status SetDagDeleted(const std::string& name);
+  Status SetLastFire(const std::string& name, SysSeconds fire);
+  // Removes the DAG, its versions, runs, instances, attempts and keys.
+  Status PurgeDag(const std::string& name);
+
+  // --- Runs ---
+  // Inserts `run` unless a run with the same (dag, run_key) exists; returns the stored
+  // run and whether it was created.
+  Result<std::pair<RunRecord, bool>> CreateRun(const RunRecord& run);
+  Result<std::optional<RunRecord>> GetRun(const std::string& run_id);
+  Result<std::vector<RunRecord>> ListRuns(const RunFilter& filter);
+  // Runs in the given non-terminal states, oldest first.
+  Result<std::vector<RunRecord>> ListRunsInStates(const std::vector<RunState>& states);
+  Status UpdateRunState(const std::string& run_id, RunState state, std::optional<SysMillis> started_at,
+                        std::optional<SysMillis> ended_at, const std::string& error = "");
+  Result<std::optional<SysMillis>> LastSuccessfulRunEnd(const std::string& dag);
+
+  // --- Task instances ---
+  Status InsertInstances(std::vector<InstanceRecord>& instances);  // fills ids
+  Result<std::vector<InstanceRecord>> ListInstances(const std::string& run_id);
+  Status UpdateInstance(const InstanceRecord& instance);  // all mutable fields by id
+  // Failed instances after their last attempt, newest first (dead letters).
+  Result<std::vector<InstanceRecord>> ListDeadLetters(const std::optional<std::string>& dag);
+
+  // --- Attempts ---
+  Status InsertAttempt(AttemptRecord& attempt);  // fills id
+  Status FinishAttempt(const AttemptRecord& attempt);
+  Result<std::vector<AttemptRecord>> ListAttempts(int64_t instance_id);
+  // Marks every attempt still `running` as `lost` (ended now); returns their instance ids.
+  Result<std::vector<int64_t>> MarkRunningAttemptsLost(SysMillis now);
+
+  // --- Idempotency keys ---
+  Result<bool> KeySucceeded(const std::string& dag, const std::string& key);
+  Status RecordKeySuccess(const std::string& dag, const std::string& key, const std::string& run_id,
+                          SysMillis at);
+
+  // --- Audit trail ---
+  Status Audit(int uid, const std::string& action, const std::string& target, const std::string& detail_json,
+               SysMillis at);
+  Result<std::vector<AuditEntry>> ListAudit(int limit);
+
+  // --- Retention ---
+  // Deletes terminal runs (and their instances, attempts, log files) that ended before
+  // `cutoff`; returns the number of runs removed.
+  Result<int> PruneRunsBefore(SysMillis cutoff);
+
+ private:
+  Store(std::string data_dir, int lock_fd, std::unique_ptr<Database> db);
+  Status Migrate();
+
+  std::string data_dir_;
+  int lock_fd_;
+  std::unique_ptr<Database> db_;
+  int txn_depth_ = 0;
+};
+
+// A fresh run id: 12 lowercase hex characters from a random source.
+std::string NewRunId();
+
+}  // namespace batchd::store

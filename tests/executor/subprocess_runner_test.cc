@@ -1,0 +1,612 @@
+// SubprocessRunner against real processes.
+
+#include "executor/subprocess_runner.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <queue>
+#include <sstream>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace batchd::executor {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using std::chrono::steady_clock;
+using ::testing::HasSubstr;
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFile(const fs::path& p, const std::string& text, fs::perms perms = fs::perms::owner_read |
+                                                                               fs::perms::owner_write) {
+  std::ofstream(p) << text;
+  fs::permissions(p, perms);
+}
+
+// True once `pid` no longer exists or is a zombie (our container's init may not reap
+// orphans, and a zombie is dead for our purposes).
+bool ProcessGone(int pid, milliseconds within = milliseconds(3000)) {
+  auto deadline = steady_clock::now() + within;
+  for (;;) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    if (!in) return true;
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t paren = stat.rfind(')');
+    if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z') return true;
+    if (steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+}
+
+// Reads a pid a command wrote to `file`, waiting for it to appear.
+int ReadPid(const fs::path& file, milliseconds within = milliseconds(3000)) {
+  auto deadline = steady_clock::now() + within;
+  while (steady_clock::now() < deadline) {
+    std::string s = ReadFile(file);
+    if (!s.empty() && s.back() == '\n') return std::atoi(s.c_str());
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return 0;
+}
+
+// Collects results; counts callbacks per attempt to check "exactly once".
+class Collector {
+ public:
+  TaskRunner::DoneCallback Callback() {
+    return [this](AttemptResult r) {
+      std::lock_guard lock(mu_);
+      if (std::this_thread::get_id() == test_thread_) on_test_thread_ = true;
+      ++calls_[r.attempt_id];
+      results_[r.attempt_id] = std::move(r);
+      cv_.notify_all();
+    };
+  }
+  AttemptResult Wait(uint64_t id, milliseconds within = milliseconds(10000)) {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, within, [&] { return results_.count(id) > 0; })) {
+      ADD_FAILURE() << "attempt " << id << " did not finish";
+      return {};
+    }
+    return results_[id];
+  }
+  bool Has(uint64_t id) {
+    std::lock_guard lock(mu_);
+    return results_.count(id) > 0;
+  }
+  int Calls(uint64_t id) {
+    std::lock_guard lock(mu_);
+    return calls_[id];
+  }
+  bool AnyOnTestThread() {
+    std::lock_guard lock(mu_);
+    return on_test_thread_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<uint64_t, AttemptResult> results_;
+  std::map<uint64_t, int> calls_;
+  std::thread::id test_thread_ = std::this_thread::get_id();
+  bool on_test_thread_ = false;
+};
+
+class SubprocessRunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string tmpl = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/executor_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr) << tmpl;
+    dir_ = fs::canonical(tmpl);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  AttemptSpec Spec(uint64_t id, std::string command) {
+    AttemptSpec s;
+    s.attempt_id = id;
+    s.command = std::move(command);
+    s.env = {"PATH=/usr/bin:/bin"};
+    s.working_dir = dir_.string();
+    s.log_path = (dir_ / ("attempt" + std::to_string(id) + ".log")).string();
+    return s;
+  }
+  std::string Log(uint64_t id) { return ReadFile(dir_ / ("attempt" + std::to_string(id) + ".log")); }
+
+  // Runs one attempt on a fresh runner and returns its result.
+  AttemptResult RunOne(AttemptSpec spec, SubprocessRunnerOptions options = {}) {
+    SubprocessRunner runner(options);
+    Collector c;
+    uint64_t id = spec.attempt_id;
+    runner.Start(std::move(spec), c.Callback());
+    AttemptResult r = c.Wait(id);
+    EXPECT_EQ(c.Calls(id), 1);
+    EXPECT_FALSE(c.AnyOnTestThread());
+    return r;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(SubprocessRunnerTest, SucceedsWithExitCodeZero) {
+  AttemptResult r = RunOne(Spec(1, "true"));
+  EXPECT_EQ(r.attempt_id, 1u);
+  EXPECT_EQ(r.end, AttemptEnd::kSuccess) << r.error;
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_FALSE(r.signal);
+  EXPECT_GT(r.pid, 0);
+  EXPECT_LE(r.started_at, r.ended_at);
+  EXPECT_TRUE(r.error.empty());
+}
+
+TEST_F(SubprocessRunnerTest, ReportsNonZeroExitCodeAsFailed) {
+  AttemptResult r = RunOne(Spec(1, "exit 3"));
+  EXPECT_EQ(r.end, AttemptEnd::kFailed);
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_FALSE(r.signal);
+}
+
+TEST_F(SubprocessRunnerTest, ReportsSignalItDidNotSendAsFailed) {
+  AttemptResult r = RunOne(Spec(1, "kill -9 $$"));
+  EXPECT_EQ(r.end, AttemptEnd::kFailed);
+  EXPECT_EQ(r.signal, SIGKILL);
+  EXPECT_FALSE(r.exit_code);
+}
+
+TEST_F(SubprocessRunnerTest, PassesExactlyTheGivenEnvironment) {
+  AttemptSpec s = Spec(1, "env");  // exec'd directly: no shell adds PWD and friends
+  s.env = {"PATH=/usr/bin:/bin", "FOO=bar baz", "BATCHD_TASK=extract"};
+  RunOne(s);
+  EXPECT_EQ(Log(1), "PATH=/usr/bin:/bin\nFOO=bar baz\nBATCHD_TASK=extract\n");
+
+  AttemptSpec sh = Spec(2, "echo \"[$FOO]\" \"[${HOME:-unset}]\"");
+  sh.env = {"PATH=/usr/bin:/bin", "FOO=x"};
+  RunOne(sh);
+  EXPECT_EQ(Log(2), "[x] [unset]\n");
+}
+
+TEST_F(SubprocessRunnerTest, RunsInTheWorkingDirectory) {
+  fs::create_directory(dir_ / "work");
+  AttemptSpec s = Spec(1, "pwd");
+  s.working_dir = (dir_ / "work").string();
+  RunOne(s);
+  EXPECT_EQ(Log(1), (dir_ / "work").string() + "\n");
+}
+
+TEST_F(SubprocessRunnerTest, AppendsStdoutAndStderrToTheLogFile) {
+  WriteFile(dir_ / "attempt1.log", "earlier attempt\n");
+  RunOne(Spec(1, "echo out; echo err >&2; echo out2"));
+  EXPECT_EQ(Log(1), "earlier attempt\nout\nerr\nout2\n");
+
+  RunOne(Spec(2, "echo new"));
+  struct stat st;
+  ASSERT_EQ(stat((dir_ / "attempt2.log").c_str(), &st), 0);
+  mode_t mask = umask(0);
+  umask(mask);
+  EXPECT_EQ(st.st_mode & 0777, 0640u & ~mask);
+}
+
+TEST_F(SubprocessRunnerTest, StdinIsDevNull) {
+  RunOne(Spec(1, "cat; echo end"));  // would hang if stdin were inherited
+  EXPECT_EQ(Log(1), "end\n");
+}
+
+TEST_F(SubprocessRunnerTest, MissingWorkingDirectoryIsASpawnError) {
+  AttemptSpec s = Spec(1, "true");
+  s.working_dir = "/nonexistent/batchd/x";
+  AttemptResult r = RunOne(s);
+  EXPECT_EQ(r.end, AttemptEnd::kSpawnError);
+  EXPECT_EQ(r.error, "working directory '/nonexistent/batchd/x' does not exist");
+  EXPECT_EQ(r.pid, 0);
+  EXPECT_FALSE(r.exit_code);
+}
+
+TEST_F(SubprocessRunnerTest, WorkingDirectoryThatIsAFileIsASpawnError) {
+  WriteFile(dir_ / "file", "");
+  AttemptSpec s = Spec(1, "true");
+  s.working_dir = (dir_ / "file").string();
+  AttemptResult r = RunOne(s);
+  EXPECT_EQ(r.end, AttemptEnd::kSpawnError);
+  EXPECT_EQ(r.error, "working directory '" + s.working_dir + "' is not a directory");
+}
+
+TEST_F(SubprocessRunnerTest, UnwritableLogIsASpawnError) {
+  AttemptSpec s = Spec(1, "true");
+  s.log_path = (dir_ / "no-such-dir" / "a.log").string();
+  AttemptResult r = RunOne(s);
+  EXPECT_EQ(r.end, AttemptEnd::kSpawnError);
+  EXPECT_EQ(r.error, "cannot open log file '" + s.log_path + "': No such file or directory");
+
+  s.log_path = dir_.string();  // a directory
+  r = RunOne(s);
+  EXPECT_EQ(r.end, AttemptEnd::kSpawnError);
+  EXPECT_EQ(r.error, "cannot open log file '" + s.log_path + "': Is a directory");
+}
+
+TEST_F(SubprocessRunnerTest, TimeoutKillsTheCommandAndItsBackgroundChild) {
+  AttemptSpec s = Spec(1, "sleep 100 & echo $! > bg.pid; sleep 100");
+  s.timeout = milliseconds(300);
+  s.kill_grace = seconds(5);
+  auto t0 = steady_clock::now();
+  AttemptResult r = RunOne(s);
+  EXPECT_LT(steady_clock::now() - t0, seconds(3));
+  EXPECT_EQ(r.end, AttemptEnd::kTimeout);
+  EXPECT_EQ(r.signal, SIGTERM);
+  int bg = ReadPid(dir_ / "bg.pid");
+  ASSERT_GT(bg, 0);
+  EXPECT_TRUE(ProcessGone(bg));
+}
+
+TEST_F(SubprocessRunnerTest, TimeoutEscalatesToSigkillAfterKillGrace) {
+  // The shell and its background child ignore SIGTERM; only the SIGKILL gets them.
+  AttemptSpec s = Spec(1, "trap '' TERM; sleep 100 & echo $! > bg.pid; wait; wait; sleep 100");
+  s.timeout = milliseconds(200);
+  s.kill_grace = milliseconds(300);
+  auto t0 = steady_clock::now();
+  AttemptResult r = RunOne(s);
+  auto took = steady_clock::now() - t0;
+  EXPECT_GE(took, milliseconds(500));
+  EXPECT_LT(took, seconds(3));
+  EXPECT_EQ(r.end, AttemptEnd::kTimeout);
+  EXPECT_EQ(r.signal, SIGKILL);
+  int bg = ReadPid(dir_ / "bg.pid");
+  ASSERT_GT(bg, 0);
+  EXPECT_TRUE(ProcessGone(bg));
+}
+
+TEST_F(SubprocessRunnerTest, CommandFinishingBeforeItsTimeoutSucceeds) {
+  AttemptSpec s = Spec(1, "true");
+  s.timeout = seconds(10);
+  EXPECT_EQ(RunOne(s).end, AttemptEnd::kSuccess);
+}
+
+TEST_F(SubprocessRunnerTest, KillsLeftoverGroupMembersAfterTheLeaderExits) {
+  auto t0 = steady_clock::now();
+  AttemptResult r = RunOne(Spec(1, "sleep 100 & echo $! > bg.pid"));
+  EXPECT_LT(steady_clock::now() - t0, seconds(2));
+  EXPECT_EQ(r.end, AttemptEnd::kSuccess);
+  int bg = ReadPid(dir_ / "bg.pid");
+  ASSERT_GT(bg, 0);
+  EXPECT_TRUE(ProcessGone(bg));
+}
+
+TEST_F(SubprocessRunnerTest, CancelKillsTheProcessGroup) {
+  SubprocessRunner runner({.workers = 2});
+  Collector c;
+  runner.Start(Spec(1, "sleep 100 & echo $! > bg.pid; sleep 100"), c.Callback());
+  int bg = ReadPid(dir_ / "bg.pid");
+  ASSERT_GT(bg, 0);
+  auto t0 = steady_clock::now();
+  runner.Cancel(1);
+  AttemptResult r = c.Wait(1);
+  EXPECT_LT(steady_clock::now() - t0, seconds(2));
+  EXPECT_EQ(r.end, AttemptEnd::kCancelled);
+  EXPECT_EQ(r.signal, SIGTERM);
+  EXPECT_TRUE(ProcessGone(bg));
+  EXPECT_TRUE(ProcessGone(r.pid));
+}
+
+TEST_F(SubprocessRunnerTest, CancelEscalatesToSigkillAfterTheAttemptsKillGrace) {
+  SubprocessRunner runner({.workers = 1});
+  Collector c;
+  AttemptSpec s = Spec(1, "trap '' TERM; echo $$ > sh.pid; while :; do sleep 1; done");
+  s.kill_grace = milliseconds(200);
+  runner.Start(s, c.Callback());
+  ASSERT_GT(ReadPid(dir_ / "sh.pid"), 0);
+  runner.Cancel(1);
+  AttemptResult r = c.Wait(1);
+  EXPECT_EQ(r.end, AttemptEnd::kCancelled);
+  EXPECT_EQ(r.signal, SIGKILL);
+}
+
+TEST_F(SubprocessRunnerTest, CancelOfAQueuedAttemptNeverSpawnsIt) {
+  SubprocessRunner runner({.workers = 1});
+  Collector c;
+  runner.Start(Spec(1, "sleep 100"), c.Callback());
+  runner.Start(Spec(2, "echo ran"), c.Callback());
+  runner.Cancel(2);
+  runner.Cancel(1);
+  EXPECT_EQ(c.Wait(1).end, AttemptEnd::kCancelled);
+  AttemptResult r = c.Wait(2);
+  EXPECT_EQ(r.end, AttemptEnd::kCancelled);
+  EXPECT_EQ(r.pid, 0);
+  EXPECT_EQ(Log(2), "");
+}
+
+TEST_F(SubprocessRunnerTest, CancelOfAFinishedOrUnknownAttemptIsANoOp) {
+  SubprocessRunner runner({.workers = 1});
+  Collector c;
+  runner.Start(Spec(1, "true"), c.Callback());
+  EXPECT_EQ(c.Wait(1).end, AttemptEnd::kSuccess);
+  runner.Cancel(1);
+  runner.Cancel(999);
+  runner.Start(Spec(2, "true"), c.Callback());
+  EXPECT_EQ(c.Wait(2).end, AttemptEnd::kSuccess);  // no stale cancel leaks into the next one
+  EXPECT_EQ(c.Calls(1), 1);
+}
+
+TEST_F(SubprocessRunnerTest, RunsShellSyntaxThroughTheShellAndPlainCommandsDirectly) {
+  RunOne(Spec(1, "echo a | tr a b"));
+  EXPECT_EQ(Log(1), "b\n");
+  RunOne(Spec(2, "printf x"));
+  EXPECT_EQ(Log(2), "x");
+  RunOne(Spec(3, "printf '%s-%s' 'a b' c"));
+  EXPECT_EQ(Log(3), "a b-c");
+  AttemptResult r = RunOne(Spec(4, "exit 3"));  // a builtin: must not be looked up in PATH
+  EXPECT_EQ(r.exit_code, 3);
+}
+
+TEST_F(SubprocessRunnerTest, DirectExecResolvesTheProgramThroughPathOfTheGivenEnv) {
+  fs::create_directory(dir_ / "bin");
+  WriteFile(dir_ / "bin" / "mytool", "#!/bin/sh\necho \"$0 $1 $PPID $$\"\n", fs::perms::owner_all);
+  AttemptSpec s = Spec(1, "mytool hello");
+  s.env = {"PATH=/nonexistent:" + (dir_ / "bin").string() + ":/usr/bin:/bin"};
+  AttemptResult r = RunOne(s);
+  EXPECT_EQ(r.end, AttemptEnd::kSuccess) << Log(1);
+  // Parent is the test process itself and the reported pid is the tool's: no shell between.
+  EXPECT_EQ(Log(1), (dir_ / "bin" / "mytool").string() + " hello " + std::to_string(getpid()) + " " +
+                        std::to_string(r.pid) + "\n");
+}
+
+TEST_F(SubprocessRunnerTest, DirectExecWithoutPathInTheEnvUsesTheShellsDefaultPath) {
+  AttemptSpec s = Spec(1, "printf ok");
+  s.env = {};
+  EXPECT_EQ(RunOne(s).end, AttemptEnd::kSuccess) << Log(1);
+  EXPECT_EQ(Log(1), "ok");
+}
+
+TEST_F(SubprocessRunnerTest, DirectExecRunsScriptsWithoutShebangLikeTheShell) {
+  fs::create_directory(dir_ / "bin");
+  WriteFile(dir_ / "bin" / "plain", "echo no shebang \"$1\"\n", fs::perms::owner_all);
+  AttemptSpec s = Spec(1, "plain x");
+  s.env = {"PATH=" + (dir_ / "bin").string()};
+  EXPECT_EQ(RunOne(s).end, AttemptEnd::kSuccess) << Log(1);
+  EXPECT_EQ(Log(1), "no shebang x\n");
+}
+
+TEST_F(SubprocessRunnerTest, DirectExecOfAMissingProgramFailsLikeTheShell) {
+  AttemptResult r = RunOne(Spec(1, "no-such-program-xyz --flag"));
+  EXPECT_EQ(r.end, AttemptEnd::kFailed);
+  EXPECT_EQ(r.exit_code, 127);
+  EXPECT_EQ(Log(1), "batchd: no-such-program-xyz: not found\n");
+
+  WriteFile(dir_ / "notexec", "echo hi\n");
+  r = RunOne(Spec(2, "./notexec"));
+  EXPECT_EQ(r.exit_code, 126);
+  EXPECT_EQ(Log(2), "batchd: ./notexec: permission denied\n");
+}
+
+TEST_F(SubprocessRunnerTest, ChildStartsWithDefaultSignalDispositionsAndEmptyMask) {
+  // The daemon ignores SIGPIPE and blocks signals in its threads; tasks must not inherit that.
+  struct sigaction ign {}, old_pipe;
+  ign.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &ign, &old_pipe);
+  sigset_t block, old_mask;
+  sigemptyset(&block);
+  sigaddset(&block, SIGTERM);
+  sigaddset(&block, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &block, &old_mask);
+  RunOne(Spec(1, "grep -e SigBlk -e SigIgn /proc/self/status"));
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  sigaction(SIGPIPE, &old_pipe, nullptr);
+  EXPECT_EQ(Log(1), "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
+}
+
+TEST_F(SubprocessRunnerTest, DoesNotLeakTheDaemonsFileDescriptors) {
+  int fd = open("/dev/null", O_RDONLY);  // deliberately without O_CLOEXEC
+  ASSERT_GE(fd, 3);
+  RunOne(Spec(1, "ls /proc/self/fd"));  // ls itself opens one fd for the listing
+  close(fd);
+  EXPECT_EQ(Log(1), "0\n1\n2\n3\n");
+}
+
+TEST_F(SubprocessRunnerTest, RunsEachAttemptInItsOwnProcessGroup) {
+  AttemptResult r = RunOne(Spec(1, "cut -d' ' -f5 /proc/$$/stat > pgid"));
+  EXPECT_EQ(std::atoi(ReadFile(dir_ / "pgid").c_str()), r.pid);
+}
+
+TEST_F(SubprocessRunnerTest, CallerCanKeepWithinCapacity) {
+  SubprocessRunner runner({.workers = 2});
+  EXPECT_EQ(runner.Capacity(), 2);
+  // Each attempt records its start in a shared file; more than two at once would show.
+  Collector c;
+  auto t0 = steady_clock::now();
+  for (uint64_t id = 1; id <= 4; ++id) {
+    runner.Start(Spec(id, "echo start >> trace; sleep 0.2; echo end >> trace"), c.Callback());
+  }
+  for (uint64_t id = 1; id <= 4; ++id) EXPECT_EQ(c.Wait(id).end, AttemptEnd::kSuccess);
+  EXPECT_GE(steady_clock::now() - t0, milliseconds(400));
+  int running = 0, peak = 0;
+  std::istringstream trace(ReadFile(dir_ / "trace"));
+  for (std::string line; std::getline(trace, line);) {
+    running += line == "start" ? 1 : -1;
+    peak = std::max(peak, running);
+  }
+  EXPECT_EQ(peak, 2);
+}
+
+TEST_F(SubprocessRunnerTest, ReportsCpuSecondsAndPeakRss) {
+  AttemptResult r = RunOne(Spec(1, "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"));
+  EXPECT_EQ(r.end, AttemptEnd::kSuccess);
+  EXPECT_GT(r.cpu_seconds, 0.0);
+  EXPECT_GT(r.max_rss_kb, 0);
+}
+
+TEST_F(SubprocessRunnerTest, ChildrenDieWhenTheRunnersProcessDies) {
+  fs::path pid_file = dir_ / "leader.pid";
+  pid_t owner = fork();
+  ASSERT_GE(owner, 0);
+  if (owner == 0) {
+    // A stand-in for the daemon: start a long task, then die without any cleanup.
+    auto* runner = new SubprocessRunner({.workers = 1});
+    AttemptSpec s = Spec(1, "echo $$ > leader.pid; exec sleep 100");
+    runner->Start(s, [](AttemptResult) {});
+    auto deadline = steady_clock::now() + seconds(5);
+    while (ReadFile(pid_file).empty() && steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+    _exit(0);
+  }
+  int status;
+  ASSERT_EQ(waitpid(owner, &status, 0), owner);
+  int leader = ReadPid(pid_file);
+  ASSERT_GT(leader, 0);
+  EXPECT_TRUE(ProcessGone(leader));
+}
+
+TEST_F(SubprocessRunnerTest, ShutdownKillsEverythingAndReportsEachAttemptOnce) {
+  Collector c;
+  std::vector<int> pids;
+  auto runner = std::make_unique<SubprocessRunner>(SubprocessRunnerOptions{.workers = 2});
+  runner->Start(Spec(1, "echo $$ > p1; sleep 100"), c.Callback());
+  runner->Start(Spec(2, "trap '' TERM; echo $$ > p2; sleep 100 & wait; wait"), c.Callback());
+  runner->Start(Spec(3, "echo never"), c.Callback());  // queued behind the two
+  int p1 = ReadPid(dir_ / "p1"), p2 = ReadPid(dir_ / "p2");
+  ASSERT_GT(p1, 0);
+  ASSERT_GT(p2, 0);
+  auto t0 = steady_clock::now();
+  runner->Shutdown(milliseconds(200));
+  EXPECT_LT(steady_clock::now() - t0, seconds(2));
+  for (uint64_t id = 1; id <= 3; ++id) {
+    ASSERT_TRUE(c.Has(id)) << id;  // all reported before Shutdown returns
+    EXPECT_EQ(c.Wait(id).end, AttemptEnd::kCancelled) << id;
+    EXPECT_EQ(c.Calls(id), 1);
+  }
+  EXPECT_EQ(c.Wait(2).signal, SIGKILL);  // ignored SIGTERM, killed after the grace
+  EXPECT_EQ(Log(3), "");
+  EXPECT_TRUE(ProcessGone(p1));
+  EXPECT_TRUE(ProcessGone(p2));
+
+  // After shutdown, Start reports at once instead of losing the callback.
+  runner->Start(Spec(4, "true"), c.Callback());
+  ASSERT_TRUE(c.Has(4));
+  EXPECT_EQ(c.Wait(4).end, AttemptEnd::kCancelled);
+  EXPECT_EQ(c.Wait(4).error, "runner is shut down");
+  runner->Shutdown(milliseconds(200));  // idempotent
+  runner.reset();
+}
+
+TEST_F(SubprocessRunnerTest, DestructorCancelsRunningAttempts) {
+  Collector c;
+  {
+    SubprocessRunner runner({.workers = 1, .shutdown_grace = milliseconds(100)});
+    runner.Start(Spec(1, "echo $$ > p1; exec sleep 100"), c.Callback());
+    ASSERT_GT(ReadPid(dir_ / "p1"), 0);
+  }
+  AttemptResult r = c.Wait(1, milliseconds(0));
+  EXPECT_EQ(r.end, AttemptEnd::kCancelled);
+  EXPECT_EQ(r.signal, SIGTERM);
+  EXPECT_TRUE(ProcessGone(r.pid));
+}
+
+TEST(SplitPlainCommandTest, AcceptsOnlyPlainWordsThatAreNotShellBuiltins) {
+  std::vector<std::string> argv;
+  EXPECT_TRUE(SplitPlainCommand("  ./extract.sh --date 2026-01-01 --region=eu  a,b+c@d%e:f ", &argv));
+  EXPECT_EQ(argv, (std::vector<std::string>{"./extract.sh", "--date", "2026-01-01", "--region=eu",
+                                            "a,b+c@d%e:f"}));
+  for (const char* shell : {"echo a | tr a b", "echo $HOME", "echo 'a b'", "echo \"a\"", "ls *.csv",
+                            "a; b", "a && b", "a > f", "cmd\targ", "cmd\narg", "~/bin/x", "echo `x`",
+                            "FOO=1 cmd", "exit 3", "cd /tmp", "exec sleep 1", ". ./env.sh",
+                            ": nothing", "set -e", "wait", "", "   ", "a#b", "x\\y"}) {
+    EXPECT_FALSE(SplitPlainCommand(shell, &argv)) << shell;
+    EXPECT_TRUE(argv.empty());
+  }
+}
+
+// Throughput of 2000 `true` attempts, the way the engine drives the runner: never more than
+// Capacity() started, the next one started from the owner thread when a result arrives.
+// Prints, asserts nothing; run with --gtest_also_run_disabled_tests (BATCHD_BENCH_WORKERS=N
+// to measure one pool size). Mind where TMPDIR is: a /tmp that just saw thousands of files
+// deleted makes ext4 inode creation cost ~2 ms, more than the spawn itself.
+TEST_F(SubprocessRunnerTest, DISABLED_ThroughputOf2000TrueCommands) {
+  constexpr int kCount = 2000;
+  fs::create_directory(dir_ / "logs");
+  auto cpu = [](int who) {
+    struct rusage ru;
+    getrusage(who, &ru);
+    auto sec = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
+    return std::pair(sec(ru.ru_utime), sec(ru.ru_stime));
+  };
+  // One shared log isolates the spawn cost; a new file per attempt (what the daemon does)
+  // adds the file system's inode creation, which on ext4 can cost as much as the spawn.
+  auto measure = [&](int workers, bool shared_log) {
+    SubprocessRunner runner({.workers = workers});
+    std::mutex mu;
+    std::condition_variable cv;
+    std::queue<AttemptResult> done;
+    auto callback = [&](AttemptResult r) {
+      std::lock_guard lock(mu);
+      done.push(std::move(r));
+      cv.notify_one();
+    };
+    int started = 0, finished = 0, failed = 0;
+    auto start_next = [&] {
+      AttemptSpec s;
+      s.attempt_id = static_cast<uint64_t>(++started);
+      s.command = "true";
+      s.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "BATCHD_TASK=t"};
+      s.working_dir = dir_.string();
+      s.log_path = shared_log ? (dir_ / "shared.log").string()
+                              : (dir_ / "logs" / (std::to_string(workers) + "." +
+                                                  std::to_string(started) + ".log")).string();
+      runner.Start(std::move(s), callback);
+    };
+    auto [self_u0, self_s0] = cpu(RUSAGE_SELF);
+    auto [kids_u0, kids_s0] = cpu(RUSAGE_CHILDREN);
+    auto t0 = steady_clock::now();
+    while (started < workers) start_next();
+    while (finished < kCount) {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return !done.empty(); });
+      while (!done.empty()) {
+        failed += done.front().end != AttemptEnd::kSuccess;
+        done.pop();
+        ++finished;
+        if (started < kCount) {
+          lock.unlock();
+          start_next();
+          lock.lock();
+        }
+      }
+    }
+    double secs = std::chrono::duration<double>(steady_clock::now() - t0).count();
+    auto [self_u, self_s] = cpu(RUSAGE_SELF);
+    auto [kids_u, kids_s] = cpu(RUSAGE_CHILDREN);
+    std::printf("workers=%d, %-20s: %d x true in %.2fs = %4.0f/s (%d failed); cpu: runner "
+                "%.2fs user %.2fs sys, children %.2fs user %.2fs sys\n",
+                workers, shared_log ? "one log file" : "log file per attempt", kCount, secs,
+                kCount / secs, failed, self_u - self_u0, self_s - self_s0, kids_u - kids_u0,
+                kids_s - kids_s0);
+  };
+  std::vector<int> worker_counts = {1, 2, 4};
+  if (const char* only = std::getenv("BATCHD_BENCH_WORKERS")) worker_counts = {std::atoi(only)};
+  for (int workers : worker_counts) {
+    measure(workers, true);
+    measure(workers, false);
+  }
+}
+
+}  // namespace
+}  // namespace batchd::executor
