@@ -7,6 +7,7 @@
 
 #include "batchd/version.h"
 #include "cli/cli.h"
+#include "cli/commands.h"
 #include "cli/offline_commands.h"
 
 int main(int argc, char** argv) {
@@ -31,6 +32,13 @@ int main(int argc, char** argv) {
   next_cmd->add_option("--from", next.from, "ISO-8601 start (exclusive); without an offset read in --tz; default now");
   next_cmd->add_option("--count", next.count, "how many fire times")->capture_default_str()->check(CLI::Range(1, 10000));
 
+  // Daemon commands: each stores its work in `action` when chosen (commands.h).
+  Action action;
+  AddDagCommands(app, global, action);
+  AddRunCommands(app, global, action);
+  AddLogCommands(app, global, action);
+  AddAdminCommands(app, global, action);
+
   for (auto* sub : app.get_subcommands({})) sub->fallthrough();
 
   try {
@@ -42,5 +50,6 @@ int main(int argc, char** argv) {
 
   if (validate->parsed()) return RunValidate(global, validate_files);
   if (next_cmd->parsed()) return RunNext(global, next);
+  if (action) return action();
   return kExitUsage;
 }

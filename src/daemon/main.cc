@@ -6,12 +6,62 @@
 #include <CLI/CLI.hpp>
 
 #include "batchd/version.h"
+#include "daemon/config.h"
+#include "daemon/daemon.h"
 #include "daemon/run_command.h"
+
+namespace {
+
+struct ServeFlags {
+  std::string config;
+  std::optional<std::string> data_dir, dags_dir, socket, http, log_level;
+  std::optional<int> workers;
+  std::optional<double> clock_offset;
+};
+
+void AddServeFlags(CLI::App* app, ServeFlags& f) {
+  app->add_option("--config", f.config, "config file (see config/batchd.yaml)");
+  app->add_option("--data-dir", f.data_dir, "state directory: SQLite database, attempt logs (default ./.batchd)");
+  app->add_option("--dags-dir", f.dags_dir, "directory of DAG files loaded at start and on reload (default ./dags)");
+  app->add_option("--socket", f.socket, "control socket (default <data-dir>/batchd.sock)");
+  app->add_option("--http", f.http, "HOST:PORT for /metrics and /healthz (default 127.0.0.1:9464; '' disables)");
+  app->add_option("--workers", f.workers, "parallel attempts (default: number of CPUs)")->check(CLI::Range(1, 4096));
+  app->add_option("--log-level", f.log_level, "trace|debug|info|warn|error");
+  app->add_option("--clock-offset", f.clock_offset, "testing only: shift the daemon's clock by this many seconds")
+      ->group("");
+}
+
+int RunServe(const ServeFlags& f) {
+  batchd::daemon::Config config;
+  if (!f.config.empty()) {
+    auto loaded = batchd::daemon::LoadConfig(f.config);
+    if (!loaded.ok()) {
+      std::cerr << loaded.status().message() << "\n";
+      return 2;
+    }
+    config = *loaded;
+  }
+  if (f.data_dir) config.data_dir = *f.data_dir;
+  if (f.dags_dir) config.dags_dir = *f.dags_dir;
+  if (f.socket) config.socket = *f.socket;
+  if (f.http) config.http = *f.http;
+  if (f.workers) config.workers = *f.workers;
+  if (f.log_level) config.log_level = *f.log_level;
+  if (f.clock_offset) config.clock_offset = batchd::Millis(static_cast<int64_t>(*f.clock_offset * 1000));
+  return batchd::daemon::Serve(config, f.config);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace batchd::daemon;
-  CLI::App app{"batchd: a batch orchestrator daemon"};
+  CLI::App app{"batchd: a batch orchestrator daemon.\nWith no command it serves (same as `batchd serve`)."};
   app.set_version_flag("--version", std::string("batchd ") + batchd::kVersion);
+
+  ServeFlags top_flags, serve_flags;
+  AddServeFlags(&app, top_flags);
+  auto* serve_cmd = app.add_subcommand("serve", "run the daemon: scheduler, executor, control socket, metrics");
+  AddServeFlags(serve_cmd, serve_flags);
 
   RunCommandOptions run;
   std::vector<std::string> run_params;
@@ -41,6 +91,5 @@ int main(int argc, char** argv) {
     }
     return RunForeground(run);
   }
-  std::cout << app.help();
-  return 0;
+  return RunServe(serve_cmd->parsed() ? serve_flags : top_flags);
 }

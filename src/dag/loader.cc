@@ -300,7 +300,7 @@ std::optional<Fields> Loader::ReadMap(const YamlNode* node, const std::vector<st
   std::vector<const YamlNode*> merges;
   auto add = [&](const YamlNode* key, const YamlNode* value, bool merged) {
     if (key->kind != NodeKind::kScalar) {
-      if (!merged) Error(key, "keys must be strings, got " + DescribeYamlNode(*key) + ctx.Where());
+      if (!merged) Error(key, "a key" + ctx.Where() + " must be a string, got " + DescribeYamlNode(*key));
       return;
     }
     if (key->value == "<<" && key->plain) {
@@ -803,7 +803,10 @@ void Loader::ReadTask(const YamlNode* node, size_t number) {
 
   if (const YamlNode* v = f->Get("id")) {
     source.id = Loc(v);
-    if (auto id = Name(v, ctx.Field("id"), "task id")) task.id = *id;
+    // An invalid id is reported but kept, so that tasks depending on it do not also get
+    // "depends on unknown task" errors (the file is rejected anyway).
+    Name(v, ctx.Field("id"), "task id");
+    if (v->kind == NodeKind::kScalar) task.id = v->value;
   } else {
     Error(node, "missing required key 'id'" + ctx.Where());
   }

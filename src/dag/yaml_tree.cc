@@ -1,18 +1,22 @@
 #include "dag/yaml_tree.h"
 
-#include "dag/text_util.h"
-
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/exceptions.h>
 #include <yaml-cpp/mark.h>
 #include <yaml-cpp/parser.h>
 
+#include <algorithm>
 #include <new>
 #include <sstream>
 
+#include "dag/text_util.h"
+
 namespace batchd::dag::internal {
 namespace {
+
+// More empty documents than this after the first ("---" lines) is not a DAG file.
+constexpr int kMaxEmptyDocuments = 100;
 
 // Thrown by the event handlers to stop yaml-cpp; caught in ParseYaml.
 struct StopParse {
@@ -154,6 +158,8 @@ class ExtraDocumentProbe final : public YAML::EventHandler {
   }
   void OnMapEnd() override {}
 
+  const YAML::Mark& start() const { return start_; }
+
  private:
   [[noreturn]] void Fail() {
     throw StopParse{ErrorAt(start_, "a DAG file must contain a single YAML document, but a second one starts here")};
@@ -171,8 +177,21 @@ YamlParse ParseYaml(std::string_view text) {
     YAML::Parser parser(in);
     TreeBuilder builder(&result.doc, bom);
     if (!parser.HandleNextDocument(builder)) return result;  // no document at all
+    // Look at what follows. yaml-cpp 0.7 reports a stray token it cannot place (e.g. a
+    // ',' outside any flow collection) as an empty document without consuming it, and
+    // does so forever (jbeder/yaml-cpp#1040): a call that starts where the previous one
+    // did made no progress and ends the loop with an error.
     ExtraDocumentProbe probe;
-    while (parser.HandleNextDocument(probe)) {
+    int previous_start = -2;
+    for (int docs = 0; parser.HandleNextDocument(probe); ++docs) {
+      if (probe.start().pos == previous_start || docs >= kMaxEmptyDocuments) {
+        size_t at = static_cast<size_t>(std::max(probe.start().pos, 0)) + bom;
+        char c = at < text.size() ? text[at] : '\0';
+        throw StopParse{ErrorAt(probe.start(), c > ' ' && c < 0x7F
+                                                   ? std::string("YAML syntax error: unexpected '") + c + "'"
+                                                   : std::string("YAML syntax error: unexpected content"))};
+      }
+      previous_start = probe.start().pos;
     }
   } catch (const StopParse& stop) {
     result.error = stop.error;

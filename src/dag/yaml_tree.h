@@ -21,7 +21,7 @@
 namespace batchd::dag::internal {
 
 inline constexpr int kMaxYamlDepth = 64;
-inline constexpr size_t kMaxYamlNodes = 1'000'000;
+inline constexpr size_t kMaxYamlNodes = 500'000;  // ~40 MB of nodes at most
 
 struct YamlNode {
   enum class Kind { kNull, kScalar, kSequence, kMapping };

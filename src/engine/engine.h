@@ -117,6 +117,7 @@ class Engine {
   // Pool -> slots in use.
   const std::map<std::string, int>& PoolUsage() const { return pool_used_; }
   const EngineOptions& options() const { return options_; }
+  store::Store& store() { return store_; }
 
   // Path of an attempt's log file.
   std::string LogPath(const std::string& run_id, const std::string& task, const std::string& partition,

@@ -20,6 +20,8 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path) {
     return Status::IoError("cannot open database '" + path + "': " + msg);
   }
   sqlite3_extended_result_codes(db, 1);
+  // The data directory lock keeps other batchd processes out; this only covers an
+  // operator's sqlite3 shell holding a lock for a moment.
   sqlite3_busy_timeout(db, 5000);
   return std::unique_ptr<Database>(new Database(db, path));
 }
@@ -32,27 +34,33 @@ Database::~Database() {
   sqlite3_close(db_);
 }
 
-Status Database::Error(std::string_view what) const {
-  int code = sqlite3_errcode(db_);
-  std::string msg = std::string(what) + ": " + sqlite3_errmsg(db_);
-  int primary = code & 0xff;
-  if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB)
-    return Status::Corruption("database '" + path_ + "' is corrupt or not a batchd database (" + msg + ")");
-  return Status::IoError(msg);
+Status Database::Error(int rc, const std::string& detail) const {
+  switch (rc & 0xff) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return Status::Corruption("database '" + path_ + "' is corrupt (" + detail + "); restore it from a backup");
+    case SQLITE_CONSTRAINT:
+      if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) return Status::AlreadyExists(detail);
+      if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) return Status::NotFound(detail);
+      return Status::InvalidArgument(detail);
+    case SQLITE_ERROR:  // bad SQL, missing table: a bug or a damaged schema, not the disk
+      return Status::Internal("database '" + path_ + "': " + detail);
+    default:
+      return Status::IoError("database '" + path_ + "': " + detail);
+  }
 }
+
+Status Database::LastError() const { return Error(sqlite3_extended_errcode(db_), sqlite3_errmsg(db_)); }
 
 Status Database::Exec(std::string_view sql) {
   char* err = nullptr;
   int rc = sqlite3_exec(db_, std::string(sql).c_str(), nullptr, nullptr, &err);
-  if (rc != SQLITE_OK) {
-    std::string msg = err ? err : sqlite3_errstr(rc);
-    sqlite3_free(err);
-    int primary = rc & 0xff;
-    if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB)
-      return Status::Corruption("database '" + path_ + "' is corrupt or not a batchd database (" + msg + ")");
-    return Status::IoError(msg);
-  }
-  return Status::Ok();
+  if (rc == SQLITE_OK) return Status::Ok();
+  std::string msg = err ? err : sqlite3_errstr(rc);
+  sqlite3_free(err);
+  // sqlite3_exec returns the primary code; the connection knows the extended one.
+  int code = sqlite3_extended_errcode(db_);
+  return Error((code & 0xff) == (rc & 0xff) ? code : rc, msg);
 }
 
 Result<Statement*> Database::Prepare(std::string_view sql) {
@@ -65,7 +73,8 @@ Result<Statement*> Database::Prepare(std::string_view sql) {
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v3(db_, key.c_str(), static_cast<int>(key.size()), SQLITE_PREPARE_PERSISTENT, &stmt,
                          nullptr) != SQLITE_OK) {
-    return Error("prepare failed");
+    sqlite3_finalize(stmt);
+    return LastError();
   }
   auto owned = std::make_unique<Statement>(stmt, this);
   Statement* raw = owned.get();
@@ -75,31 +84,45 @@ Result<Statement*> Database::Prepare(std::string_view sql) {
 
 int64_t Database::LastInsertRowId() const { return sqlite3_last_insert_rowid(db_); }
 int Database::Changes() const { return sqlite3_changes(db_); }
+bool Database::InTransaction() const { return sqlite3_get_autocommit(db_) == 0; }
 
 Statement::~Statement() { sqlite3_finalize(stmt_); }
 
+void Statement::CheckBind(int rc, int index) {
+  if (rc != SQLITE_OK && bind_error_ == 0) {
+    bind_error_ = rc;
+    bind_error_index_ = index;
+  }
+}
+
 Statement& Statement::Bind(int index, int64_t value) {
-  sqlite3_bind_int64(stmt_, index, value);
+  CheckBind(sqlite3_bind_int64(stmt_, index, value), index);
   return *this;
 }
 Statement& Statement::Bind(int index, double value) {
-  sqlite3_bind_double(stmt_, index, value);
+  CheckBind(sqlite3_bind_double(stmt_, index, value), index);
   return *this;
 }
 Statement& Statement::Bind(int index, std::string_view value) {
-  sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT);
+  CheckBind(sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8), index);
   return *this;
 }
 Statement& Statement::BindNull(int index) {
-  sqlite3_bind_null(stmt_, index);
+  CheckBind(sqlite3_bind_null(stmt_, index), index);
   return *this;
 }
 
 Result<bool> Statement::Step() {
+  if (bind_error_ != 0) {
+    Status error = Status::Internal("cannot bind parameter " + std::to_string(bind_error_index_) + " of '" +
+                                    sqlite3_sql(stmt_) + "': " + sqlite3_errstr(bind_error_));
+    Reset();
+    return error;
+  }
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
-  Status error = db_->Error("statement failed");
+  Status error = db_->LastError();
   sqlite3_reset(stmt_);
   return error;
 }
@@ -117,6 +140,8 @@ Status Statement::Run() {
 void Statement::Reset() {
   sqlite3_reset(stmt_);
   sqlite3_clear_bindings(stmt_);
+  bind_error_ = 0;
+  bind_error_index_ = 0;
 }
 
 bool Statement::IsNull(int c) const { return sqlite3_column_type(stmt_, c) == SQLITE_NULL; }
@@ -124,7 +149,8 @@ int64_t Statement::Int(int c) const { return sqlite3_column_int64(stmt_, c); }
 double Statement::Double(int c) const { return sqlite3_column_double(stmt_, c); }
 std::string Statement::Text(int c) const {
   const unsigned char* p = sqlite3_column_text(stmt_, c);
-  return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(stmt_, c)) : std::string();
+  return p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(stmt_, c)))
+           : std::string();
 }
 std::optional<int64_t> Statement::OptInt(int c) const {
   if (IsNull(c)) return std::nullopt;

@@ -1,6 +1,15 @@
 #pragma once
 // Thin RAII adapter over the SQLite C API. Errors become Status values here; nothing
 // above src/store sees sqlite3 types. Not thread-safe: one owner per Database.
+//
+// Error classification (Database::Error):
+//   SQLITE_CORRUPT, SQLITE_NOTADB      -> Corruption "database '<path>' is corrupt (...); ..."
+//   UNIQUE / PRIMARY KEY constraint    -> AlreadyExists
+//   FOREIGN KEY constraint             -> NotFound (the referenced row does not exist)
+//   other constraints                  -> InvalidArgument
+//   SQLITE_ERROR (bad SQL, no table)   -> Internal "database '<path>': <sqlite message>"
+//   everything else (I/O, disk full)   -> IoError "database '<path>': <sqlite message>"
+// Callers in store.cc prefix the message with what they were doing.
 
 #include <cstdint>
 #include <memory>
@@ -27,16 +36,23 @@ class Database {
 
   // Runs one or more statements with no results.
   Status Exec(std::string_view sql);
-  // Prepares (and caches by SQL text) a statement. The reference stays valid for the
-  // Database's lifetime; it is reset before being returned.
+  // Prepares (and caches by SQL text) a statement. The pointer stays valid for the
+  // Database's lifetime; the statement is reset and its bindings cleared before it is
+  // returned. Hold it in a ScopedStatement so every exit path resets it again.
   Result<Statement*> Prepare(std::string_view sql);
   int64_t LastInsertRowId() const;
+  // Rows changed by the most recent INSERT/UPDATE/DELETE.
   int Changes() const;
+  // True while an explicit transaction is open. SQLite may end one on its own after
+  // some errors (disk full, I/O error), which is why the Store asks instead of assuming.
+  bool InTransaction() const;
   const std::string& path() const { return path_; }
 
  private:
   Database(sqlite3* db, std::string path);
-  Status Error(std::string_view what) const;
+  // The Status for SQLite result code `rc`, whose text is `detail`.
+  Status Error(int rc, const std::string& detail) const;
+  Status LastError() const;
   sqlite3* db_;
   std::string path_;
   struct Cache;
@@ -45,6 +61,7 @@ class Database {
 };
 
 // A prepared statement. Bind with 1-based indexes; Step() returns true while rows remain.
+// A failed Bind (wrong index, out of memory) is remembered and reported by Step().
 class Statement {
  public:
   Statement(sqlite3_stmt* stmt, Database* db) : stmt_(stmt), db_(db) {}
@@ -64,10 +81,12 @@ class Statement {
     return value ? Bind(index, *value) : BindNull(index);
   }
 
-  // Advances; Result is true when a row is available, false when done.
+  // Advances; Result is true when a row is available, false when done. On error the
+  // statement is reset.
   Result<bool> Step();
-  // Steps to completion (for statements without rows).
+  // Steps to completion (for statements without rows), then resets.
   Status Run();
+  // Ends any iteration (releasing the read snapshot it holds) and clears bindings.
   void Reset();
 
   bool IsNull(int column) const;
@@ -78,8 +97,25 @@ class Statement {
   std::optional<std::string> OptText(int column) const;
 
  private:
+  void CheckBind(int rc, int index);
   sqlite3_stmt* stmt_;
   Database* db_;
+  int bind_error_ = 0;  // first failed sqlite3_bind_* result code, reported by Step()
+  int bind_error_index_ = 0;
+};
+
+// Resets a cached statement when it goes out of scope, so that no return path leaves it
+// mid-iteration: an unfinished SELECT holds a WAL read snapshot, which stops checkpoints
+// from recycling the log.
+class ScopedStatement {
+ public:
+  explicit ScopedStatement(Statement& s) : s_(s) {}
+  ~ScopedStatement() { s_.Reset(); }
+  ScopedStatement(const ScopedStatement&) = delete;
+  ScopedStatement& operator=(const ScopedStatement&) = delete;
+
+ private:
+  Statement& s_;
 };
 
 }  // namespace batchd::store

@@ -2,12 +2,15 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <set>
 
 #include "store/sqlite.h"
 
@@ -33,7 +36,8 @@ std::optional<int> OptInt32(const Statement& s, int c) {
 int64_t Secs(SysSeconds t) { return t.time_since_epoch().count(); }
 SysSeconds FromSecs(int64_t v) { return SysSeconds(std::chrono::seconds(v)); }
 
-// Each entry migrates from version (index) to (index + 1).
+// Each entry migrates from version (index) to (index + 1). Never edit a shipped entry:
+// append a new one and bump kSchemaVersion (docs/store-schema.md, "Versioning").
 const char* const kMigrations[] = {
     R"sql(
 CREATE TABLE dag_versions (
@@ -128,122 +132,294 @@ CREATE TABLE audit (
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == kSchemaVersion, "one migration per schema version");
 
-#define RETURN_IF_ERROR(expr)              \
-  do {                                     \
-    ::batchd::Status _st = (expr);         \
-    if (!_st.ok()) return _st;             \
+// Same code, message prefixed with what we were doing: "cannot create run 'x': ...".
+Status Annotate(const Status& st, const std::string& doing) {
+  if (st.ok()) return st;
+  switch (st.code()) {
+    case StatusCode::kNotFound: return Status::NotFound(doing + ": " + st.message());
+    case StatusCode::kAlreadyExists: return Status::AlreadyExists(doing + ": " + st.message());
+    case StatusCode::kInvalidArgument: return Status::InvalidArgument(doing + ": " + st.message());
+    case StatusCode::kFailedPrecondition: return Status::FailedPrecondition(doing + ": " + st.message());
+    case StatusCode::kCorruption: return Status::Corruption(doing + ": " + st.message());
+    case StatusCode::kUnavailable: return Status::Unavailable(doing + ": " + st.message());
+    case StatusCode::kInternal: return Status::Internal(doing + ": " + st.message());
+    default: return Status::IoError(doing + ": " + st.message());
+  }
+}
+
+#define RETURN_IF_ERROR(expr)      \
+  do {                             \
+    ::batchd::Status _st = (expr); \
+    if (!_st.ok()) return _st;     \
   } while (0)
 
-#define ASSIGN_STMT(var, db, sql)          \
-  auto var##_r = (db)->Prepare(sql);       \
-  if (!var##_r.ok()) return var##_r.status(); \
-  Statement& var = **var##_r
+// Prepares `sql` into `var` (a Statement&), reset again when the scope ends.
+#define ASSIGN_STMT(var, sql)                     \
+  auto var##_r = db_->Prepare(sql);               \
+  if (!var##_r.ok()) return var##_r.status();     \
+  Statement& var = **var##_r;                     \
+  ScopedStatement var##_scope(var)
 
-RunRecord ReadRun(const Statement& s) {
-  RunRecord r;
-  r.run_id = s.Text(0);
-  r.dag = s.Text(1);
-  r.dag_hash = s.Text(2);
-  r.run_key = s.Text(3);
-  r.trigger = s.Text(4);
-  r.state = ParseRunState(s.Text(5)).value_or(RunState::kFailed);
-  r.logical_date = FromSecs(s.Int(6));
-  r.interval_start = FromSecs(s.Int(7));
-  r.interval_end = FromSecs(s.Int(8));
-  r.params_json = s.Text(9);
-  r.force = s.Int(10) != 0;
-  r.created_at = FromMs(s.Int(11));
-  r.started_at = OptMs(s, 12);
-  r.ended_at = OptMs(s, 13);
-  r.scheduled_for = OptMs(s, 14);
-  r.error = s.Text(15);
-  return r;
+// All-or-nothing scope for a method that writes several rows: rolls back unless
+// Commit() was called. Nests inside the caller's group commit.
+class Transaction {
+ public:
+  explicit Transaction(Store& store) : store_(store) {}
+  ~Transaction() {
+    if (open_) store_.Rollback();
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  Status Begin() {
+    Status st = store_.Begin();
+    open_ = st.ok();
+    return st;
+  }
+  Status Commit() {
+    open_ = false;
+    return store_.Commit();
+  }
+
+ private:
+  Store& store_;
+  bool open_ = false;
+};
+
+// A run id is a directory name under logs/: nothing that could climb out of it.
+bool IsSafeRunId(const std::string& id) {
+  if (id.empty() || id.size() > 128 || id == "." || id == "..") return false;
+  return std::all_of(id.begin(), id.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '-' || c == '.';
+  });
 }
+
 constexpr const char* kRunColumns =
     "run_id, dag, dag_hash, run_key, trigger, state, logical_date, interval_start, interval_end, params, force, "
     "created_at, started_at, ended_at, scheduled_for, error";
 
-InstanceRecord ReadInstance(const Statement& s) {
-  InstanceRecord i;
-  i.id = s.Int(0);
-  i.run_id = s.Text(1);
-  i.task = s.Text(2);
-  i.partition = s.Text(3);
-  i.state = ParseInstanceState(s.Text(4)).value_or(InstanceState::kFailed);
-  i.reason = s.Text(5);
-  i.idempotency_key = s.Text(6);
-  i.attempts = static_cast<int>(s.Int(7));
-  i.exit_code = OptInt32(s, 8);
-  i.next_attempt_at = OptMs(s, 9);
-  i.started_at = OptMs(s, 10);
-  i.ended_at = OptMs(s, 11);
-  return i;
+Status ReadRun(const Statement& s, RunRecord* r) {
+  r->run_id = s.Text(0);
+  r->dag = s.Text(1);
+  r->dag_hash = s.Text(2);
+  r->run_key = s.Text(3);
+  r->trigger = s.Text(4);
+  std::string state = s.Text(5);
+  auto parsed = ParseRunState(state);
+  if (!parsed) return Status::Corruption("run '" + r->run_id + "' has unknown state '" + state + "'");
+  r->state = *parsed;
+  r->logical_date = FromSecs(s.Int(6));
+  r->interval_start = FromSecs(s.Int(7));
+  r->interval_end = FromSecs(s.Int(8));
+  r->params_json = s.Text(9);
+  r->force = s.Int(10) != 0;
+  r->created_at = FromMs(s.Int(11));
+  r->started_at = OptMs(s, 12);
+  r->ended_at = OptMs(s, 13);
+  r->scheduled_for = OptMs(s, 14);
+  r->error = s.Text(15);
+  return Status::Ok();
 }
-constexpr const char* kInstanceColumns =
-    "id, run_id, task, partition, state, reason, idempotency_key, attempts, exit_code, next_attempt_at, "
-    "started_at, ended_at";
 
-DagEntry ReadDag(const Statement& s) {
-  DagEntry d;
-  d.name = s.Text(0);
-  d.current_hash = s.Text(1);
-  d.origin = s.Text(2);
-  d.source_path = s.Text(3);
-  d.paused = s.Int(4) != 0;
-  d.deleted = s.Int(5) != 0;
-  if (auto v = s.OptInt(6)) d.last_fire = FromSecs(*v);
-  d.updated_at = FromMs(s.Int(7));
-  return d;
+constexpr const char* kInstanceColumns =
+    "i.id, i.run_id, i.task, i.partition, i.state, i.reason, i.idempotency_key, i.attempts, i.exit_code, "
+    "i.next_attempt_at, i.started_at, i.ended_at";
+
+Status ReadInstance(const Statement& s, InstanceRecord* i) {
+  i->id = s.Int(0);
+  i->run_id = s.Text(1);
+  i->task = s.Text(2);
+  i->partition = s.Text(3);
+  std::string state = s.Text(4);
+  auto parsed = ParseInstanceState(state);
+  if (!parsed) return Status::Corruption("task instance " + std::to_string(i->id) + " has unknown state '" + state + "'");
+  i->state = *parsed;
+  i->reason = s.Text(5);
+  i->idempotency_key = s.Text(6);
+  i->attempts = static_cast<int>(s.Int(7));
+  i->exit_code = OptInt32(s, 8);
+  i->next_attempt_at = OptMs(s, 9);
+  i->started_at = OptMs(s, 10);
+  i->ended_at = OptMs(s, 11);
+  return Status::Ok();
 }
-constexpr const char* kDagColumns =
-    "name, current_hash, origin, source_path, paused, deleted, last_fire, updated_at";
+
+constexpr const char* kAttemptColumns =
+    "id, instance_id, number, outcome, pid, started_at, ended_at, exit_code, signal, cpu_seconds, max_rss_kb, "
+    "log_path, error";
+
+Status ReadAttempt(const Statement& s, AttemptRecord* a) {
+  a->id = s.Int(0);
+  a->instance_id = s.Int(1);
+  a->number = static_cast<int>(s.Int(2));
+  std::string outcome = s.Text(3);
+  auto parsed = ParseAttemptOutcome(outcome);
+  if (!parsed) return Status::Corruption("attempt " + std::to_string(a->id) + " has unknown outcome '" + outcome + "'");
+  a->outcome = *parsed;
+  a->pid = static_cast<int>(s.Int(4));
+  a->started_at = FromMs(s.Int(5));
+  a->ended_at = OptMs(s, 6);
+  a->exit_code = OptInt32(s, 7);
+  a->signal = OptInt32(s, 8);
+  a->cpu_seconds = s.Double(9);
+  a->max_rss_kb = s.Int(10);
+  a->log_path = s.Text(11);
+  a->error = s.Text(12);
+  return Status::Ok();
+}
+
+constexpr const char* kDagColumns = "name, current_hash, origin, source_path, paused, deleted, last_fire, updated_at";
+
+Status ReadDag(const Statement& s, DagEntry* d) {
+  d->name = s.Text(0);
+  d->current_hash = s.Text(1);
+  d->origin = s.Text(2);
+  d->source_path = s.Text(3);
+  d->paused = s.Int(4) != 0;
+  d->deleted = s.Int(5) != 0;
+  if (auto v = s.OptInt(6)) d->last_fire = FromSecs(*v);
+  d->updated_at = FromMs(s.Int(7));
+  return Status::Ok();
+}
+
+// Steps `s` to the end, reading each row with `read` into `out`.
+template <typename T, typename ReadFn>
+Status ReadAll(Statement& s, ReadFn read, std::vector<T>* out) {
+  for (;;) {
+    auto row = s.Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return Status::Ok();
+    T value;
+    RETURN_IF_ERROR(read(s, &value));
+    out->push_back(std::move(value));
+  }
+}
+
+uint32_t BigEndian32(const unsigned char* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+// Checks what SQLite would only half-notice: a file that is not SQLite at all, or one
+// shorter than its own header says (a copy cut short, a truncated disk). Reads the
+// 100-byte header of https://www.sqlite.org/fileformat.html; writes nothing.
+Status CheckDatabaseFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::Ok();  // a new store
+    return Status::IoError("cannot read database '" + path + "': " + std::strerror(errno));
+  }
+  struct stat st {};
+  unsigned char header[100] = {};
+  ssize_t n = -1;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) n = ::pread(fd, header, sizeof header, 0);
+  int saved_errno = errno;
+  ::close(fd);
+  if (!S_ISREG(st.st_mode)) return Status::IoError("database '" + path + "' is not a regular file");
+  if (n < 0) return Status::IoError("cannot read database '" + path + "': " + std::strerror(saved_errno));
+  const auto size = static_cast<uint64_t>(st.st_size);
+  if (size == 0) return Status::Ok();  // empty: SQLite initializes it (schema version 0)
+
+  static const unsigned char kMagic[16] = {'S', 'Q', 'L', 'i', 't', 'e', ' ', 'f',
+                                           'o', 'r', 'm', 'a', 't', ' ', '3', '\0'};
+  const size_t magic_len = std::min<size_t>(static_cast<size_t>(n), sizeof kMagic);
+  if (std::memcmp(header, kMagic, magic_len) != 0) {
+    return Status::Corruption("database '" + path +
+                              "' is not an SQLite database (bad header); move it aside to start an empty store, "
+                              "or restore it from a backup");
+  }
+  if (n < static_cast<ssize_t>(sizeof header)) {
+    return Status::Corruption("database '" + path + "' is truncated: the file has " + std::to_string(size) +
+                              " bytes, less than an SQLite header; restore it from a backup");
+  }
+  uint32_t page_size = (uint32_t{header[16]} << 8) | header[17];
+  if (page_size == 1) page_size = 65536;
+  const uint32_t change_counter = BigEndian32(header + 24);
+  const uint32_t pages = BigEndian32(header + 28);
+  const uint32_t valid_for = BigEndian32(header + 92);
+  // The page count is only meaningful when it was written with the change counter. A
+  // non-empty WAL may hold pages the main file has not received yet (a checkpoint cut
+  // short by a crash): SQLite replays it, so the file may legitimately be shorter.
+  std::error_code ec;
+  const auto wal_size = fs::file_size(path + "-wal", ec);
+  const bool wal_pending = !ec && wal_size > 0;
+  if (pages > 0 && change_counter == valid_for && !wal_pending && size < uint64_t{pages} * page_size) {
+    return Status::Corruption("database '" + path + "' is truncated: its header says " + std::to_string(pages) +
+                              " pages of " + std::to_string(page_size) + " bytes but the file has only " +
+                              std::to_string(size) + " bytes; restore it from a backup");
+  }
+  return Status::Ok();
+}
+
+// The pid written in the lock file by the holder, or "" if unreadable.
+std::string LockHolder(int fd) {
+  char buf[32] = {0};
+  ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+  std::string pid;
+  for (ssize_t i = 0; i < n && buf[i] != '\n'; ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(buf[i]))) return "";
+    pid.push_back(buf[i]);
+  }
+  return pid;
+}
 
 }  // namespace
 
 std::string NewRunId() {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  // Straight from the OS entropy source: ids must not repeat across daemon restarts,
+  // which a generator seeded with 32 bits would risk.
+  static thread_local std::random_device rd;
   static const char* kHex = "0123456789abcdef";
-  uint64_t v = rng();
+  const uint64_t v = (uint64_t{rd()} << 32) | rd();
   std::string id(12, '0');
   for (int i = 0; i < 12; ++i) id[i] = kHex[(v >> (i * 4)) & 15];
   return id;
 }
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& data_dir_arg) {
+  if (data_dir_arg.empty()) return Status::InvalidArgument("the data directory must not be empty");
   std::error_code ec;
   // Absolute, so log paths stay valid whatever a task's working directory is.
-  const std::string data_dir = fs::absolute(data_dir_arg, ec).lexically_normal().string();
+  std::string data_dir = fs::absolute(data_dir_arg, ec).lexically_normal().string();
   if (ec) return Status::IoError("invalid data directory '" + data_dir_arg + "': " + ec.message());
+  while (data_dir.size() > 1 && data_dir.back() == '/') data_dir.pop_back();
   fs::create_directories(data_dir, ec);
   if (ec) return Status::IoError("cannot create data directory '" + data_dir + "': " + ec.message());
-  fs::create_directories(data_dir + "/logs", ec);
-  if (ec) return Status::IoError("cannot create log directory '" + data_dir + "/logs': " + ec.message());
 
-  std::string lock_path = data_dir + "/batchd.lock";
+  // The lock comes first: nothing below may touch a store another process is using.
+  const std::string lock_path = data_dir + "/batchd.lock";
   int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Status::IoError("cannot open lock file '" + lock_path + "': " + std::strerror(errno));
+  // flock locks belong to the open file description, so a second Open in this process
+  // conflicts too; the kernel drops the lock when the holder dies, even by SIGKILL.
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    char buf[32] = {0};
-    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
-    std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    const int err = errno;
+    const std::string holder = LockHolder(fd);
     ::close(fd);
+    if (err != EWOULDBLOCK)
+      return Status::IoError("cannot lock '" + lock_path + "': " + std::strerror(err));
     return Status::FailedPrecondition("data directory '" + data_dir + "' is in use by another batchd process" +
                                       (holder.empty() ? std::string() : " (pid " + holder + ")"));
   }
-  std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd, 0) == 0) {
-    [[maybe_unused]] ssize_t w = ::pwrite(fd, pid.data(), pid.size(), 0);
+  // Write the pid before trimming, so a concurrent reader sees the old or the new pid
+  // up to its newline, never an empty file.
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::pwrite(fd, pid.data(), pid.size(), 0) == static_cast<ssize_t>(pid.size())) {
+    [[maybe_unused]] int rc = ::ftruncate(fd, static_cast<off_t>(pid.size()));
   }
-
-  std::string db_path = data_dir + "/batchd.db";
-  auto db = Database::Open(db_path);
-  if (!db.ok()) {
+  auto fail = [fd](Status st) {
     ::close(fd);
-    return db.status();
-  }
+    return st;
+  };
+
+  fs::create_directories(data_dir + "/logs", ec);
+  if (ec) return fail(Status::IoError("cannot create log directory '" + data_dir + "/logs': " + ec.message()));
+  const std::string db_path = data_dir + "/batchd.db";
+  if (Status st = CheckDatabaseFile(db_path); !st.ok()) return fail(st);
+  auto db = Database::Open(db_path);
+  if (!db.ok()) return fail(db.status());
+  // From here the Store owns the fd: its destructor releases the lock on any error.
   std::unique_ptr<Store> store(new Store(data_dir, fd, std::move(*db)));
-  if (Status st = store->Migrate(); !st.ok()) return st;
+  RETURN_IF_ERROR(store->Configure());
+  RETURN_IF_ERROR(store->Migrate());
   return store;
 }
 
@@ -251,151 +427,254 @@ Store::Store(std::string data_dir, int lock_fd, std::unique_ptr<Database> db)
     : data_dir_(std::move(data_dir)), lock_fd_(lock_fd), db_(std::move(db)) {}
 
 Store::~Store() {
-  db_.reset();
+  db_.reset();  // an open transaction is rolled back by SQLite on close
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
-Status Store::Migrate() {
-  // journal_mode=WAL fails on a file that is not a database: the first place we see it.
-  RETURN_IF_ERROR(db_->Exec("PRAGMA journal_mode=WAL"));
-  RETURN_IF_ERROR(db_->Exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"));
+Status Store::Configure() {
+  // The first statements to read the file: where SQLite reports damage the header check
+  // could not see.
   {
-    ASSIGN_STMT(check, db_, "PRAGMA quick_check");
-    auto row = check.Step();
+    ASSIGN_STMT(mode, "PRAGMA journal_mode=WAL");
+    auto row = mode.Step();
     if (!row.ok()) return row.status();
-    if (*row && check.Text(0) != "ok") {
-      std::string detail = check.Text(0);
-      check.Reset();
-      return Status::Corruption("database '" + db_->path() + "' is corrupt (" + detail + ")");
+    const std::string got = *row ? mode.Text(0) : std::string();
+    if (got != "wal") {
+      return Status::IoError("database '" + db_->path() + "': cannot enable write-ahead logging (journal mode is '" +
+                             got + "')");
     }
-    check.Reset();
   }
-  RETURN_IF_ERROR(db_->Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
-  int version = 0;
-  {
-    ASSIGN_STMT(q, db_, "SELECT version FROM schema_version");
-    auto row = q.Step();
-    if (!row.ok()) return row.status();
-    if (*row) version = static_cast<int>(q.Int(0));
-    q.Reset();
-  }
-  if (version > kSchemaVersion) {
-    return Status::FailedPrecondition("database '" + db_->path() + "' has schema version " + std::to_string(version) +
-                                      ", newer than this batchd supports (" + std::to_string(kSchemaVersion) +
-                                      "); upgrade batchd or use another data directory");
-  }
-  for (int v = version; v < kSchemaVersion; ++v) {
-    RETURN_IF_ERROR(db_->Exec("BEGIN IMMEDIATE"));
-    Status st = db_->Exec(kMigrations[v]);
-    if (st.ok()) {
-      st = db_->Exec(v == 0 ? "INSERT INTO schema_version (version) VALUES (1)"
-                            : "UPDATE schema_version SET version = " + std::to_string(v + 1));
+  // FULL: every commit fsyncs the WAL, so a committed transaction survives power loss.
+  // journal_size_limit: truncate the WAL back to 64 MiB after a checkpoint.
+  RETURN_IF_ERROR(db_->Exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=67108864;"));
+  ASSIGN_STMT(check, "PRAGMA quick_check");
+  auto row = check.Step();
+  if (!row.ok()) return row.status();
+  if (*row && check.Text(0) != "ok") {
+    // SQLite's first finding, e.g. "Page 17: btreeInitPage() returns error code 11",
+    // without the "*** in database main ***" banner.
+    std::string detail;
+    std::string text = check.Text(0);
+    for (size_t start = 0; start < text.size() && detail.empty();) {
+      size_t end = std::min(text.find('\n', start), text.size());
+      std::string line = text.substr(start, end - start);
+      if (!line.empty() && line.rfind("***", 0) != 0) detail = line;
+      start = end + 1;
     }
-    if (!st.ok()) {
-      (void)db_->Exec("ROLLBACK");
-      return Status::Corruption("migrating database '" + db_->path() + "' to schema version " +
-                                std::to_string(v + 1) + " failed: " + st.message());
-    }
-    RETURN_IF_ERROR(db_->Exec("COMMIT"));
+    if (detail.empty()) detail = text;
+    return Status::Corruption("database '" + db_->path() + "' is corrupt (integrity check: " + detail +
+                              "); restore it from a backup");
   }
   return Status::Ok();
 }
 
-Status Store::Begin() {
-  if (txn_depth_++ == 0) {
-    Status st = db_->Exec("BEGIN IMMEDIATE");
-    if (!st.ok()) txn_depth_ = 0;
-    return st;
+Status Store::Migrate() {
+  // One IMMEDIATE transaction from reading the version to the last migration: a crash
+  // leaves the old version intact, and nothing can interleave.
+  Transaction txn(*this);
+  RETURN_IF_ERROR(txn.Begin());
+  bool has_version_table = false;
+  bool has_other_tables = false;
+  {
+    ASSIGN_STMT(tables, "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'");
+    for (;;) {
+      auto row = tables.Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      (tables.Text(0) == "schema_version" ? has_version_table : has_other_tables) = true;
+    }
   }
+  int64_t version = 0;
+  if (has_version_table) {
+    ASSIGN_STMT(q, "SELECT MAX(version) FROM schema_version");
+    auto row = q.Step();
+    if (!row.ok()) return row.status();
+    if (*row) version = q.OptInt(0).value_or(0);
+  }
+  const std::string& path = db_->path();
+  if (version == 0 && has_other_tables) {
+    return Status::Corruption("database '" + path +
+                              "' is not a batchd database (it has tables but no schema version); use another "
+                              "data directory");
+  }
+  if (version < 0) {
+    return Status::Corruption("database '" + path + "' has an invalid schema version " + std::to_string(version) +
+                              "; restore it from a backup");
+  }
+  if (version > kSchemaVersion) {
+    return Status::Corruption("database '" + path + "' has schema version " + std::to_string(version) +
+                              ", newer than this batchd supports (" + std::to_string(kSchemaVersion) +
+                              "); upgrade batchd or use another data directory");
+  }
+  if (version < kSchemaVersion) {
+    RETURN_IF_ERROR(db_->Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
+    for (int64_t v = version; v < kSchemaVersion; ++v) {
+      if (Status st = db_->Exec(kMigrations[v]); !st.ok()) {
+        return Annotate(st, "migrating database '" + path + "' to schema version " + std::to_string(v + 1));
+      }
+    }
+    RETURN_IF_ERROR(db_->Exec("DELETE FROM schema_version; INSERT INTO schema_version (version) VALUES (" +
+                              std::to_string(kSchemaVersion) + ")"));
+  }
+  return Annotate(txn.Commit(), "migrating database '" + path + "'");
+}
+
+Status Store::Begin() {
+  if (txn_depth_ == 0) {
+    if (Status st = db_->Exec("BEGIN IMMEDIATE"); !st.ok()) return Annotate(st, "cannot begin a transaction");
+    rollback_only_ = false;
+  }
+  ++txn_depth_;
   return Status::Ok();
 }
 
 Status Store::Commit() {
-  if (txn_depth_ == 0) return Status::Internal("Commit without Begin");
-  if (--txn_depth_ == 0) return db_->Exec("COMMIT");
+  if (txn_depth_ == 0) return Status::Internal("Commit() without a matching Begin()");
+  if (--txn_depth_ > 0) return Status::Ok();
+  if (rollback_only_) {
+    RollbackNow();
+    return Status::Internal(
+        "transaction rolled back: an operation inside it failed (see the earlier error); nothing was written");
+  }
+  if (!db_->InTransaction()) {
+    // SQLite already rolled back (disk full, I/O error) when a statement failed.
+    pending_log_removals_.clear();
+    return Status::IoError("transaction lost: SQLite rolled it back after an earlier error; nothing was written");
+  }
+  if (Status st = db_->Exec("COMMIT"); !st.ok()) {
+    RollbackNow();
+    return Annotate(st, "cannot commit; the transaction was rolled back");
+  }
+  RemovePendingLogs();
   return Status::Ok();
 }
 
 void Store::Rollback() {
-  if (txn_depth_ > 0) {
-    txn_depth_ = 0;
-    (void)db_->Exec("ROLLBACK");
+  if (txn_depth_ == 0) return;
+  if (--txn_depth_ > 0) {
+    rollback_only_ = true;  // the outermost Commit()/Rollback() ends it
+    return;
   }
+  RollbackNow();
+}
+
+void Store::RollbackNow() {
+  if (db_->InTransaction()) (void)db_->Exec("ROLLBACK");
+  rollback_only_ = false;
+  pending_log_removals_.clear();
+}
+
+void Store::RemoveRunLogs(std::vector<std::string> run_ids) {
+  for (auto& id : run_ids) pending_log_removals_.push_back(std::move(id));
+  if (txn_depth_ == 0) RemovePendingLogs();
+}
+
+void Store::RemovePendingLogs() {
+  for (const auto& run_id : pending_log_removals_) {
+    if (!IsSafeRunId(run_id)) continue;  // never let a stored id address anything outside logs/
+    std::error_code ec;
+    fs::remove_all(LogDir() + "/" + run_id, ec);  // best effort: leftover files are harmless
+  }
+  pending_log_removals_.clear();
 }
 
 // --- DAGs ---
 
 Status Store::PutDagVersion(const DagVersion& v) {
-  ASSIGN_STMT(s, db_,
-              "INSERT OR IGNORE INTO dag_versions (dag, hash, source, source_path, created_at) "
-              "VALUES (?, ?, ?, ?, ?)");
+  auto doing = [&] { return "cannot store version " + v.hash + " of DAG '" + v.dag + "'"; };
+  auto s = db_->Prepare(
+      "INSERT OR IGNORE INTO dag_versions (dag, hash, source, source_path, created_at) VALUES (?, ?, ?, ?, ?)");
+  if (!s.ok()) return Annotate(s.status(), doing());
+  ScopedStatement scope(**s);
   auto now = std::chrono::floor<milliseconds>(std::chrono::system_clock::now());
-  return s.Bind(1, v.dag).Bind(2, v.hash).Bind(3, v.source).Bind(4, v.source_path).Bind(5, Ms(now)).Run();
+  Status st = (*s)->Bind(1, v.dag).Bind(2, v.hash).Bind(3, v.source).Bind(4, v.source_path).Bind(5, Ms(now)).Run();
+  return Annotate(st, doing());
 }
 
 Result<DagVersion> Store::GetDagVersion(const std::string& dag, const std::string& hash) {
-  ASSIGN_STMT(s, db_, "SELECT source, source_path FROM dag_versions WHERE dag = ? AND hash = ?");
+  ASSIGN_STMT(s, "SELECT source, source_path FROM dag_versions WHERE dag = ? AND hash = ?");
   s.Bind(1, dag).Bind(2, hash);
   auto row = s.Step();
-  if (!row.ok()) return row.status();
+  if (!row.ok()) return Annotate(row.status(), "cannot read version " + hash + " of DAG '" + dag + "'");
   if (!*row) return Status::NotFound("no version " + hash + " of DAG '" + dag + "'");
-  DagVersion v{dag, hash, s.Text(0), s.Text(1)};
-  s.Reset();
-  return v;
+  return DagVersion{dag, hash, s.Text(0), s.Text(1)};
 }
 
 Status Store::SetCurrentDag(const std::string& name, const std::string& hash, const std::string& origin,
                             const std::string& source_path, SysMillis now) {
-  ASSIGN_STMT(s, db_,
+  ASSIGN_STMT(s,
               "INSERT INTO dags (name, current_hash, origin, source_path, updated_at) VALUES (?, ?, ?, ?, ?) "
               "ON CONFLICT (name) DO UPDATE SET current_hash = excluded.current_hash, origin = excluded.origin, "
               "source_path = excluded.source_path, updated_at = excluded.updated_at, deleted = 0");
-  return s.Bind(1, name).Bind(2, hash).Bind(3, origin).Bind(4, source_path).Bind(5, Ms(now)).Run();
+  Status st = s.Bind(1, name).Bind(2, hash).Bind(3, origin).Bind(4, source_path).Bind(5, Ms(now)).Run();
+  return Annotate(st, "cannot set the current version of DAG '" + name + "'");
 }
 
 Result<std::optional<DagEntry>> Store::GetDag(const std::string& name) {
-  ASSIGN_STMT(s, db_, std::string("SELECT ") + kDagColumns + " FROM dags WHERE name = ?");
+  ASSIGN_STMT(s, std::string("SELECT ") + kDagColumns + " FROM dags WHERE name = ?");
   s.Bind(1, name);
   auto row = s.Step();
-  if (!row.ok()) return row.status();
+  if (!row.ok()) return Annotate(row.status(), "cannot read DAG '" + name + "'");
   std::optional<DagEntry> out;
-  if (*row) out = ReadDag(s);
-  s.Reset();
+  if (*row) {
+    out.emplace();
+    RETURN_IF_ERROR(ReadDag(s, &*out));
+  }
   return out;
 }
 
 Result<std::vector<DagEntry>> Store::ListDags(bool include_deleted) {
-  ASSIGN_STMT(s, db_,
-              std::string("SELECT ") + kDagColumns + " FROM dags WHERE deleted = 0 OR ? ORDER BY name");
+  ASSIGN_STMT(s, std::string("SELECT ") + kDagColumns + " FROM dags WHERE deleted = 0 OR ? ORDER BY name");
   s.Bind(1, include_deleted ? 1 : 0);
   std::vector<DagEntry> out;
-  for (;;) {
-    auto row = s.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    out.push_back(ReadDag(s));
-  }
-  s.Reset();
+  RETURN_IF_ERROR(Annotate(ReadAll(s, ReadDag, &out), "cannot list DAGs"));
   return out;
 }
 
+// Runs an UPDATE of one row by key; NotFound "<doing>: no such <what>" when no row matched.
+#define RUN_UPDATE(stmt, doing, what)                                       \
+  do {                                                                      \
+    if (Status _st = (stmt).Run(); !_st.ok()) return Annotate(_st, doing);  \
+    if (db_->Changes() == 0) return Status::NotFound((doing) + ": no such " what); \
+  } while (0)
+
 Status Store::SetDagPaused(const std::string& name, bool paused) {
-  ASSIGN_STMT(s, db_, "UPDATE dags SET paused = ? WHERE name = ?");
-  return s.Bind(1, paused ? 1 : 0).Bind(2, name).Run();
+  ASSIGN_STMT(s, "UPDATE dags SET paused = ? WHERE name = ?");
+  s.Bind(1, paused ? 1 : 0).Bind(2, name);
+  RUN_UPDATE(s, std::string(paused ? "cannot pause" : "cannot unpause") + " DAG '" + name + "'", "DAG");
+  return Status::Ok();
 }
 
 Status Store::SetDagDeleted(const std::string& name) {
-  ASSIGN_STMT(s, db_, "UPDATE dags SET deleted = 1 WHERE name = ?");
-  return s.Bind(1, name).Run();
+  ASSIGN_STMT(s, "UPDATE dags SET deleted = 1 WHERE name = ?");
+  s.Bind(1, name);
+  RUN_UPDATE(s, "cannot delete DAG '" + name + "'", "DAG");
+  return Status::Ok();
 }
 
 Status Store::SetLastFire(const std::string& name, SysSeconds fire) {
-  ASSIGN_STMT(s, db_, "UPDATE dags SET last_fire = ? WHERE name = ?");
-  return s.Bind(1, Secs(fire)).Bind(2, name).Run();
+  ASSIGN_STMT(s, "UPDATE dags SET last_fire = ? WHERE name = ?");
+  s.Bind(1, Secs(fire)).Bind(2, name);
+  RUN_UPDATE(s, "cannot record the last fire time of DAG '" + name + "'", "DAG");
+  return Status::Ok();
 }
 
 Status Store::PurgeDag(const std::string& name) {
-  RETURN_IF_ERROR(Begin());
+  const std::string doing = "cannot purge DAG '" + name + "'";
+  Transaction txn(*this);
+  RETURN_IF_ERROR(Annotate(txn.Begin(), doing));
+  std::vector<std::string> run_ids;
+  {
+    ASSIGN_STMT(s, "SELECT run_id FROM runs WHERE dag = ?");
+    s.Bind(1, name);
+    for (;;) {
+      auto row = s.Step();
+      if (!row.ok()) return Annotate(row.status(), doing);
+      if (!*row) break;
+      run_ids.push_back(s.Text(0));
+    }
+  }
+  // Children first, so the result does not depend on foreign_keys being on.
   const char* statements[] = {
       "DELETE FROM attempts WHERE instance_id IN (SELECT i.id FROM task_instances i JOIN runs r ON r.run_id = "
       "i.run_id WHERE r.dag = ?)",
@@ -405,306 +684,294 @@ Status Store::PurgeDag(const std::string& name) {
       "DELETE FROM dag_versions WHERE dag = ?",
       "DELETE FROM dags WHERE name = ?",
   };
+  int deleted = 0;
   for (const char* sql : statements) {
-    auto s = db_->Prepare(sql);
-    Status st = s.ok() ? (*s)->Bind(1, name).Run() : s.status();
-    if (!st.ok()) {
-      Rollback();
-      return st;
-    }
+    ASSIGN_STMT(s, sql);
+    if (Status st = s.Bind(1, name).Run(); !st.ok()) return Annotate(st, doing);
+    deleted += db_->Changes();
   }
-  return Commit();
+  if (deleted == 0) return Status::NotFound(doing + ": no such DAG");
+  RETURN_IF_ERROR(Annotate(txn.Commit(), doing));
+  RemoveRunLogs(std::move(run_ids));
+  return Status::Ok();
 }
 
 // --- Runs ---
 
 Result<std::pair<RunRecord, bool>> Store::CreateRun(const RunRecord& run) {
-  {
-    ASSIGN_STMT(s, db_, std::string("SELECT ") + kRunColumns + " FROM runs WHERE dag = ? AND run_key = ?");
-    s.Bind(1, run.dag).Bind(2, run.run_key);
-    auto row = s.Step();
-    if (!row.ok()) return row.status();
-    if (*row) {
-      RunRecord existing = ReadRun(s);
-      s.Reset();
-      return std::make_pair(existing, false);
-    }
-    s.Reset();
+  const std::string doing = "cannot create run '" + run.run_id + "' of DAG '" + run.dag + "'";
+  if (!IsSafeRunId(run.run_id)) {
+    return Status::InvalidArgument(doing +
+                                   ": a run id is 1-128 characters of letters, digits, '_', '-' and '.', "
+                                   "and not '.' or '..'");
   }
-  ASSIGN_STMT(s, db_,
-              std::string("INSERT INTO runs (") + kRunColumns +
-                  ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-  s.Bind(1, run.run_id).Bind(2, run.dag).Bind(3, run.dag_hash).Bind(4, run.run_key).Bind(5, run.trigger);
-  s.Bind(6, ToString(run.state)).Bind(7, Secs(run.logical_date)).Bind(8, Secs(run.interval_start));
-  s.Bind(9, Secs(run.interval_end)).Bind(10, run.params_json).Bind(11, run.force ? 1 : 0);
-  s.Bind(12, Ms(run.created_at)).Bind(13, Ms(run.started_at)).Bind(14, Ms(run.ended_at));
-  s.Bind(15, Ms(run.scheduled_for)).Bind(16, run.error);
-  RETURN_IF_ERROR(s.Run());
-  return std::make_pair(run, true);
+  {
+    // The UNIQUE (dag, run_key) constraint decides: a concurrent duplicate can't slip in
+    // between a lookup and the insert.
+    ASSIGN_STMT(s, std::string("INSERT INTO runs (") + kRunColumns +
+                       ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                       "ON CONFLICT (dag, run_key) DO NOTHING");
+    s.Bind(1, run.run_id).Bind(2, run.dag).Bind(3, run.dag_hash).Bind(4, run.run_key).Bind(5, run.trigger);
+    s.Bind(6, ToString(run.state)).Bind(7, Secs(run.logical_date)).Bind(8, Secs(run.interval_start));
+    s.Bind(9, Secs(run.interval_end)).Bind(10, run.params_json).Bind(11, run.force ? 1 : 0);
+    s.Bind(12, Ms(run.created_at)).Bind(13, Ms(run.started_at)).Bind(14, Ms(run.ended_at));
+    s.Bind(15, Ms(run.scheduled_for)).Bind(16, run.error);
+    Status st = s.Run();
+    if (st.code() == StatusCode::kAlreadyExists) return Status::AlreadyExists(doing + ": the run id is taken");
+    if (!st.ok()) return Annotate(st, doing);
+    if (db_->Changes() == 1) return std::make_pair(run, true);
+  }
+  ASSIGN_STMT(s, std::string("SELECT ") + kRunColumns + " FROM runs WHERE dag = ? AND run_key = ?");
+  s.Bind(1, run.dag).Bind(2, run.run_key);
+  auto row = s.Step();
+  if (!row.ok()) return Annotate(row.status(), doing);
+  if (!*row) return Status::Internal(doing + ": run key '" + run.run_key + "' conflicts but no run has it");
+  RunRecord existing;
+  RETURN_IF_ERROR(ReadRun(s, &existing));
+  return std::make_pair(std::move(existing), false);
 }
 
 Result<std::optional<RunRecord>> Store::GetRun(const std::string& run_id) {
-  ASSIGN_STMT(s, db_, std::string("SELECT ") + kRunColumns + " FROM runs WHERE run_id = ?");
+  ASSIGN_STMT(s, std::string("SELECT ") + kRunColumns + " FROM runs WHERE run_id = ?");
   s.Bind(1, run_id);
   auto row = s.Step();
-  if (!row.ok()) return row.status();
+  if (!row.ok()) return Annotate(row.status(), "cannot read run '" + run_id + "'");
   std::optional<RunRecord> out;
-  if (*row) out = ReadRun(s);
-  s.Reset();
+  if (*row) {
+    out.emplace();
+    RETURN_IF_ERROR(ReadRun(s, &*out));
+  }
   return out;
 }
 
 Result<std::vector<RunRecord>> Store::ListRuns(const RunFilter& filter) {
-  ASSIGN_STMT(s, db_,
-              std::string("SELECT ") + kRunColumns +
-                  " FROM runs WHERE (?1 IS NULL OR dag = ?1) AND (?2 IS NULL OR state = ?2) "
-                  "ORDER BY created_at DESC, rowid DESC LIMIT ?3");
+  ASSIGN_STMT(s, std::string("SELECT ") + kRunColumns +
+                     " FROM runs WHERE (?1 IS NULL OR dag = ?1) AND (?2 IS NULL OR state = ?2) "
+                     "ORDER BY created_at DESC, rowid DESC LIMIT ?3");
   s.Bind(1, filter.dag);
   if (filter.state) s.Bind(2, ToString(*filter.state)); else s.BindNull(2);
-  s.Bind(3, static_cast<int64_t>(filter.limit));
+  s.Bind(3, static_cast<int64_t>(filter.limit < 0 ? -1 : filter.limit));  // negative: no limit
   std::vector<RunRecord> out;
-  for (;;) {
-    auto row = s.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    out.push_back(ReadRun(s));
-  }
-  s.Reset();
+  RETURN_IF_ERROR(Annotate(ReadAll(s, ReadRun, &out), "cannot list runs"));
   return out;
 }
 
 Result<std::vector<RunRecord>> Store::ListRunsInStates(const std::vector<RunState>& states) {
+  // One query, so runs in different states interleave by age; duplicates in `states`
+  // must not duplicate runs.
+  std::set<RunState> unique(states.begin(), states.end());
   std::vector<RunRecord> out;
-  for (RunState state : states) {
-    ASSIGN_STMT(s, db_, std::string("SELECT ") + kRunColumns + " FROM runs WHERE state = ? ORDER BY created_at, rowid");
-    s.Bind(1, ToString(state));
-    for (;;) {
-      auto row = s.Step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      out.push_back(ReadRun(s));
-    }
-    s.Reset();
-  }
-  std::stable_sort(out.begin(), out.end(),
-                   [](const RunRecord& a, const RunRecord& b) { return a.created_at < b.created_at; });
+  if (unique.empty()) return out;
+  std::string sql = std::string("SELECT ") + kRunColumns + " FROM runs WHERE state IN (";
+  for (size_t i = 0; i < unique.size(); ++i) sql += i ? ", ?" : "?";
+  sql += ") ORDER BY created_at, rowid";
+  ASSIGN_STMT(s, sql);
+  int index = 1;
+  for (RunState state : unique) s.Bind(index++, ToString(state));
+  RETURN_IF_ERROR(Annotate(ReadAll(s, ReadRun, &out), "cannot list runs by state"));
   return out;
 }
 
 Status Store::UpdateRunState(const std::string& run_id, RunState state, std::optional<SysMillis> started_at,
                              std::optional<SysMillis> ended_at, const std::string& error) {
-  ASSIGN_STMT(s, db_,
+  ASSIGN_STMT(s,
               "UPDATE runs SET state = ?, started_at = COALESCE(?, started_at), ended_at = ?, error = ? "
               "WHERE run_id = ?");
-  return s.Bind(1, ToString(state)).Bind(2, Ms(started_at)).Bind(3, Ms(ended_at)).Bind(4, error).Bind(5, run_id).Run();
+  s.Bind(1, ToString(state)).Bind(2, Ms(started_at)).Bind(3, Ms(ended_at)).Bind(4, error).Bind(5, run_id);
+  RUN_UPDATE(s, "cannot update run '" + run_id + "'", "run");
+  return Status::Ok();
 }
 
 Result<std::optional<SysMillis>> Store::LastSuccessfulRunEnd(const std::string& dag) {
-  ASSIGN_STMT(s, db_, "SELECT MAX(ended_at) FROM runs WHERE dag = ? AND state = 'success'");
+  ASSIGN_STMT(s, "SELECT MAX(ended_at) FROM runs WHERE dag = ? AND state = 'success'");
   s.Bind(1, dag);
   auto row = s.Step();
-  if (!row.ok()) return row.status();
-  std::optional<SysMillis> out = OptMs(s, 0);
-  s.Reset();
+  if (!row.ok()) return Annotate(row.status(), "cannot read the last successful run of DAG '" + dag + "'");
+  std::optional<SysMillis> out;
+  if (*row) out = OptMs(s, 0);
   return out;
 }
 
 // --- Task instances ---
 
 Status Store::InsertInstances(std::vector<InstanceRecord>& instances) {
-  RETURN_IF_ERROR(Begin());
+  Transaction txn(*this);
+  RETURN_IF_ERROR(Annotate(txn.Begin(), "cannot insert task instances"));
+  size_t filled = 0;
+  auto fail = [&](const Status& st) {
+    for (size_t k = 0; k < filled; ++k) instances[k].id = 0;  // none of them exist
+    return st;
+  };
   for (auto& i : instances) {
+    const std::string doing =
+        "cannot insert task instance " + i.task + "[" + i.partition + "] of run '" + i.run_id + "'";
     auto s = db_->Prepare(
         "INSERT INTO task_instances (run_id, task, partition, state, reason, idempotency_key, attempts, "
         "exit_code, next_attempt_at, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    if (!s.ok()) {
-      Rollback();
-      return s.status();
-    }
+    if (!s.ok()) return fail(Annotate(s.status(), doing));
     Statement& st = **s;
+    ScopedStatement scope(st);
     st.Bind(1, i.run_id).Bind(2, i.task).Bind(3, i.partition).Bind(4, ToString(i.state)).Bind(5, i.reason);
     st.Bind(6, i.idempotency_key).Bind(7, i.attempts).Bind(8, i.exit_code).Bind(9, Ms(i.next_attempt_at));
     st.Bind(10, Ms(i.started_at)).Bind(11, Ms(i.ended_at));
-    if (Status r = st.Run(); !r.ok()) {
-      Rollback();
-      return r;
-    }
+    Status r = st.Run();
+    if (r.code() == StatusCode::kNotFound) return fail(Status::NotFound(doing + ": no such run"));
+    if (r.code() == StatusCode::kAlreadyExists) return fail(Status::AlreadyExists(doing + ": it already exists"));
+    if (!r.ok()) return fail(Annotate(r, doing));
     i.id = db_->LastInsertRowId();
+    ++filled;
   }
-  return Commit();
+  if (Status st = txn.Commit(); !st.ok()) return fail(Annotate(st, "cannot insert task instances"));
+  return Status::Ok();
 }
 
 Result<std::vector<InstanceRecord>> Store::ListInstances(const std::string& run_id) {
-  ASSIGN_STMT(s, db_, std::string("SELECT ") + kInstanceColumns + " FROM task_instances WHERE run_id = ? ORDER BY id");
+  ASSIGN_STMT(s, std::string("SELECT ") + kInstanceColumns + " FROM task_instances i WHERE i.run_id = ? ORDER BY i.id");
   s.Bind(1, run_id);
   std::vector<InstanceRecord> out;
-  for (;;) {
-    auto row = s.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    out.push_back(ReadInstance(s));
-  }
-  s.Reset();
+  RETURN_IF_ERROR(Annotate(ReadAll(s, ReadInstance, &out), "cannot list task instances of run '" + run_id + "'"));
   return out;
 }
 
 Status Store::UpdateInstance(const InstanceRecord& i) {
-  ASSIGN_STMT(s, db_,
+  ASSIGN_STMT(s,
               "UPDATE task_instances SET state = ?, reason = ?, attempts = ?, exit_code = ?, next_attempt_at = ?, "
               "started_at = ?, ended_at = ? WHERE id = ?");
   s.Bind(1, ToString(i.state)).Bind(2, i.reason).Bind(3, i.attempts).Bind(4, i.exit_code);
   s.Bind(5, Ms(i.next_attempt_at)).Bind(6, Ms(i.started_at)).Bind(7, Ms(i.ended_at)).Bind(8, i.id);
-  return s.Run();
+  RUN_UPDATE(s, "cannot update task instance " + std::to_string(i.id) + " (" + i.task + "[" + i.partition + "])",
+             "task instance");
+  return Status::Ok();
 }
 
 Result<std::vector<InstanceRecord>> Store::ListDeadLetters(const std::optional<std::string>& dag) {
-  std::string sql = "SELECT i.id, i.run_id, i.task, i.partition, i.state, i.reason, i.idempotency_key, i.attempts, "
-                    "i.exit_code, i.next_attempt_at, i.started_at, i.ended_at FROM task_instances i JOIN runs r "
-                    "ON r.run_id = i.run_id WHERE i.state = 'failed' AND (?1 IS NULL OR r.dag = ?1) "
-                    "ORDER BY i.ended_at DESC, i.id DESC";
-  ASSIGN_STMT(s, db_, sql);
+  ASSIGN_STMT(s, std::string("SELECT ") + kInstanceColumns +
+                     " FROM task_instances i JOIN runs r ON r.run_id = i.run_id "
+                     "WHERE i.state = 'failed' AND (?1 IS NULL OR r.dag = ?1) ORDER BY i.ended_at DESC, i.id DESC");
   s.Bind(1, dag);
   std::vector<InstanceRecord> out;
-  for (;;) {
-    auto row = s.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    out.push_back(ReadInstance(s));
-  }
-  s.Reset();
+  RETURN_IF_ERROR(Annotate(ReadAll(s, ReadInstance, &out), "cannot list dead letters"));
   return out;
 }
 
 // --- Attempts ---
 
 Status Store::InsertAttempt(AttemptRecord& a) {
-  ASSIGN_STMT(s, db_,
-              "INSERT INTO attempts (instance_id, number, outcome, pid, started_at, log_path) VALUES (?, ?, ?, ?, ?, ?)");
+  const std::string doing =
+      "cannot record attempt " + std::to_string(a.number) + " of task instance " + std::to_string(a.instance_id);
+  ASSIGN_STMT(s, "INSERT INTO attempts (instance_id, number, outcome, pid, started_at, ended_at, exit_code, signal, "
+                 "cpu_seconds, max_rss_kb, log_path, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   s.Bind(1, a.instance_id).Bind(2, a.number).Bind(3, ToString(a.outcome)).Bind(4, a.pid);
-  s.Bind(5, Ms(a.started_at)).Bind(6, a.log_path);
-  RETURN_IF_ERROR(s.Run());
+  s.Bind(5, Ms(a.started_at)).Bind(6, Ms(a.ended_at)).Bind(7, a.exit_code).Bind(8, a.signal);
+  s.Bind(9, a.cpu_seconds).Bind(10, a.max_rss_kb).Bind(11, a.log_path).Bind(12, a.error);
+  Status st = s.Run();
+  if (st.code() == StatusCode::kNotFound) return Status::NotFound(doing + ": no such task instance");
+  if (st.code() == StatusCode::kAlreadyExists) return Status::AlreadyExists(doing + ": it already exists");
+  if (!st.ok()) return Annotate(st, doing);
   a.id = db_->LastInsertRowId();
   return Status::Ok();
 }
 
 Status Store::FinishAttempt(const AttemptRecord& a) {
-  ASSIGN_STMT(s, db_,
+  ASSIGN_STMT(s,
               "UPDATE attempts SET outcome = ?, pid = ?, ended_at = ?, exit_code = ?, signal = ?, cpu_seconds = ?, "
               "max_rss_kb = ?, error = ? WHERE id = ?");
   s.Bind(1, ToString(a.outcome)).Bind(2, a.pid).Bind(3, Ms(a.ended_at)).Bind(4, a.exit_code).Bind(5, a.signal);
   s.Bind(6, a.cpu_seconds).Bind(7, a.max_rss_kb).Bind(8, a.error).Bind(9, a.id);
-  return s.Run();
+  RUN_UPDATE(s, "cannot finish attempt " + std::to_string(a.id), "attempt");
+  return Status::Ok();
 }
 
 Result<std::vector<AttemptRecord>> Store::ListAttempts(int64_t instance_id) {
-  ASSIGN_STMT(s, db_,
-              "SELECT id, instance_id, number, outcome, pid, started_at, ended_at, exit_code, signal, cpu_seconds, "
-              "max_rss_kb, log_path, error FROM attempts WHERE instance_id = ? ORDER BY number");
+  ASSIGN_STMT(s, std::string("SELECT ") + kAttemptColumns + " FROM attempts WHERE instance_id = ? ORDER BY number");
   s.Bind(1, instance_id);
   std::vector<AttemptRecord> out;
-  for (;;) {
-    auto row = s.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    AttemptRecord a;
-    a.id = s.Int(0);
-    a.instance_id = s.Int(1);
-    a.number = static_cast<int>(s.Int(2));
-    a.outcome = ParseAttemptOutcome(s.Text(3)).value_or(AttemptOutcome::kFailed);
-    a.pid = static_cast<int>(s.Int(4));
-    a.started_at = FromMs(s.Int(5));
-    a.ended_at = OptMs(s, 6);
-    a.exit_code = OptInt32(s, 7);
-    a.signal = OptInt32(s, 8);
-    a.cpu_seconds = s.Double(9);
-    a.max_rss_kb = s.Int(10);
-    a.log_path = s.Text(11);
-    a.error = s.Text(12);
-    out.push_back(std::move(a));
-  }
-  s.Reset();
+  RETURN_IF_ERROR(Annotate(ReadAll(s, ReadAttempt, &out),
+                           "cannot list attempts of task instance " + std::to_string(instance_id)));
   return out;
 }
 
 Result<std::vector<int64_t>> Store::MarkRunningAttemptsLost(SysMillis now) {
+  const std::string doing = "cannot mark running attempts lost";
+  Transaction txn(*this);
+  RETURN_IF_ERROR(Annotate(txn.Begin(), doing));
   std::vector<int64_t> instance_ids;
   {
-    ASSIGN_STMT(s, db_, "SELECT instance_id FROM attempts WHERE outcome = 'running'");
+    ASSIGN_STMT(s, "SELECT DISTINCT instance_id FROM attempts WHERE outcome = 'running' ORDER BY instance_id");
     for (;;) {
       auto row = s.Step();
-      if (!row.ok()) return row.status();
+      if (!row.ok()) return Annotate(row.status(), doing);
       if (!*row) break;
       instance_ids.push_back(s.Int(0));
     }
-    s.Reset();
   }
-  ASSIGN_STMT(u, db_,
+  ASSIGN_STMT(u,
               "UPDATE attempts SET outcome = 'lost', ended_at = ?, error = 'the daemon stopped while the attempt ran' "
               "WHERE outcome = 'running'");
-  RETURN_IF_ERROR(u.Bind(1, Ms(now)).Run());
+  RETURN_IF_ERROR(Annotate(u.Bind(1, Ms(now)).Run(), doing));
+  RETURN_IF_ERROR(Annotate(txn.Commit(), doing));
   return instance_ids;
 }
 
 // --- Idempotency keys ---
 
 Result<bool> Store::KeySucceeded(const std::string& dag, const std::string& key) {
-  ASSIGN_STMT(s, db_, "SELECT 1 FROM idempotency_keys WHERE dag = ? AND key = ?");
+  ASSIGN_STMT(s, "SELECT 1 FROM idempotency_keys WHERE dag = ? AND key = ?");
   s.Bind(1, dag).Bind(2, key);
   auto row = s.Step();
-  if (!row.ok()) return row.status();
-  bool found = *row;
-  s.Reset();
-  return found;
+  if (!row.ok()) return Annotate(row.status(), "cannot look up idempotency key '" + key + "' of DAG '" + dag + "'");
+  return *row;
 }
 
 Status Store::RecordKeySuccess(const std::string& dag, const std::string& key, const std::string& run_id,
                                SysMillis at) {
-  ASSIGN_STMT(s, db_,
+  ASSIGN_STMT(s,
               "INSERT INTO idempotency_keys (dag, key, run_id, succeeded_at) VALUES (?, ?, ?, ?) "
               "ON CONFLICT (dag, key) DO UPDATE SET run_id = excluded.run_id, succeeded_at = excluded.succeeded_at");
-  return s.Bind(1, dag).Bind(2, key).Bind(3, run_id).Bind(4, Ms(at)).Run();
+  Status st = s.Bind(1, dag).Bind(2, key).Bind(3, run_id).Bind(4, Ms(at)).Run();
+  return Annotate(st, "cannot record idempotency key '" + key + "' of DAG '" + dag + "'");
 }
 
 // --- Audit ---
 
 Status Store::Audit(int uid, const std::string& action, const std::string& target, const std::string& detail_json,
                     SysMillis at) {
-  ASSIGN_STMT(s, db_, "INSERT INTO audit (at, uid, action, target, detail) VALUES (?, ?, ?, ?, ?)");
-  return s.Bind(1, Ms(at)).Bind(2, uid).Bind(3, action).Bind(4, target).Bind(5, detail_json).Run();
+  ASSIGN_STMT(s, "INSERT INTO audit (at, uid, action, target, detail) VALUES (?, ?, ?, ?, ?)");
+  Status st = s.Bind(1, Ms(at)).Bind(2, uid).Bind(3, action).Bind(4, target).Bind(5, detail_json).Run();
+  return Annotate(st, "cannot write the audit entry for " + action + " " + target);
 }
 
 Result<std::vector<AuditEntry>> Store::ListAudit(int limit) {
-  ASSIGN_STMT(s, db_, "SELECT id, at, uid, action, target, detail FROM audit ORDER BY id DESC LIMIT ?");
-  s.Bind(1, static_cast<int64_t>(limit));
+  ASSIGN_STMT(s, "SELECT id, at, uid, action, target, detail FROM audit ORDER BY id DESC LIMIT ?");
+  s.Bind(1, static_cast<int64_t>(limit < 0 ? -1 : limit));
   std::vector<AuditEntry> out;
-  for (;;) {
-    auto row = s.Step();
-    if (!row.ok()) return row.status();
-    if (!*row) break;
-    out.push_back({s.Int(0), FromMs(s.Int(1)), static_cast<int>(s.Int(2)), s.Text(3), s.Text(4), s.Text(5)});
-  }
-  s.Reset();
+  auto read = [](const Statement& s, AuditEntry* e) {
+    *e = {s.Int(0), FromMs(s.Int(1)), static_cast<int>(s.Int(2)), s.Text(3), s.Text(4), s.Text(5)};
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(Annotate(ReadAll(s, read, &out), "cannot read the audit trail"));
   return out;
 }
 
 // --- Retention ---
 
 Result<int> Store::PruneRunsBefore(SysMillis cutoff) {
+  const std::string doing = "cannot prune old runs";
+  Transaction txn(*this);
+  RETURN_IF_ERROR(Annotate(txn.Begin(), doing));
   std::vector<std::string> runs;
   {
-    ASSIGN_STMT(s, db_,
-                "SELECT run_id FROM runs WHERE state IN ('success', 'failed', 'cancelled') AND ended_at < ?");
-    s.Bind(1, Ms(cutoff));
+    ASSIGN_STMT(s, "SELECT run_id FROM runs WHERE state IN (?, ?, ?) AND ended_at < ? ORDER BY created_at, rowid");
+    s.Bind(1, ToString(RunState::kSuccess)).Bind(2, ToString(RunState::kFailed)).Bind(3, ToString(RunState::kCancelled));
+    s.Bind(4, Ms(cutoff));
     for (;;) {
       auto row = s.Step();
-      if (!row.ok()) return row.status();
+      if (!row.ok()) return Annotate(row.status(), doing);
       if (!*row) break;
       runs.push_back(s.Text(0));
     }
-    s.Reset();
   }
   if (runs.empty()) return 0;
-  RETURN_IF_ERROR(Begin());
   for (const auto& run_id : runs) {
     const char* statements[] = {
         "DELETE FROM attempts WHERE instance_id IN (SELECT id FROM task_instances WHERE run_id = ?)",
@@ -712,22 +979,14 @@ Result<int> Store::PruneRunsBefore(SysMillis cutoff) {
         "DELETE FROM runs WHERE run_id = ?",
     };
     for (const char* sql : statements) {
-      auto s = db_->Prepare(sql);
-      Status st = s.ok() ? (*s)->Bind(1, run_id).Run() : s.status();
-      if (!st.ok()) {
-        Rollback();
-        return st;
-      }
+      ASSIGN_STMT(s, sql);
+      if (Status st = s.Bind(1, run_id).Run(); !st.ok()) return Annotate(st, doing);
     }
   }
-  RETURN_IF_ERROR(Commit());
-  // Logs are removed after the commit: a crash in between leaves files, never rows
-  // pointing at missing files.
-  for (const auto& run_id : runs) {
-    std::error_code ec;
-    fs::remove_all(LogDir() + "/" + run_id, ec);
-  }
-  return static_cast<int>(runs.size());
+  RETURN_IF_ERROR(Annotate(txn.Commit(), doing));
+  const int count = static_cast<int>(runs.size());
+  RemoveRunLogs(std::move(runs));
+  return count;
 }
 
 }  // namespace batchd::store

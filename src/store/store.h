@@ -7,9 +7,14 @@
 // <data_dir>/batchd.lock enforces it across processes). A Store is NOT thread-safe: it is
 // owned by the engine's loop thread; other threads (the API) post work to that thread.
 //
-// Writes outside an explicit transaction commit immediately. For high-rate state changes
-// the engine wraps a batch in Begin()/Commit() (group commit) and performs the side
-// effects that depend on the batch (spawning, replying) only after Commit() returns.
+// Writes outside an explicit transaction commit immediately (a method that writes several
+// rows uses its own transaction, so it is all-or-nothing). For high-rate state changes the
+// engine wraps a batch in Begin()/Commit() (group commit) and performs the side effects
+// that depend on the batch (spawning, replying) only after Commit() returns.
+//
+// Errors are Status values whose message says what was being done and why it failed,
+// e.g. "cannot update run 'ab12': no such run". Updates of a row that does not exist
+// return NotFound; duplicate keys return AlreadyExists; a damaged file returns Corruption.
 
 #include <memory>
 #include <optional>
@@ -113,8 +118,10 @@ struct RunFilter {
 class Store {
  public:
   // Opens or creates the store in `data_dir` (created if missing), takes the directory
-  // lock, migrates the schema forward. Errors: the lock is held by another process,
-  // the file is corrupt/truncated/not a database, or its schema is newer than ours.
+  // lock, checks the file and migrates the schema forward. Errors (messages in
+  // docs/store-schema.md): the lock is held by another process or Store (FailedPrecondition),
+  // the file is corrupt, truncated, not an SQLite database or not a batchd database, or its
+  // schema is newer than ours (Corruption).
   static Result<std::unique_ptr<Store>> Open(const std::string& data_dir);
   ~Store();
   Store(const Store&) = delete;
@@ -124,9 +131,14 @@ class Store {
   std::string LogDir() const { return data_dir_ + "/logs"; }
 
   // Group commit. Nested Begin() calls are counted; the outermost Commit() commits.
+  // Rollback() ends the innermost Begin(). A nested Rollback() dooms the whole
+  // transaction: nothing is written, and the outermost Commit() rolls back and returns
+  // an error (so an outer batch never half-commits around a failed inner step).
+  // If COMMIT itself fails the transaction is rolled back: nothing of it is durable.
   Status Begin();
   Status Commit();
   void Rollback();
+  bool InTransaction() const { return txn_depth_ > 0; }
 
   // --- DAGs ---
   Status PutDagVersion(const DagVersion& v);  // idempotent
@@ -139,17 +151,21 @@ class Store {
   Status SetDagPaused(const std::string& name, bool paused);
   Status SetDagDeleted(const std::string& name);
   Status SetLastFire(const std::string& name, SysSeconds fire);
-  // Removes the DAG, its versions, runs, instances, attempts and keys.
+  // Removes the DAG, its versions, runs, instances, attempts, idempotency keys and the
+  // runs' log directories (after the commit). The audit trail is kept. NotFound when
+  // nothing at all is stored under `name`. The caller stops the DAG's active runs first.
   Status PurgeDag(const std::string& name);
 
   // --- Runs ---
   // Inserts `run` unless a run with the same (dag, run_key) exists; returns the stored
-  // run and whether it was created.
+  // run and whether it was created. `run.run_id` names the run's log directory, so it must
+  // be 1-128 characters of [A-Za-z0-9_.-] and not "." or ".." (InvalidArgument).
   Result<std::pair<RunRecord, bool>> CreateRun(const RunRecord& run);
   Result<std::optional<RunRecord>> GetRun(const std::string& run_id);
   Result<std::vector<RunRecord>> ListRuns(const RunFilter& filter);
-  // Runs in the given non-terminal states, oldest first.
+  // Runs in any of the given states, oldest first (created_at, then insertion order).
   Result<std::vector<RunRecord>> ListRunsInStates(const std::vector<RunState>& states);
+  // Sets state, ended_at (cleared when nullopt) and error; started_at only when given.
   Status UpdateRunState(const std::string& run_id, RunState state, std::optional<SysMillis> started_at,
                         std::optional<SysMillis> ended_at, const std::string& error = "");
   Result<std::optional<SysMillis>> LastSuccessfulRunEnd(const std::string& dag);
@@ -162,10 +178,11 @@ class Store {
   Result<std::vector<InstanceRecord>> ListDeadLetters(const std::optional<std::string>& dag);
 
   // --- Attempts ---
-  Status InsertAttempt(AttemptRecord& attempt);  // fills id
+  Status InsertAttempt(AttemptRecord& attempt);  // fills id; (instance, number) is unique
   Status FinishAttempt(const AttemptRecord& attempt);
   Result<std::vector<AttemptRecord>> ListAttempts(int64_t instance_id);
-  // Marks every attempt still `running` as `lost` (ended now); returns their instance ids.
+  // Marks every attempt still `running` as `lost` (ended now); returns their instance ids,
+  // ascending, each once.
   Result<std::vector<int64_t>> MarkRunningAttemptsLost(SysMillis now);
 
   // --- Idempotency keys ---
@@ -180,17 +197,26 @@ class Store {
 
   // --- Retention ---
   // Deletes terminal runs (and their instances, attempts, log files) that ended before
-  // `cutoff`; returns the number of runs removed.
+  // `cutoff`; returns the number of runs removed. Idempotency keys and the audit trail are
+  // kept: a key that succeeded must stay succeeded after its run is gone.
   Result<int> PruneRunsBefore(SysMillis cutoff);
 
  private:
   Store(std::string data_dir, int lock_fd, std::unique_ptr<Database> db);
+  Status Configure();
   Status Migrate();
+  // Deletes the log directories of `run_ids` now, or after the outermost Commit() when a
+  // transaction is open: a crash in between leaves files, never rows without their logs.
+  void RemoveRunLogs(std::vector<std::string> run_ids);
+  void RemovePendingLogs();
+  void RollbackNow();
 
   std::string data_dir_;
   int lock_fd_;
   std::unique_ptr<Database> db_;
   int txn_depth_ = 0;
+  bool rollback_only_ = false;                      // a nested Rollback() doomed the transaction
+  std::vector<std::string> pending_log_removals_;  // run ids, removed after the commit
 };
 
 // A fresh run id: 12 lowercase hex characters from a random source.

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -59,14 +60,25 @@ LoadResult LoadChecked(std::string_view input, const std::string& what) {
   return r;
 }
 
-TEST(LoaderFuzzTest, ExamplesTruncatedAtEveryByte) {
+// CPU time, which a loaded build machine disturbs less than wall time.
+double CpuSeconds() { return static_cast<double>(std::clock()) / CLOCKS_PER_SEC; }
+
+// Every byte offset of the first and last 512 bytes (where the top-level keys and the
+// ends of documents are), and every fourth one in between: parsing each prefix costs
+// time proportional to its length, and every offset of all examples took seconds.
+TEST(LoaderFuzzTest, ExamplesTruncatedAtDenseOffsets) {
+  int loads = 0;
   for (const std::string& text : ExampleDags()) {
     ASSERT_TRUE(LoadDagString(text, "x.yaml").ok());
     for (size_t n = 0; n <= text.size(); ++n) {
+      bool edge = n < 512 || n + 512 > text.size();
+      if (!edge && n % 4 != 0) continue;
       LoadChecked(std::string_view(text).substr(0, n), "truncated at " + std::to_string(n));
       if (HasFatalFailure()) return;
+      ++loads;
     }
   }
+  EXPECT_GT(loads, 2500);
 }
 
 // Byte flips (to any byte, including NUL and invalid UTF-8), YAML-significant
@@ -113,7 +125,7 @@ TEST(LoaderFuzzTest, MutatedExamplesNeverCrash) {
   std::mt19937 rng(20260101);
   int loaded = 0, rejected = 0;
   for (const std::string& text : ExampleDags()) {
-    for (int i = 0; i < 3000; ++i) {
+    for (int i = 0; i < 1000; ++i) {
       std::string mutant = Mutate(text, rng);
       LoadResult r = LoadChecked(mutant, "mutant " + std::to_string(i));
       if (HasFatalFailure()) return;
@@ -153,13 +165,13 @@ TEST(LoaderFuzzTest, FiftyMegabytesOfJunkIsRefusedBySize) {
   ASSERT_GE(fd, 0);
   ASSERT_EQ(write(fd, junk.data(), junk.size()), static_cast<ssize_t>(junk.size()));
   close(fd);
-  auto start = std::chrono::steady_clock::now();
+  double start = CpuSeconds();
   LoadResult r = LoadDagFile(name);
-  auto elapsed = std::chrono::steady_clock::now() - start;
+  double elapsed = CpuSeconds() - start;
   std::remove(name);
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].message, "file is too large: 52428800 bytes (the limit is 4194304 bytes)");
-  EXPECT_LT(elapsed, std::chrono::milliseconds(500));
+  EXPECT_LT(elapsed, 0.1);  // refused from its size, not read
   // The same junk handed over in memory (e.g. an API submit) is refused just as fast.
   LoadResult s = LoadChecked(junk, "50 MB in memory");
   ASSERT_EQ(s.errors.size(), 1u);
@@ -215,7 +227,7 @@ std::string AliasBomb() {
 }
 
 TEST(LoaderFuzzTest, AliasBombIsNeverExpanded) {
-  auto start = std::chrono::steady_clock::now();
+  double start = CpuSeconds();
   const std::string bomb = AliasBomb();
   LoadResult r = LoadChecked(bomb + "dag: d\ndescription: *l9\nparams: *l9\nenv: {X: *l9}\n"
                                     "tasks: *l9\n",
@@ -235,25 +247,25 @@ TEST(LoaderFuzzTest, AliasBombIsNeverExpanded) {
   }
   r = LoadChecked(merges + "dag: d\ntasks:\n  - {<<: *m9, id: a}\n", "merge-key bomb");
   EXPECT_TRUE(r.ok());
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  EXPECT_LT(CpuSeconds() - start, 1.0);
 }
 
 TEST(LoaderFuzzTest, ManyTasksAndLongChainsStayFast) {
-  // 20,000 tasks in one dependency chain, then the same chain closed into a cycle: the
+  // 10,000 tasks in one dependency chain, then the same chain closed into a cycle: the
   // graph checks are iterative and linear.
   std::string yaml = "dag: chain\ntasks:\n  - {id: t0, command: x}\n";
-  for (int i = 1; i < 20'000; ++i) {
+  for (int i = 1; i < 10'000; ++i) {
     yaml += "  - {id: t" + std::to_string(i) + ", command: x, depends_on: [t" + std::to_string(i - 1) + "]}\n";
   }
-  auto start = std::chrono::steady_clock::now();
+  double start = CpuSeconds();
   LoadResult r = LoadChecked(yaml, "long chain");
   EXPECT_TRUE(r.ok());
   std::string cyclic = yaml;
-  cyclic.replace(cyclic.find("{id: t0, command: x}"), 20, "{id: t0, command: x, depends_on: [t19999]}");
+  cyclic.replace(cyclic.find("{id: t0, command: x}"), 20, "{id: t0, command: x, depends_on: [t9999]}");
   r = LoadChecked(cyclic, "long cycle");
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].message.substr(0, 34), "dependency cycle: t0 -> t1 -> t2 -");
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  EXPECT_LT(CpuSeconds() - start, 2.0);
 }
 
 TEST(LoaderFuzzTest, OddButValidYamlFeatures) {
@@ -267,6 +279,7 @@ TEST(LoaderFuzzTest, OddButValidYamlFeatures) {
       "&anchor dag: d\ntasks: [{id: a, command: x}]\n",
       "dag: d\ntasks: [{id: a, command: x}, ]\n",
       "{dag: d, tasks: [{id: a, command: x}]}",
+      ",", "[a]\n,", "[:", "{:", "[:]", "{:]", "- !+(.,.)", "bad YAML: [", "---\n---\n---\n",
   };
   for (const char* input : inputs) LoadChecked(input, input);
 }

@@ -567,7 +567,9 @@ tasks:
 
 TEST(LoaderTest, ReportsNonStringKeys) {
   EXPECT_THAT(Errors("dag: x\n? [a]\n: b\ntasks: [{id: a, command: x}]\n"),
-              ElementsAre("d.yaml:2:3: keys must be strings, got a list"));
+              ElementsAre("d.yaml:2:3: a key must be a string, got a list"));
+  EXPECT_THAT(Errors("dag: x\ntasks:\n  - {id: a, command: x, {b: c}: d}\n"),
+              ElementsAre("d.yaml:3:25: a key in task 'a' must be a string, got a mapping"));
 }
 
 TEST(LoaderTest, ReportsMissingRequiredKeys) {
@@ -748,6 +750,11 @@ tasks:
                           "d.yaml:12:38: invalid partition value '': names must be 1-128 characters from [A-Za-z0-9_.-]",
                           "d.yaml:13:9: invalid task id 'a123456789a123456789a123456789a123456789a123456789a123456789...': "
                           "names must be 1-128 characters from [A-Za-z0-9_.-]"));
+}
+
+TEST(LoaderTest, InvalidTaskIdDoesNotCascadeIntoUnknownDependencies) {
+  EXPECT_THAT(Errors("dag: d\ntasks:\n  - {id: \"a b\", command: x}\n  - {id: c, command: x, depends_on: [a b]}\n"),
+              ElementsAre("d.yaml:3:10: invalid task id 'a b': names must be 1-128 characters from [A-Za-z0-9_.-]"));
 }
 
 TEST(LoaderTest, ReportsBadEnvironmentNames) {

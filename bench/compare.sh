@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Compares the per-task overhead of `batchd run` with GNU make and ninja on DAGs of no-op
+# tasks (`true`), so that what is measured is scheduling + spawning + bookkeeping, not work.
+#
+#   bench/compare.sh [-j "2 4"] [-n RUNS] [-f FANOUT] [-c CHAIN] [-k]
+#
+# Builds nothing: expects ./build/batchd (or $BATCHD). See bench/README.md.
+set -euo pipefail
+
+BATCHD=${BATCHD:-./build/batchd}
+JOBS="2 4"
+RUNS=3
+FANOUT=2000
+CHAIN=200
+KEEP=0
+
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+while getopts "j:n:f:c:kh" opt; do
+  case $opt in
+    j) JOBS=$OPTARG ;;
+    n) RUNS=$OPTARG ;;
+    f) FANOUT=$OPTARG ;;
+    c) CHAIN=$OPTARG ;;
+    k) KEEP=1 ;;
+    *) usage ;;
+  esac
+done
+
+for tool in "$BATCHD" make ninja; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "compare.sh: '$tool' not found (build batchd first: cmake --build build --target batchd)" >&2
+    exit 1
+  fi
+done
+BATCHD=$(realpath "$BATCHD")
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/batchd-bench-XXXXXX")
+if [ "$KEEP" = 1 ]; then echo "keeping $WORK" >&2; else trap 'rm -rf "$WORK"' EXIT; fi
+
+# --- Generators ----------------------------------------------------------------------
+# Each case gets a directory with dag.yaml, Makefile and build.ninja describing the same
+# graph. make and ninja targets are phony / never created, so every run does all the work.
+
+gen_fanout() {  # N independent no-op partitions
+  local dir=$1 n=$2
+  mkdir -p "$dir"
+  cat >"$dir/dag.yaml" <<EOF
+dag: bench_fanout
+max_active_tasks: 100000
+tasks:
+  - id: noop
+    partitions: {range: [0, $n]}
+    command: "true"
+EOF
+  {
+    printf '.PHONY: all'
+    for ((i = 0; i < n; i++)); do printf ' t%d' "$i"; done
+    printf '\nall:'
+    for ((i = 0; i < n; i++)); do printf ' t%d' "$i"; done
+    printf '\n'
+    for ((i = 0; i < n; i++)); do printf 't%d:\n\t@true\n' "$i"; done
+  } >"$dir/Makefile"
+  {
+    printf 'rule noop\n  command = true\n'
+    for ((i = 0; i < n; i++)); do printf 'build t%d: noop\n' "$i"; done
+    printf 'build all: phony'
+    for ((i = 0; i < n; i++)); do printf ' t%d' "$i"; done
+    printf '\ndefault all\n'
+  } >"$dir/build.ninja"
+}
+
+gen_chain() {  # N no-op tasks, each depending on the previous one
+  local dir=$1 n=$2
+  mkdir -p "$dir"
+  {
+    printf 'dag: bench_chain\ntasks:\n'
+    printf '  - id: t0\n    command: "true"\n'
+    for ((i = 1; i < n; i++)); do
+      printf '  - id: t%d\n    depends_on: [t%d]\n    command: "true"\n' "$i" $((i - 1))
+    done
+  } >"$dir/dag.yaml"
+  {
+    printf '.PHONY: all'
+    for ((i = 0; i < n; i++)); do printf ' t%d' "$i"; done
+    printf '\nall: t%d\n' $((n - 1))
+    printf 't0:\n\t@true\n'
+    for ((i = 1; i < n; i++)); do printf 't%d: t%d\n\t@true\n' "$i" $((i - 1)); done
+  } >"$dir/Makefile"
+  {
+    printf 'rule noop\n  command = true\n'
+    printf 'build t0: noop\n'
+    for ((i = 1; i < n; i++)); do printf 'build t%d: noop t%d\n' "$i" $((i - 1)); done
+    printf 'build all: phony t%d\ndefault all\n' $((n - 1))
+  } >"$dir/build.ninja"
+}
+
+# --- Timing --------------------------------------------------------------------------
+
+now() { date +%s.%N; }
+
+# best_of CMD...: runs CMD $RUNS times (after a `prepare` hook each time) and prints
+# "WALL CPU": the best wall time, and the best user+sys CPU time of the command and its
+# children (from /usr/bin/time; less sensitive than wall time to a busy machine).
+best_of() {
+  local best="" best_cpu="" t0 t1 dt cpu
+  for ((r = 0; r < RUNS; r++)); do
+    prepare
+    t0=$(now)
+    if ! /usr/bin/time -f '%U %S' -o "$WORK/time.out" "$@" >"$WORK/last.out" 2>&1; then
+      echo "compare.sh: failed: $*" >&2
+      tail -20 "$WORK/last.out" >&2
+      exit 1
+    fi
+    t1=$(now)
+    dt=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
+    cpu=$(awk '{ printf "%.2f", $1 + $2 }' "$WORK/time.out")
+    if [ -z "$best" ] || awk -v d="$dt" -v b="$best" 'BEGIN { exit !(d < b) }'; then best=$dt; fi
+    if [ -z "$best_cpu" ] || awk -v d="$cpu" -v b="$best_cpu" 'BEGIN { exit !(d < b) }'; then best_cpu=$cpu; fi
+  done
+  printf '%.3f %s' "$best" "$best_cpu"
+}
+
+prepare() { :; }
+
+run_case() {  # name dir jobs
+  local name=$1 dir=$2 j=$3 b m n
+  cd "$dir"
+  # batchd: a fresh data directory each time (so every instance really runs, and the
+  # cost of creating the SQLite database is included, as for a first run).
+  prepare() { rm -rf "$dir/data"; }
+  b=($(best_of "$BATCHD" run dag.yaml --data-dir "$dir/data" --workers "$j" --date 2026-01-01))
+  prepare() { :; }
+  m=($(best_of make -s -j"$j" -f Makefile all))
+  prepare() { rm -f "$dir/.ninja_log" "$dir/.ninja_deps"; }
+  n=($(best_of ninja -j"$j" -f build.ninja all))
+  prepare() { :; }
+  local ratio cpu_ratio
+  ratio=$(awk -v b="${b[0]}" -v m="${m[0]}" -v n="${n[0]}" 'BEGIN { printf "%.2f", b / (m < n ? m : n) }')
+  cpu_ratio=$(awk -v b="${b[1]}" -v m="${m[1]}" -v n="${n[1]}" 'BEGIN { x = (m < n ? m : n); printf "%.2f", (x > 0 ? b / x : 0) }')
+  printf '%-20s %2d | %8s %8s %8s %7sx | %6s %6s %6s %7sx\n' "$name" "$j" "${b[0]}" "${m[0]}" "${n[0]}" "$ratio" \
+    "${b[1]}" "${m[1]}" "${n[1]}" "$cpu_ratio"
+  cd - >/dev/null
+}
+
+gen_fanout "$WORK/fanout" "$FANOUT"
+gen_chain "$WORK/chain" "$CHAIN"
+
+echo "batchd: $BATCHD ($("$BATCHD" --version 2>/dev/null || echo '?'))"
+echo "make:   $(make --version | head -1); ninja: $(ninja --version); $(nproc) CPUs; best of $RUNS, seconds"
+printf '%-20s %2s | %8s %8s %8s %8s | %6s %6s %6s %8s\n' "" "" "wall s" "" "" "" "cpu s" "" "" ""
+printf '%-20s %2s | %8s %8s %8s %8s | %6s %6s %6s %8s\n' CASE J BATCHD MAKE NINJA "B/min" BATCHD MAKE NINJA "B/min"
+for j in $JOBS; do
+  run_case "fanout $FANOUT x true" "$WORK/fanout" "$j"
+  run_case "chain $CHAIN x true" "$WORK/chain" "$j"
+done

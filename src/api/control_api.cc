@@ -1,0 +1,717 @@
+#include "api/control_api.h"
+
+#include <date/tz.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <map>
+#include <filesystem>
+#include <regex>
+
+#include "batchd/version.h"
+#include "dag/loader.h"
+
+namespace batchd::api {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kMaxLogChunk = 1024 * 1024;
+constexpr size_t kMaxBackfillRuns = 10000;
+
+// An error raised while handling a request; turned into an error response by Handle.
+struct ApiError {
+  int status;
+  std::string code;
+  std::string message;
+  json details;
+};
+
+[[noreturn]] void Throw(int status, const std::string& code, const std::string& message, json details = nullptr) {
+  throw ApiError{status, code, message, std::move(details)};
+}
+
+[[noreturn]] void ThrowStatus(const Status& st) {
+  switch (st.code()) {
+    case StatusCode::kNotFound: Throw(404, "not_found", st.message());
+    case StatusCode::kInvalidArgument: Throw(400, "bad_request", st.message());
+    case StatusCode::kFailedPrecondition:
+    case StatusCode::kAlreadyExists: Throw(409, "conflict", st.message());
+    default: Throw(500, "internal", st.message());
+  }
+}
+
+void Check(const Status& st) {
+  if (!st.ok()) ThrowStatus(st);
+}
+template <typename T>
+T Unwrap(Result<T> r) {
+  if (!r.ok()) ThrowStatus(r.status());
+  return std::move(r).value();
+}
+
+bool ValidName(const std::string& s) {
+  if (s.empty() || s.size() > 128) return false;
+  for (unsigned char c : s)
+    if (!std::isalnum(c) && c != '_' && c != '.' && c != '-') return false;
+  return s != "." && s != "..";
+}
+
+void RequireName(const std::string& kind, const std::string& s) {
+  if (!ValidName(s)) {
+    std::string shown = s.size() > 64 ? s.substr(0, 64) + "..." : s;
+    Throw(400, "bad_request", "invalid " + kind + " '" + shown + "': names are 1-128 characters of [A-Za-z0-9_.-]");
+  }
+}
+
+void RequireRunId(const std::string& s) {
+  static const std::regex kRunId("^[0-9a-f]{12}$");
+  if (!std::regex_match(s, kRunId)) {
+    std::string shown = s.size() > 64 ? s.substr(0, 64) + "..." : s;
+    Throw(400, "bad_request", "invalid run id '" + shown + "': expected 12 lowercase hex characters");
+  }
+}
+
+std::string UrlDecode(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out.push_back(static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16)));
+      i += 2;
+    } else if (s[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+std::map<std::string, std::string> ParseQuery(const std::string& query) {
+  std::map<std::string, std::string> out;
+  size_t pos = 0;
+  while (pos < query.size()) {
+    size_t amp = query.find('&', pos);
+    if (amp == std::string::npos) amp = query.size();
+    std::string kv = query.substr(pos, amp - pos);
+    size_t eq = kv.find('=');
+    if (!kv.empty()) {
+      if (eq == std::string::npos) out[UrlDecode(kv)] = "";
+      else out[UrlDecode(kv.substr(0, eq))] = UrlDecode(kv.substr(eq + 1));
+    }
+    pos = amp + 1;
+  }
+  return out;
+}
+
+void AllowQuery(const std::map<std::string, std::string>& q, std::initializer_list<const char*> allowed) {
+  for (const auto& [k, _] : q) {
+    bool ok = false;
+    for (const char* a : allowed) ok |= k == a;
+    if (!ok) Throw(400, "bad_request", "unknown query parameter '" + k + "'");
+  }
+}
+
+int ParseInt(const std::string& what, const std::string& s, int min, int max) {
+  try {
+    size_t used = 0;
+    long v = std::stol(s, &used);
+    if (used == s.size() && v >= min && v <= max) return static_cast<int>(v);
+  } catch (const std::exception&) {
+  }
+  Throw(400, "bad_request", what + " must be an integer between " + std::to_string(min) + " and " +
+                                std::to_string(max) + ", got '" + s + "'");
+}
+
+json ParseBody(const HttpRequest& request, std::initializer_list<const char*> allowed) {
+  if (request.body.empty()) return json::object();
+  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) {
+    try {
+      (void)json::parse(request.body);
+    } catch (const json::parse_error& e) {
+      Throw(400, "bad_request", std::string("malformed JSON body: ") + e.what());
+    }
+    Throw(400, "bad_request", "malformed JSON body");
+  }
+  if (!body.is_object()) Throw(400, "bad_request", "the request body must be a JSON object");
+  for (const auto& [k, _] : body.items()) {
+    bool ok = false;
+    for (const char* a : allowed) ok |= k == a;
+    if (!ok) Throw(400, "bad_request", "unknown field '" + k + "' in request body");
+  }
+  return body;
+}
+
+std::optional<std::string> OptString(const json& body, const char* key) {
+  if (!body.contains(key) || body[key].is_null()) return std::nullopt;
+  if (!body[key].is_string()) Throw(400, "bad_request", std::string("field '") + key + "' must be a string");
+  return body[key].get<std::string>();
+}
+
+bool OptBool(const json& body, const char* key) {
+  if (!body.contains(key) || body[key].is_null()) return false;
+  if (!body[key].is_boolean()) Throw(400, "bad_request", std::string("field '") + key + "' must be a boolean");
+  return body[key].get<bool>();
+}
+
+json MillisJson(const std::optional<SysMillis>& t) {
+  if (!t) return nullptr;
+  auto ms = std::chrono::floor<std::chrono::milliseconds>(*t);
+  return date::format("%FT%TZ", ms);
+}
+
+const date::time_zone* ZoneOf(const dag::Dag* dag) {
+  if (dag) {
+    if (auto z = LookupZone(dag->timezone); z.ok()) return *z;
+  }
+  return *LookupZone("UTC");
+}
+
+json RunSummaryJson(const store::RunRecord& run, const date::time_zone* zone) {
+  return json{{"run_id", run.run_id},
+              {"dag", run.dag},
+              {"state", ToString(run.state)},
+              {"trigger", run.trigger},
+              {"logical_date", FormatIso(run.logical_date, zone)},
+              {"run_key", run.run_key},
+              {"started_at", MillisJson(run.started_at)},
+              {"ended_at", MillisJson(run.ended_at)}};
+}
+
+HttpResponse JsonResponse(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump() + "\n";
+  return r;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------
+
+HttpResponse ControlApi::Handle(const HttpRequest& request) {
+  try {
+    std::string path = request.target;
+    std::string query;
+    if (auto q = path.find('?'); q != std::string::npos) {
+      query = path.substr(q + 1);
+      path = path.substr(0, q);
+    }
+    std::vector<std::string> parts;
+    size_t pos = 1;
+    if (path.empty() || path[0] != '/') Throw(400, "bad_request", "request target must start with '/'");
+    while (pos <= path.size()) {
+      size_t slash = path.find('/', pos);
+      if (slash == std::string::npos) slash = path.size();
+      parts.push_back(UrlDecode(path.substr(pos, slash - pos)));
+      pos = slash + 1;
+    }
+    if (!parts.empty() && parts.back().empty()) parts.pop_back();
+    const std::string& m = request.method;
+    auto method = [&](std::initializer_list<const char*> allowed) {
+      for (const char* a : allowed)
+        if (m == a) return;
+      Throw(405, "method_not_allowed", "method " + m + " is not allowed on " + path);
+    };
+    const bool mutation = m != "GET" && m != "HEAD";
+    if (mutation && ctx_.shutting_down && ctx_.shutting_down())
+      Throw(503, "unavailable", "batchd is shutting down");
+
+    if (parts.size() < 2 || parts[0] != "v1") Throw(404, "not_found", "no route for " + path);
+    const std::string& area = parts[1];
+    if (area == "health" && parts.size() == 2) { method({"GET"}); return Health(); }
+    if (area == "reload" && parts.size() == 2) { method({"POST"}); return Reload(request); }
+    if (area == "failed" && parts.size() == 2) { method({"GET"}); return Failed(query); }
+    if (area == "dags") {
+      if (parts.size() == 2) {
+        method({"GET", "POST"});
+        return m == "GET" ? ListDags() : SubmitDag(request);
+      }
+      const std::string& name = parts[2];
+      RequireName("DAG name", name);
+      if (parts.size() == 3) {
+        method({"GET", "DELETE"});
+        if (m == "GET") return ShowDag(name);
+        auto q = ParseQuery(query);
+        AllowQuery(q, {"purge"});
+        bool purge = q.count("purge") && (q["purge"] == "true" || q["purge"] == "1" || q["purge"].empty());
+        return DeleteDag(request, name, purge);
+      }
+      if (parts.size() == 4) {
+        const std::string& action = parts[3];
+        if (action == "pause" || action == "unpause") { method({"POST"}); return PauseDag(request, name, action == "pause"); }
+        if (action == "runs") { method({"POST"}); return Trigger(request, name); }
+        if (action == "backfill") { method({"POST"}); return Backfill(request, name); }
+      }
+    }
+    if (area == "runs") {
+      if (parts.size() == 2) { method({"GET"}); return ListRuns(query); }
+      const std::string& run_id = parts[2];
+      RequireRunId(run_id);
+      if (parts.size() == 3) { method({"GET"}); return RunStatus(run_id); }
+      if (parts.size() == 4) {
+        const std::string& action = parts[3];
+        if (action == "cancel") { method({"POST"}); return CancelRun(request, run_id); }
+        if (action == "retry") { method({"POST"}); return RetryRun(request, run_id); }
+        if (action == "logs") { method({"GET"}); return Logs(run_id, query); }
+      }
+    }
+    Throw(404, "not_found", "no route for " + path);
+  } catch (const ApiError& e) {
+    HttpResponse r = ErrorResponse(e.status, e.code, e.message);
+    if (!e.details.is_null()) {
+      json body = json::parse(r.body);
+      body["error"]["details"] = e.details;
+      r.body = body.dump() + "\n";
+    }
+    if (e.status >= 500) spdlog::error("{} {}: {}", request.method, request.target, e.message);
+    return r;
+  }
+}
+
+void ControlApi::Audit(const HttpRequest& request, const std::string& action, const std::string& target,
+                       const std::string& detail_json) {
+  Check(ctx_.engine->store().Audit(request.uid, action, target, detail_json, ctx_.clock->Now()));
+}
+
+HttpResponse ControlApi::Health() {
+  auto uptime = std::chrono::duration<double>(ctx_.clock->Now() - ctx_.started_at).count();
+  return JsonResponse(200, {{"status", "ok"},
+                            {"version", kVersion},
+                            {"uptime_seconds", uptime},
+                            {"dags", ctx_.registry->all().size()},
+                            {"active_runs", ctx_.engine->ActiveRunCount()},
+                            {"running_tasks", ctx_.engine->RunningAttemptCount()},
+                            {"queued_tasks", ctx_.engine->QueuedInstanceCount()},
+                            {"workers", ctx_.workers}});
+}
+
+namespace {
+
+json DagSummary(const scheduler::RegisteredDag& reg, store::Store& store, SysSeconds now) {
+  const dag::Dag& dag = *reg.dag;
+  const date::time_zone* zone = ZoneOf(&dag);
+  json next = nullptr;
+  if (reg.schedule && !reg.entry.paused)
+    if (auto n = reg.schedule->NextAfter(now)) next = FormatIso(*n, zone);
+  json last = nullptr;
+  auto runs = store.ListRuns({dag.name, std::nullopt, 1});
+  if (runs.ok() && !runs->empty()) {
+    const auto& r = runs->front();
+    last = {{"run_id", r.run_id}, {"state", ToString(r.state)}, {"logical_date", FormatIso(r.logical_date, zone)}};
+  }
+  return json{{"dag", dag.name},
+              {"version", dag.content_hash.substr(0, 12)},
+              {"origin", reg.entry.origin},
+              {"source_path", reg.entry.source_path},
+              {"paused", reg.entry.paused},
+              {"schedule", dag.schedule ? json(*dag.schedule) : json(nullptr)},
+              {"timezone", dag.timezone},
+              {"tasks", dag.tasks.size()},
+              {"next_fire", next},
+              {"last_run", last}};
+}
+
+}  // namespace
+
+HttpResponse ControlApi::ListDags() {
+  json out = json::array();
+  const SysSeconds now = std::chrono::floor<std::chrono::seconds>(ctx_.clock->Now());
+  for (const auto& [_, reg] : ctx_.registry->all()) out.push_back(DagSummary(reg, ctx_.engine->store(), now));
+  return JsonResponse(200, out);
+}
+
+HttpResponse ControlApi::ShowDag(const std::string& name) {
+  const auto* reg = ctx_.registry->Find(name);
+  if (!reg) Throw(404, "not_found", "DAG '" + name + "' not found");
+  const SysSeconds now = std::chrono::floor<std::chrono::seconds>(ctx_.clock->Now());
+  json out = DagSummary(*reg, ctx_.engine->store(), now);
+  const dag::Dag& dag = *reg->dag;
+  const date::time_zone* zone = ZoneOf(&dag);
+  out["description"] = dag.description;
+  out["hash"] = dag.content_hash;
+  out["catchup"] = dag.catchup;
+  out["max_active_runs"] = dag.max_active_runs;
+  out["max_active_tasks"] = dag.max_active_tasks;
+  out["params"] = dag.params;
+  json fires = json::array();
+  if (reg->schedule) {
+    SysSeconds t = now;
+    for (int i = 0; i < 5; ++i) {
+      auto n = reg->schedule->NextAfter(t);
+      if (!n) break;
+      fires.push_back(FormatIso(*n, zone));
+      t = *n;
+    }
+  }
+  out["next_fires"] = fires;
+  json tasks = json::array();
+  for (const auto& t : dag.tasks) {
+    json deps = json::array();
+    for (const auto& d : t.depends_on) deps.push_back(d.same_partition ? d.task + " (same partitions)" : d.task);
+    json partitions = nullptr;
+    switch (t.partitions.kind) {
+      case dag::Partitions::Kind::kNone: break;
+      case dag::Partitions::Kind::kValues: partitions = {{"values", t.partitions.values}}; break;
+      case dag::Partitions::Kind::kRange:
+        partitions = {{"range", {t.partitions.range_begin, t.partitions.range_end}}};
+        break;
+      case dag::Partitions::Kind::kCommand: partitions = {{"command", t.partitions.command}}; break;
+    }
+    tasks.push_back({{"task", t.id},
+                     {"command", t.command},
+                     {"depends_on", deps},
+                     {"trigger_rule", dag::TriggerRuleName(t.trigger_rule)},
+                     {"partitions", partitions},
+                     {"pool", t.pool},
+                     {"priority", t.priority},
+                     {"retries", t.retry.retries}});
+  }
+  out["tasks"] = tasks;
+  json recent = json::array();
+  for (const auto& r : Unwrap(ctx_.engine->store().ListRuns({name, std::nullopt, 10})))
+    recent.push_back(RunSummaryJson(r, zone));
+  out["recent_runs"] = recent;
+  return JsonResponse(200, out);
+}
+
+HttpResponse ControlApi::SubmitDag(const HttpRequest& request) {
+  json body = ParseBody(request, {"source", "path"});
+  auto source = OptString(body, "source");
+  if (!source) Throw(400, "bad_request", "field 'source' (the DAG's YAML text) is required");
+  std::string path = OptString(body, "path").value_or("<submitted>");
+  dag::LoadResult loaded = dag::LoadDagString(*source, path);
+  if (!loaded.ok()) {
+    json details = json::array();
+    for (const auto& d : loaded.errors)
+      details.push_back({{"file", d.file}, {"line", d.line}, {"column", d.column}, {"message", d.message}});
+    Throw(400, "invalid_dag",
+          loaded.errors.front().ToString() +
+              (loaded.errors.size() > 1 ? " (and " + std::to_string(loaded.errors.size() - 1) + " more)" : ""),
+          details);
+  }
+  store::Store& store = ctx_.engine->store();
+  Check(store.Begin());
+  auto result = ctx_.registry->Register(loaded.dag, "submit");
+  if (!result.ok()) {
+    store.Rollback();
+    ThrowStatus(result.status());
+  }
+  Audit(request, "submit", result->dag, json{{"version", result->hash}, {"path", path}, {"changed", result->changed}}.dump());
+  Check(store.Commit());
+  if (result->changed && ctx_.scheduler) ctx_.scheduler->Poke();
+  return JsonResponse(result->changed ? 201 : 200,
+                      {{"dag", result->dag}, {"version", result->hash.substr(0, 12)}, {"changed", result->changed}});
+}
+
+HttpResponse ControlApi::DeleteDag(const HttpRequest& request, const std::string& name, bool purge) {
+  store::Store& store = ctx_.engine->store();
+  if (purge) {
+    for (auto state : {RunState::kQueued, RunState::kRunning}) {
+      auto active = Unwrap(store.ListRuns({name, state, 1}));
+      if (!active.empty())
+        Throw(409, "conflict", "DAG '" + name + "' has " + std::string(ToString(state)) + " run " +
+                                   active.front().run_id + "; cancel it before purging");
+    }
+  }
+  Check(store.Begin());
+  Status st = ctx_.registry->Delete(name, purge);
+  if (!st.ok()) {
+    store.Rollback();
+    ThrowStatus(st);
+  }
+  Audit(request, purge ? "purge" : "delete", name, "{}");
+  Check(store.Commit());
+  return JsonResponse(200, {{"dag", name}, {"deleted", true}, {"purged", purge}});
+}
+
+HttpResponse ControlApi::PauseDag(const HttpRequest& request, const std::string& name, bool paused) {
+  store::Store& store = ctx_.engine->store();
+  Check(store.Begin());
+  Status st = ctx_.registry->SetPaused(name, paused);
+  if (!st.ok()) {
+    store.Rollback();
+    ThrowStatus(st);
+  }
+  Audit(request, paused ? "pause" : "unpause", name, "{}");
+  Check(store.Commit());
+  if (!paused && ctx_.scheduler) ctx_.scheduler->Poke();  // catch up what was missed
+  return JsonResponse(200, {{"dag", name}, {"paused", paused}});
+}
+
+HttpResponse ControlApi::Trigger(const HttpRequest& request, const std::string& name) {
+  json body = ParseBody(request, {"date", "params", "key", "force"});
+  const auto* reg = ctx_.registry->Find(name);
+  if (!reg) Throw(404, "not_found", "DAG '" + name + "' not found");
+  const date::time_zone* zone = ZoneOf(reg->dag.get());
+  engine::RunRequest run;
+  run.dag = reg->dag;
+  run.trigger = "manual";
+  run.logical_date = std::chrono::floor<std::chrono::seconds>(ctx_.clock->Now());
+  if (auto date = OptString(body, "date")) {
+    auto parsed = ParseInstant(*date, zone);
+    if (!parsed.ok()) Throw(400, "bad_request", "field 'date': " + parsed.status().message());
+    run.logical_date = *parsed;
+  }
+  run.interval_start = run.interval_end = run.logical_date;
+  if (body.contains("params") && !body["params"].is_null()) {
+    if (!body["params"].is_object()) Throw(400, "bad_request", "field 'params' must be an object of strings");
+    for (const auto& [k, v] : body["params"].items()) {
+      if (!v.is_string()) Throw(400, "bad_request", "parameter '" + k + "' must be a string");
+      if (!reg->dag->params.count(k)) Throw(400, "bad_request", "DAG '" + name + "' has no parameter '" + k + "'");
+      run.params[k] = v.get<std::string>();
+    }
+  }
+  if (auto key = OptString(body, "key")) {
+    if (key->empty() || key->size() > 512) Throw(400, "bad_request", "field 'key' must be 1-512 characters");
+    run.run_key = *key;
+  }
+  run.force = OptBool(body, "force");
+  store::Store& store = ctx_.engine->store();
+  Check(store.Begin());
+  auto created = ctx_.engine->CreateRun(run);
+  if (!created.ok()) {
+    store.Rollback();
+    ThrowStatus(created.status());
+  }
+  Audit(request, "trigger", name,
+        json{{"run_id", created->run.run_id}, {"run_key", created->run.run_key}, {"created", created->created}}.dump());
+  Check(store.Commit());
+  return JsonResponse(created->created ? 201 : 200, {{"run_id", created->run.run_id},
+                                                      {"dag", name},
+                                                      {"state", ToString(created->run.state)},
+                                                      {"created", created->created}});
+}
+
+HttpResponse ControlApi::Backfill(const HttpRequest& request, const std::string& name) {
+  json body = ParseBody(request, {"from", "to"});
+  const auto* reg = ctx_.registry->Find(name);
+  if (!reg) Throw(404, "not_found", "DAG '" + name + "' not found");
+  const date::time_zone* zone = ZoneOf(reg->dag.get());
+  auto from_s = OptString(body, "from");
+  auto to_s = OptString(body, "to");
+  if (!from_s || !to_s) Throw(400, "bad_request", "fields 'from' and 'to' are required");
+  auto from = ParseInstant(*from_s, zone);
+  if (!from.ok()) Throw(400, "bad_request", "field 'from': " + from.status().message());
+  auto to = ParseInstant(*to_s, zone);
+  if (!to.ok()) Throw(400, "bad_request", "field 'to': " + to.status().message());
+  SysSeconds to_end = *to;
+  if (to_s->size() == 10) {  // a date alone covers that whole day
+    auto next_day = ParseInstant(FormatDate(*to + std::chrono::hours(36), zone), zone);
+    if (next_day.ok()) to_end = *next_day - std::chrono::seconds(1);
+  }
+  if (to_end < *from) Throw(400, "bad_request", "'to' is before 'from'");
+  std::vector<scheduler::Fire> fires;
+  if (reg->schedule) {
+    fires = reg->schedule->Between(*from, to_end, kMaxBackfillRuns + 1);
+  } else {
+    for (SysSeconds day = *from; day <= to_end && fires.size() <= kMaxBackfillRuns;) {
+      fires.push_back({day, day, day});
+      auto next = ParseInstant(FormatDate(day + std::chrono::hours(36), zone), zone);
+      if (!next.ok()) break;
+      day = *next;
+    }
+  }
+  if (fires.size() > kMaxBackfillRuns)
+    Throw(400, "bad_request", "the range covers more than " + std::to_string(kMaxBackfillRuns) + " runs; split it");
+  store::Store& store = ctx_.engine->store();
+  Check(store.Begin());
+  json runs = json::array();
+  for (const auto& fire : fires) {
+    engine::RunRequest run;
+    run.dag = reg->dag;
+    run.trigger = "backfill";
+    run.logical_date = fire.fire_time;
+    run.interval_start = fire.interval_start;
+    run.interval_end = fire.interval_end;
+    run.scheduled_for = SysMillis(fire.fire_time);
+    auto created = ctx_.engine->CreateRun(run);
+    if (!created.ok()) {
+      store.Rollback();
+      ThrowStatus(created.status());
+    }
+    runs.push_back({{"run_id", created->run.run_id},
+                    {"logical_date", FormatIso(fire.fire_time, zone)},
+                    {"state", ToString(created->run.state)},
+                    {"created", created->created}});
+  }
+  Audit(request, "backfill", name, json{{"from", *from_s}, {"to", *to_s}, {"runs", runs.size()}}.dump());
+  Check(store.Commit());
+  return JsonResponse(201, {{"dag", name}, {"runs", runs}});
+}
+
+HttpResponse ControlApi::ListRuns(const std::string& query) {
+  auto q = ParseQuery(query);
+  AllowQuery(q, {"dag", "state", "limit"});
+  store::RunFilter filter;
+  if (q.count("dag") && !q["dag"].empty()) {
+    RequireName("DAG name", q["dag"]);
+    filter.dag = q["dag"];
+  }
+  if (q.count("state") && !q["state"].empty()) {
+    auto s = ParseRunState(q["state"]);
+    if (!s) Throw(400, "bad_request", "unknown run state '" + q["state"] + "': expected queued, running, success, failed or cancelled");
+    filter.state = *s;
+  }
+  if (q.count("limit")) filter.limit = ParseInt("limit", q["limit"], 1, 10000);
+  json out = json::array();
+  for (const auto& r : Unwrap(ctx_.engine->store().ListRuns(filter))) {
+    const auto* reg = ctx_.registry->Find(r.dag);
+    out.push_back(RunSummaryJson(r, ZoneOf(reg ? reg->dag.get() : nullptr)));
+  }
+  return JsonResponse(200, out);
+}
+
+HttpResponse ControlApi::RunStatus(const std::string& run_id) {
+  store::Store& store = ctx_.engine->store();
+  auto run = Unwrap(store.GetRun(run_id));
+  if (!run) Throw(404, "not_found", "run '" + run_id + "' not found");
+  const auto* reg = ctx_.registry->Find(run->dag);
+  const date::time_zone* zone = ZoneOf(reg ? reg->dag.get() : nullptr);
+  json out = RunSummaryJson(*run, zone);
+  out["error"] = run->error;
+  out["data_interval_start"] = FormatIso(run->interval_start, zone);
+  out["data_interval_end"] = FormatIso(run->interval_end, zone);
+  json tasks = json::array();
+  for (const auto& i : Unwrap(store.ListInstances(run_id))) {
+    tasks.push_back({{"task", i.task},
+                     {"partition", i.partition},
+                     {"state", ToString(i.state)},
+                     {"attempts", i.attempts},
+                     {"exit_code", i.exit_code ? json(*i.exit_code) : json(nullptr)},
+                     {"idempotency_key", i.idempotency_key},
+                     {"reason", i.reason},
+                     {"started_at", MillisJson(i.started_at)},
+                     {"ended_at", MillisJson(i.ended_at)}});
+  }
+  out["tasks"] = tasks;
+  return JsonResponse(200, out);
+}
+
+HttpResponse ControlApi::CancelRun(const HttpRequest& request, const std::string& run_id) {
+  ParseBody(request, {});
+  store::Store& store = ctx_.engine->store();
+  Check(store.Begin());
+  Status st = ctx_.engine->CancelRun(run_id);
+  if (!st.ok()) {
+    store.Rollback();
+    ThrowStatus(st);
+  }
+  Audit(request, "cancel", run_id, "{}");
+  Check(store.Commit());
+  return JsonResponse(200, {{"run_id", run_id}, {"state", "cancelled"}});
+}
+
+HttpResponse ControlApi::RetryRun(const HttpRequest& request, const std::string& run_id) {
+  json body = ParseBody(request, {"task", "partition"});
+  auto task = OptString(body, "task");
+  auto partition = OptString(body, "partition");
+  if (task) RequireName("task id", *task);
+  if (partition && partition->empty()) Throw(400, "bad_request", "field 'partition' must not be empty");
+  store::Store& store = ctx_.engine->store();
+  Check(store.Begin());
+  auto reset = ctx_.engine->RetryRun(run_id, task, partition);
+  if (!reset.ok()) {
+    store.Rollback();
+    ThrowStatus(reset.status());
+  }
+  Audit(request, "retry", run_id, json{{"task", task ? json(*task) : json(nullptr)}, {"reset", *reset}}.dump());
+  Check(store.Commit());
+  return JsonResponse(200, {{"run_id", run_id}, {"reset", *reset}});
+}
+
+HttpResponse ControlApi::Logs(const std::string& run_id, const std::string& query) {
+  auto q = ParseQuery(query);
+  AllowQuery(q, {"task", "partition", "attempt", "offset"});
+  if (!q.count("task")) Throw(400, "bad_request", "query parameter 'task' is required");
+  RequireName("task id", q["task"]);
+  std::string partition = q.count("partition") ? q["partition"] : "-";
+  store::Store& store = ctx_.engine->store();
+  auto run = Unwrap(store.GetRun(run_id));
+  if (!run) Throw(404, "not_found", "run '" + run_id + "' not found");
+  std::optional<store::InstanceRecord> instance;
+  for (auto& i : Unwrap(store.ListInstances(run_id)))
+    if (i.task == q["task"] && i.partition == partition) instance = std::move(i);
+  if (!instance)
+    Throw(404, "not_found", "run '" + run_id + "' has no task '" + q["task"] + "' partition '" + partition + "'");
+  auto attempts = Unwrap(store.ListAttempts(instance->id));
+  if (attempts.empty())
+    Throw(404, "not_found", "task '" + q["task"] + "' partition '" + partition + "' of run '" + run_id +
+                                "' has no attempts yet (state " + std::string(ToString(instance->state)) + ")");
+  const store::AttemptRecord* attempt = &attempts.back();
+  if (q.count("attempt")) {
+    int n = ParseInt("attempt", q["attempt"], 1, 1000000);
+    attempt = nullptr;
+    for (const auto& a : attempts)
+      if (a.number == n) attempt = &a;
+    if (!attempt) Throw(404, "not_found", "attempt " + std::to_string(n) + " not found");
+  }
+  long long offset = q.count("offset") ? ParseInt("offset", q["offset"], 0, INT32_MAX) : 0;
+  HttpResponse r;
+  r.content_type = "text/plain; charset=utf-8";
+  std::ifstream in(attempt->log_path, std::ios::binary);
+  if (in) {
+    in.seekg(0, std::ios::end);
+    long long size = in.tellg();
+    if (offset < size) {
+      in.seekg(offset);
+      size_t n = static_cast<size_t>(std::min<long long>(size - offset, kMaxLogChunk));
+      r.body.resize(n);
+      in.read(r.body.data(), static_cast<std::streamsize>(n));
+      r.body.resize(static_cast<size_t>(in.gcount()));
+    }
+  }
+  const bool complete = attempt->outcome != AttemptOutcome::kRunning;
+  long long next = offset + static_cast<long long>(r.body.size());
+  r.headers.push_back({"X-Batchd-Attempt", std::to_string(attempt->number)});
+  r.headers.push_back({"X-Batchd-Next-Offset", std::to_string(next)});
+  // Complete only once the attempt ended and everything was read.
+  std::error_code ec;
+  auto size = std::filesystem::file_size(attempt->log_path, ec);
+  bool all_read = ec || static_cast<long long>(size) <= next;
+  r.headers.push_back({"X-Batchd-Complete", complete && all_read ? "true" : "false"});
+  return r;
+}
+
+HttpResponse ControlApi::Failed(const std::string& query) {
+  auto q = ParseQuery(query);
+  AllowQuery(q, {"dag"});
+  std::optional<std::string> dag;
+  if (q.count("dag") && !q["dag"].empty()) {
+    RequireName("DAG name", q["dag"]);
+    dag = q["dag"];
+  }
+  store::Store& store = ctx_.engine->store();
+  json out = json::array();
+  std::map<std::string, std::string> run_dag;
+  for (const auto& i : Unwrap(store.ListDeadLetters(dag))) {
+    if (!run_dag.count(i.run_id)) {
+      auto run = Unwrap(store.GetRun(i.run_id));
+      run_dag[i.run_id] = run ? run->dag : "";
+    }
+    out.push_back({{"run_id", i.run_id},
+                   {"dag", run_dag[i.run_id]},
+                   {"task", i.task},
+                   {"partition", i.partition},
+                   {"attempts", i.attempts},
+                   {"exit_code", i.exit_code ? json(*i.exit_code) : json(nullptr)},
+                   {"ended_at", MillisJson(i.ended_at)},
+                   {"idempotency_key", i.idempotency_key}});
+  }
+  return JsonResponse(200, out);
+}
+
+HttpResponse ControlApi::Reload(const HttpRequest& request) {
+  ParseBody(request, {});
+  scheduler::ScanReport report = ctx_.reload();
+  json errors = json::array();
+  for (const auto& d : report.errors)
+    errors.push_back({{"file", d.file}, {"line", d.line}, {"column", d.column}, {"message", d.message}});
+  Audit(request, "reload", "", json{{"loaded", report.loaded}, {"errors", errors.size()}}.dump());
+  return JsonResponse(200, {{"loaded", report.loaded}, {"unchanged", report.unchanged}, {"errors", errors}});
+}
+
+}  // namespace batchd::api

@@ -1,0 +1,58 @@
+#pragma once
+// ControlApi: the routes of docs/http-api.md as a pure function of an HttpRequest. It
+// validates input completely before changing anything, commits every mutation before
+// returning (the server replies only afterwards) and records it in the audit trail.
+//
+// Thread rules: called on the engine thread (the daemon runs one io_context thread).
+
+#include <functional>
+#include <string>
+
+#include "api/http.h"
+#include "engine/engine.h"
+#include "scheduler/dag_registry.h"
+#include "scheduler/scheduler.h"
+
+namespace batchd::api {
+
+struct ControlApiContext {
+  engine::Engine* engine = nullptr;
+  scheduler::DagRegistry* registry = nullptr;
+  scheduler::Scheduler* scheduler = nullptr;
+  const Clock* clock = nullptr;
+  // Rescans the DAGs directory (as SIGHUP does).
+  std::function<scheduler::ScanReport()> reload;
+  SysMillis started_at{};
+  int workers = 0;
+  std::function<bool()> shutting_down;
+};
+
+class ControlApi {
+ public:
+  explicit ControlApi(ControlApiContext context) : ctx_(std::move(context)) {}
+  HttpResponse Handle(const HttpRequest& request);
+
+ private:
+  struct Route;
+  HttpResponse Health();
+  HttpResponse ListDags();
+  HttpResponse ShowDag(const std::string& name);
+  HttpResponse SubmitDag(const HttpRequest& request);
+  HttpResponse DeleteDag(const HttpRequest& request, const std::string& name, bool purge);
+  HttpResponse PauseDag(const HttpRequest& request, const std::string& name, bool paused);
+  HttpResponse Trigger(const HttpRequest& request, const std::string& name);
+  HttpResponse Backfill(const HttpRequest& request, const std::string& name);
+  HttpResponse ListRuns(const std::string& query);
+  HttpResponse RunStatus(const std::string& run_id);
+  HttpResponse CancelRun(const HttpRequest& request, const std::string& run_id);
+  HttpResponse RetryRun(const HttpRequest& request, const std::string& run_id);
+  HttpResponse Logs(const std::string& run_id, const std::string& query);
+  HttpResponse Failed(const std::string& query);
+  HttpResponse Reload(const HttpRequest& request);
+  void Audit(const HttpRequest& request, const std::string& action, const std::string& target,
+             const std::string& detail_json);
+
+  ControlApiContext ctx_;
+};
+
+}  // namespace batchd::api

@@ -1,0 +1,365 @@
+// Run commands: trigger, backfill, runs, status, retry, cancel, failed.
+#include <iostream>
+#include <memory>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/api.h"
+#include "cli/commands.h"
+#include "cli/output.h"
+#include "cli/wait.h"
+
+namespace batchd::cli {
+
+namespace {
+
+struct TriggerOptions {
+  std::string dag;
+  std::string date;
+  std::vector<std::string> params;  // KEY=VALUE, checked by KeyValue at parse time
+  std::string key;
+  bool force = false;
+  bool wait = false;
+};
+
+struct BackfillOptions {
+  std::string dag;
+  std::string from;
+  std::string to;
+  bool wait = false;
+};
+
+struct RunsOptions {
+  std::string dag;
+  std::string state;
+  int limit = 0;  // 0: the daemon's default
+};
+
+struct RetryOptions {
+  std::string run_id;
+  std::string task;
+  std::string partition;
+};
+
+// --param must be KEY=VALUE with a non-empty key; anything else is a usage error (exit 2).
+const CLI::Validator& KeyValue() {
+  static const CLI::Validator validator(
+      [](std::string& value) -> std::string {
+        size_t eq = value.find('=');
+        if (eq == std::string::npos || eq == 0) return "expected KEY=VALUE, got '" + value + "'";
+        return std::string();
+      },
+      "KEY=VALUE");
+  return validator;
+}
+
+// The SPEC's `trigger --json` shape, exactly.
+OrderedJson TriggerJson(const Json& reply, const std::string& state) {
+  return {{"run_id", Field(reply, "run_id")},
+          {"dag", Field(reply, "dag")},
+          {"state", state},
+          {"created", Field(reply, "created")}};
+}
+
+int RunTrigger(const GlobalOptions& global, const TriggerOptions& o) {
+  Json body = Json::object();
+  if (!o.date.empty()) body["date"] = o.date;
+  if (!o.params.empty()) {
+    Json params = Json::object();
+    for (const auto& p : o.params) {
+      size_t eq = p.find('=');
+      params[p.substr(0, eq)] = p.substr(eq + 1);  // a repeated key: the last one wins
+    }
+    body["params"] = params;
+  }
+  if (!o.key.empty()) body["key"] = o.key;
+  if (o.force) body["force"] = true;
+
+  Api api(global);
+  auto reply = api.Call("POST", DagPath(o.dag) + "/runs", body);
+  if (!reply) return api.exit_code();
+  const std::string run_id = Str(*reply, "run_id");
+  const bool created = Bool(*reply, "created").value_or(true);
+  if (!global.json) {
+    if (created) {
+      std::cout << "triggered " << Str(*reply, "dag", o.dag) << ": run " << run_id << " ("
+                << Str(*reply, "state", "?") << ")\n";
+    } else {
+      std::cout << "run " << run_id << " of " << Str(*reply, "dag", o.dag)
+                << " already exists for this run key (" << Str(*reply, "state", "?")
+                << "); nothing was triggered\n";
+    }
+  }
+  if (!o.wait) {
+    if (global.json) PrintJson(TriggerJson(*reply, Str(*reply, "state")));
+    return kExitOk;
+  }
+
+  auto run = WaitForRun(api, run_id);
+  if (!run) return api.exit_code();
+  const std::string state = Str(*run, "state");
+  if (global.json) {
+    PrintJson(TriggerJson(*reply, state));
+  } else {
+    PrintRunOutcome(*run);
+  }
+  return state == "success" ? kExitOk : kExitFailed;
+}
+
+int RunBackfill(const GlobalOptions& global, const BackfillOptions& o) {
+  Api api(global);
+  auto reply = api.Call("POST", DagPath(o.dag) + "/backfill", Json{{"from", o.from}, {"to", o.to}});
+  if (!reply) return api.exit_code();
+  Json runs = Field(*reply, "runs");
+  if (!runs.is_array()) runs = Json::array();
+
+  int created = 0;
+  for (const auto& r : runs) created += Bool(r, "created").value_or(true) ? 1 : 0;
+  if (!global.json) {
+    std::cout << "backfill " << Str(*reply, "dag", o.dag) << ": " << Plural(static_cast<int64_t>(runs.size()), "run")
+              << " (" << created << " created, " << (runs.size() - created) << " already existed)\n";
+    if (!runs.empty() && !o.wait) {
+      Table table({"RUN ID", "LOGICAL DATE", "STATE", "CREATED"});
+      for (const auto& r : runs) {
+        table.AddRow({Str(r, "run_id", "?"), Cell(r, "logical_date"), Cell(r, "state"), Cell(r, "created")});
+      }
+      table.Print(std::cout);
+    }
+  }
+  if (!o.wait) {
+    if (global.json) PrintJson(*reply);
+    return kExitOk;
+  }
+
+  std::vector<std::string> ids;
+  for (const auto& r : runs) ids.push_back(Str(r, "run_id"));
+  auto finals = WaitForRuns(api, "backfill " + o.dag, ids);
+  if (!finals) return api.exit_code();
+  bool all_success = true;
+  Table table({"RUN ID", "LOGICAL DATE", "STATE", "DURATION"});
+  SysMillis now = Now();
+  for (size_t i = 0; i < finals->size(); ++i) {
+    const Json& run = (*finals)[i];
+    std::string state = Str(run, "state");
+    if (state != "success") all_success = false;
+    runs[i]["state"] = state;
+    table.AddRow({ids[i], Cell(run, "logical_date"), Cell(run, "state"), ElapsedCell(run, now)});
+  }
+  if (global.json) {
+    Json out = *reply;
+    out["runs"] = runs;
+    PrintJson(out);
+  } else {
+    if (!table.empty()) table.Print(std::cout);
+    std::cout << (all_success ? "all runs succeeded\n" : "some runs did not succeed (batchctl status RUN_ID)\n");
+  }
+  return all_success ? kExitOk : kExitFailed;
+}
+
+int RunRuns(const GlobalOptions& global, const RunsOptions& o) {
+  Query query;
+  query.Add("dag", o.dag).Add("state", o.state);
+  if (o.limit > 0) query.Add("limit", std::to_string(o.limit));
+  Api api(global);
+  auto reply = api.Call("GET", query.Apply("/v1/runs"));
+  if (!reply) return api.exit_code();
+  Json runs = reply->is_array() ? *reply : Json::array();
+  if (global.json) {
+    OrderedJson out = OrderedJson::array();
+    for (const auto& r : runs) {
+      out.push_back({{"run_id", Field(r, "run_id")},
+                     {"dag", Field(r, "dag")},
+                     {"state", Field(r, "state")},
+                     {"trigger", Field(r, "trigger")},
+                     {"logical_date", Field(r, "logical_date")}});
+    }
+    PrintJson(out);
+    return kExitOk;
+  }
+  if (runs.empty()) {
+    std::cerr << "no runs\n";
+    return kExitOk;
+  }
+  Table table({"RUN ID", "DAG", "STATE", "TRIGGER", "LOGICAL DATE", "STARTED", "DURATION"});
+  SysMillis now = Now();
+  for (const auto& r : runs) {
+    table.AddRow({Str(r, "run_id", "?"), Cell(r, "dag"), Cell(r, "state"), Cell(r, "trigger"),
+                  Cell(r, "logical_date"), Cell(r, "started_at"), ElapsedCell(r, now)});
+  }
+  table.Print(std::cout);
+  return kExitOk;
+}
+
+// The SPEC's `status --json` shape, exactly.
+OrderedJson StatusJson(const Json& run) {
+  OrderedJson tasks = OrderedJson::array();
+  const Json& instances = Field(run, "tasks");
+  if (instances.is_array()) {
+    for (const auto& t : instances) {
+      tasks.push_back({{"task", Field(t, "task")},
+                       {"partition", Field(t, "partition")},
+                       {"state", Field(t, "state")},
+                       {"attempts", Field(t, "attempts")},
+                       {"exit_code", Field(t, "exit_code")},
+                       {"idempotency_key", Field(t, "idempotency_key")}});
+    }
+  }
+  return {{"run_id", Field(run, "run_id")},       {"dag", Field(run, "dag")},
+          {"state", Field(run, "state")},         {"trigger", Field(run, "trigger")},
+          {"logical_date", Field(run, "logical_date")}, {"started_at", Field(run, "started_at")},
+          {"ended_at", Field(run, "ended_at")},   {"tasks", tasks}};
+}
+
+void PrintStatus(const Json& run) {
+  SysMillis now = Now();
+  Details details;
+  details.Add("run", Str(run, "run_id", "?"));
+  details.Add("dag", Cell(run, "dag"));
+  details.Add("state", Cell(run, "state"));
+  details.Add("trigger", Cell(run, "trigger"));
+  details.Add("logical date", Cell(run, "logical_date"));
+  if (!Str(run, "data_interval_start").empty() &&
+      Str(run, "data_interval_start") != Str(run, "data_interval_end")) {
+    details.Add("data interval", Cell(run, "data_interval_start") + " .. " + Cell(run, "data_interval_end"));
+  }
+  if (!Str(run, "run_key").empty()) details.Add("run key", Cell(run, "run_key"));
+  details.Add("started", Cell(run, "started_at"));
+  details.Add("ended", Cell(run, "ended_at"));
+  details.Add("duration", ElapsedCell(run, now));
+  if (!Str(run, "error").empty()) details.Add("error", Str(run, "error"));
+  details.Print(std::cout);
+
+  const Json& tasks = Field(run, "tasks");
+  if (!tasks.is_array() || tasks.empty()) return;
+  std::cout << "\n";
+  Table table({"TASK", "PARTITION", "STATE", "ATTEMPTS", "EXIT", "DURATION", "REASON"});
+  for (const auto& t : tasks) {
+    table.AddRow({Str(t, "task", "?"), Cell(t, "partition"), Cell(t, "state"), Cell(t, "attempts"),
+                  Cell(t, "exit_code"), ElapsedCell(t, now), Cell(t, "reason")});
+  }
+  table.Print(std::cout);
+}
+
+int RunStatus(const GlobalOptions& global, const std::string& run_id) {
+  Api api(global);
+  auto reply = api.Call("GET", RunPath(run_id));
+  if (!reply) return api.exit_code();
+  if (global.json) {
+    PrintJson(StatusJson(*reply));
+  } else {
+    PrintStatus(*reply);
+  }
+  return kExitOk;
+}
+
+int RunRetry(const GlobalOptions& global, const RetryOptions& o) {
+  Json body = Json::object();
+  if (!o.task.empty()) body["task"] = o.task;
+  if (!o.partition.empty()) body["partition"] = o.partition;
+  Api api(global);
+  auto reply = api.Call("POST", RunPath(o.run_id) + "/retry", body);
+  if (!reply) return api.exit_code();
+  if (global.json) {
+    PrintJson(*reply);
+  } else {
+    std::cout << "run " << Str(*reply, "run_id", o.run_id) << ": "
+              << Plural(Int(*reply, "reset").value_or(0), "instance") << " reset for another attempt\n";
+  }
+  return kExitOk;
+}
+
+int RunCancel(const GlobalOptions& global, const std::string& run_id) {
+  Api api(global);
+  auto reply = api.Call("POST", RunPath(run_id) + "/cancel");
+  if (!reply) return api.exit_code();
+  if (global.json) {
+    PrintJson(*reply);
+  } else {
+    std::string state = Str(*reply, "state", "?");
+    std::cout << "run " << Str(*reply, "run_id", run_id)
+              << (state == "cancelled" ? " cancelled" : ": cancel requested (now " + state + ")") << "\n";
+  }
+  return kExitOk;
+}
+
+int RunFailed(const GlobalOptions& global, const std::string& dag) {
+  Query query;
+  query.Add("dag", dag);
+  Api api(global);
+  auto reply = api.Call("GET", query.Apply("/v1/failed"));
+  if (!reply) return api.exit_code();
+  if (global.json) {
+    PrintJson(*reply);
+    return kExitOk;
+  }
+  if (!reply->is_array() || reply->empty()) {
+    std::cerr << "no dead letters\n";
+    return kExitOk;
+  }
+  Table table({"RUN ID", "DAG", "TASK", "PARTITION", "ATTEMPTS", "EXIT", "ENDED", "IDEMPOTENCY KEY"});
+  for (const auto& f : *reply) {
+    table.AddRow({Str(f, "run_id", "?"), Cell(f, "dag"), Cell(f, "task"), Cell(f, "partition"),
+                  Cell(f, "attempts"), Cell(f, "exit_code"), Cell(f, "ended_at"), Cell(f, "idempotency_key")});
+  }
+  table.Print(std::cout);
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddRunCommands(CLI::App& app, const GlobalOptions& global, Action& action) {
+  static const std::vector<std::string> kRunStates = {"queued", "running", "success", "failed", "cancelled"};
+
+  auto trigger = std::make_shared<TriggerOptions>();
+  auto* trig = app.add_subcommand("trigger", "start a manual run of a DAG (an existing run key creates nothing)");
+  trig->add_option("DAG", trigger->dag, "DAG name")->required();
+  trig->add_option("--date", trigger->date,
+                   "logical date: YYYY-MM-DD (midnight in the DAG's zone) or ISO-8601; default now");
+  trig->add_option("--param", trigger->params, "override a DAG param (repeatable)")
+      ->check(KeyValue())
+      ->allow_extra_args(false);
+  trig->add_option("--key", trigger->key, "run key (default <dag>@<logical date>)");
+  trig->add_flag("--force", trigger->force, "run task instances even if their idempotency key already succeeded");
+  trig->add_flag("--wait", trigger->wait, "follow the run until it ends; exit 1 unless it succeeds");
+  trig->callback([&global, &action, trigger] { action = [&global, trigger] { return RunTrigger(global, *trigger); }; });
+
+  auto backfill = std::make_shared<BackfillOptions>();
+  auto* back = app.add_subcommand("backfill", "create one run per fire time in a date range");
+  back->add_option("DAG", backfill->dag, "DAG name")->required();
+  back->add_option("--from", backfill->from, "first date (inclusive): YYYY-MM-DD or ISO-8601")->required();
+  back->add_option("--to", backfill->to, "last date (inclusive): YYYY-MM-DD or ISO-8601")->required();
+  back->add_flag("--wait", backfill->wait, "follow the runs until all end; exit 1 unless all succeed");
+  back->callback([&global, &action, backfill] { action = [&global, backfill] { return RunBackfill(global, *backfill); }; });
+
+  auto runs = std::make_shared<RunsOptions>();
+  auto* list = app.add_subcommand("runs", "list runs, newest first");
+  list->add_option("DAG", runs->dag, "only runs of this DAG");
+  list->add_option("--state", runs->state, "only runs in this state")->check(CLI::IsMember(kRunStates));
+  list->add_option("--limit", runs->limit, "at most N runs (daemon default 50)")->check(CLI::Range(1, 100000));
+  list->callback([&global, &action, runs] { action = [&global, runs] { return RunRuns(global, *runs); }; });
+
+  auto run_id = std::make_shared<std::string>();
+  auto* status = app.add_subcommand("status", "show a run and its task instances");
+  status->add_option("RUN_ID", *run_id, "run id")->required();
+  status->callback([&global, &action, run_id] { action = [&global, run_id] { return RunStatus(global, *run_id); }; });
+
+  auto retry = std::make_shared<RetryOptions>();
+  auto* ret = app.add_subcommand("retry", "re-run the failed and upstream_failed instances of a run");
+  ret->add_option("RUN_ID", retry->run_id, "run id")->required();
+  ret->add_option("--task", retry->task, "only this task");
+  ret->add_option("--partition", retry->partition, "only this partition");
+  ret->callback([&global, &action, retry] { action = [&global, retry] { return RunRetry(global, *retry); }; });
+
+  auto* cancel = app.add_subcommand("cancel", "cancel a queued or running run");
+  cancel->add_option("RUN_ID", *run_id, "run id")->required();
+  cancel->callback([&global, &action, run_id] { action = [&global, run_id] { return RunCancel(global, *run_id); }; });
+
+  auto failed_dag = std::make_shared<std::string>();
+  auto* failed = app.add_subcommand("failed", "list dead letters: instances failed after their last retry");
+  failed->add_option("DAG", *failed_dag, "only this DAG");
+  failed->callback([&global, &action, failed_dag] {
+    action = [&global, failed_dag] { return RunFailed(global, *failed_dag); };
+  });
+}
+
+}  // namespace batchd::cli

@@ -1,0 +1,254 @@
+// Following runs until they end (see wait.h).
+#include "cli/wait.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+#include <map>
+#include <thread>
+
+namespace batchd::cli {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kPollInterval = std::chrono::milliseconds(300);
+constexpr auto kBatchPollInterval = std::chrono::milliseconds(500);
+// How long a restarting daemon is waited for before giving up with exit 3.
+constexpr auto kRestartGrace = std::chrono::seconds(60);
+
+// Instance states in the order a progress line lists them.
+constexpr const char* kInstanceStates[] = {"success", "skipped", "running", "retry_wait", "queued",
+                                           "pending", "failed", "upstream_failed", "cancelled"};
+
+bool IsTerminalInstanceState(const std::string& s) {
+  return s == "success" || s == "failed" || s == "skipped" || s == "upstream_failed" || s == "cancelled";
+}
+
+// One progress line, redrawn on a terminal or printed when it changes otherwise.
+class Progress {
+ public:
+  explicit Progress(bool json_mode) {
+    int fd = json_mode ? STDERR_FILENO : STDOUT_FILENO;
+    out_ = json_mode ? &std::cerr : &std::cout;
+    redraw_ = IsTerminal(fd);
+    if (json_mode && !redraw_) out_ = nullptr;  // keep a redirected stderr free of noise
+    width_ = redraw_ ? TerminalWidth(fd) : 0;
+  }
+  ~Progress() { Finish(); }
+
+  // `status` is what counts as a change; `suffix` (elapsed time) is only shown.
+  void Update(const std::string& status, const std::string& suffix) {
+    if (out_ == nullptr) return;
+    if (redraw_) {
+      std::string line = status + (suffix.empty() ? "" : "  " + suffix);
+      if (width_ > 1) line = Shorten(line, static_cast<size_t>(width_ - 1));
+      *out_ << "\r\033[K" << line << std::flush;
+      drawn_ = true;
+    } else if (status != last_) {
+      *out_ << status << "\n" << std::flush;
+    }
+    last_ = status;
+  }
+
+  // Clears a redrawn line so what follows starts on a clean line.
+  void Finish() {
+    if (out_ != nullptr && drawn_) *out_ << "\r\033[K" << std::flush;
+    drawn_ = false;
+  }
+
+ private:
+  std::ostream* out_ = nullptr;
+  bool redraw_ = false;
+  bool drawn_ = false;
+  int width_ = 0;
+  std::string last_;
+};
+
+// GET `target` as JSON, riding out a daemon restart. nullopt once a failure is reported.
+std::optional<Json> Poll(Api& api, const std::string& target, Progress& progress) {
+  std::optional<Clock::time_point> failing_since;
+  while (true) {
+    auto response = api.Send("GET", target);
+    bool transient = !response.ok() || response->status == 503;
+    if (!transient) {
+      if (response->status < 200 || response->status >= 300) {
+        progress.Finish();
+        api.ReportHttpError(*response);
+        return std::nullopt;
+      }
+      Json parsed = Json::parse(response->body, nullptr, /*allow_exceptions=*/false);
+      if (parsed.is_discarded() || !parsed.is_object()) {
+        progress.Finish();
+        api.ReportFailure("bad_reply", "batchd sent a reply that is not a JSON object to GET " + target);
+        return std::nullopt;
+      }
+      return parsed;
+    }
+    auto now = Clock::now();
+    if (!failing_since) failing_since = now;
+    if (now - *failing_since > kRestartGrace) {
+      progress.Finish();
+      if (!response.ok()) {
+        api.ReportUnreachable(response.status().message());
+      } else {
+        api.ReportHttpError(*response);
+      }
+      return std::nullopt;
+    }
+    std::string why = response.ok() ? "batchd is unavailable (HTTP 503)" : response.status().message();
+    progress.Update("waiting for batchd to come back: " + why, "");
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
+// "running  3/10 done: success 3, running 2, pending 5"
+std::string RunStatusLine(const Json& run) {
+  std::map<std::string, int> counts;
+  int total = 0, done = 0;
+  const Json& tasks = Field(run, "tasks");
+  if (tasks.is_array()) {
+    for (const auto& t : tasks) {
+      std::string s = Str(t, "state", "?");
+      ++counts[s];
+      ++total;
+      if (IsTerminalInstanceState(s)) ++done;
+    }
+  }
+  std::string line = "run " + Str(run, "run_id") + " " + Str(run, "state", "?");
+  if (total == 0) return line;
+  line += "  " + std::to_string(done) + "/" + std::to_string(total) + " done:";
+  bool first = true;
+  auto add = [&](const std::string& state, int n) {
+    line += (first ? " " : ", ") + state + " " + std::to_string(n);
+    first = false;
+  };
+  for (const char* s : kInstanceStates) {
+    auto it = counts.find(s);
+    if (it != counts.end()) {
+      add(s, it->second);
+      counts.erase(it);
+    }
+  }
+  for (const auto& [s, n] : counts) add(s, n);  // states this client does not know yet
+  return line;
+}
+
+}  // namespace
+
+bool IsTerminalRunState(const std::string& state) {
+  return state == "success" || state == "failed" || state == "cancelled";
+}
+
+std::string InstanceLabel(const Json& instance) {
+  std::string label = Str(instance, "task", "?");
+  std::string partition = Str(instance, "partition", "-");
+  if (partition != "-" && !partition.empty()) label += "[" + partition + "]";
+  return label;
+}
+
+std::optional<Json> WaitForRun(Api& api, const std::string& run_id) {
+  Progress progress(api.global().json);
+  const std::string target = RunPath(run_id);
+  while (true) {
+    auto run = Poll(api, target, progress);
+    if (!run) return std::nullopt;
+    std::string state = Str(*run, "state");
+    if (IsTerminalRunState(state)) {
+      progress.Finish();
+      return run;
+    }
+    std::string elapsed = ElapsedCell(*run, Now());
+    progress.Update(RunStatusLine(*run), elapsed == "-" ? "" : elapsed);
+    std::this_thread::sleep_for(kPollInterval);
+  }
+}
+
+std::optional<std::vector<Json>> WaitForRuns(Api& api, const std::string& label,
+                                             const std::vector<std::string>& run_ids) {
+  Progress progress(api.global().json);
+  std::vector<Json> runs(run_ids.size());
+  std::vector<bool> done(run_ids.size(), false);
+  auto started = Clock::now();
+  while (true) {
+    std::map<std::string, int> counts;
+    size_t finished = 0;
+    for (size_t i = 0; i < run_ids.size(); ++i) {
+      if (!done[i]) {
+        auto run = Poll(api, RunPath(run_ids[i]), progress);
+        if (!run) return std::nullopt;
+        runs[i] = std::move(*run);
+        done[i] = IsTerminalRunState(Str(runs[i], "state"));
+      }
+      ++counts[Str(runs[i], "state", "?")];
+      if (done[i]) ++finished;
+    }
+    if (finished == run_ids.size()) {
+      progress.Finish();
+      return runs;
+    }
+    std::string line = label + "  " + std::to_string(finished) + "/" + std::to_string(run_ids.size()) +
+                       " runs done:";
+    bool first = true;
+    for (const char* s : {"success", "failed", "cancelled", "running", "queued"}) {
+      auto it = counts.find(s);
+      if (it == counts.end()) continue;
+      line += (first ? " " : ", ") + std::string(s) + " " + std::to_string(it->second);
+      first = false;
+    }
+    progress.Update(line, HumanDuration(std::chrono::duration_cast<std::chrono::milliseconds>(
+                              Clock::now() - started)));
+    std::this_thread::sleep_for(kBatchPollInterval);
+  }
+}
+
+void PrintRunOutcome(const Json& run) {
+  const std::string run_id = Str(run, "run_id");
+  const std::string state = Str(run, "state", "?");
+  std::string line = "run " + run_id + " " + state;
+  std::string elapsed = ElapsedCell(run, Now());
+  if (elapsed != "-") line += " in " + elapsed;
+  std::map<std::string, int> counts;
+  std::vector<const Json*> failed;
+  const Json& tasks = Field(run, "tasks");
+  if (tasks.is_array()) {
+    for (const auto& t : tasks) {
+      std::string s = Str(t, "state", "?");
+      ++counts[s];
+      if (s == "failed" || s == "upstream_failed" || s == "cancelled") failed.push_back(&t);
+    }
+  }
+  if (!counts.empty()) {
+    line += " (";
+    bool first = true;
+    for (const auto& [s, n] : counts) {
+      line += (first ? "" : ", ") + std::to_string(n) + " " + s;
+      first = false;
+    }
+    line += ")";
+  }
+  std::cout << line << "\n";
+  if (std::string error = Str(run, "error"); !error.empty()) std::cout << "  error: " << error << "\n";
+  if (state == "success" || failed.empty()) return;
+  const Json* first_failed = nullptr;
+  for (const Json* t : failed) {
+    std::string s = Str(*t, "state");
+    std::string detail = "  " + InstanceLabel(*t) + "  " + s;
+    if (auto code = Int(*t, "exit_code")) detail += ", exit " + std::to_string(*code);
+    if (auto attempts = Int(*t, "attempts"); attempts && *attempts > 0) {
+      detail += ", " + Plural(*attempts, "attempt");
+    }
+    if (std::string reason = Str(*t, "reason"); !reason.empty()) detail += " (" + reason + ")";
+    std::cout << detail << "\n";
+    if (first_failed == nullptr && s == "failed") first_failed = t;
+  }
+  if (first_failed != nullptr) {
+    std::string hint = "logs: batchctl logs " + run_id + " " + Str(*first_failed, "task");
+    std::string partition = Str(*first_failed, "partition", "-");
+    if (partition != "-" && !partition.empty()) hint += " --partition " + partition;
+    std::cout << hint << "\n";
+  }
+}
+
+}  // namespace batchd::cli

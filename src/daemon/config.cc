@@ -1,0 +1,129 @@
+#include "daemon/config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+namespace batchd::daemon {
+namespace {
+
+const char* const kKeys[] = {"data_dir", "dags_dir", "socket", "socket_mode", "http", "workers", "shutdown_grace",
+                             "pools", "retention", "log_level", "log_format", "scheduler_tick"};
+
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    prev.swap(cur);
+  }
+  return prev[b.size()];
+}
+
+std::string Where(const std::string& path, const YAML::Node& node) {
+  auto m = node.Mark();
+  return path + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1) + ": ";
+}
+
+}  // namespace
+
+Result<Config> LoadConfig(const std::string& path, Config config) {
+  std::ifstream in(path);
+  if (!in) return Status::InvalidArgument(path + ": cannot read config file");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  YAML::Node root;
+  try {
+    root = YAML::Load(buffer.str());
+  } catch (const YAML::Exception& e) {
+    return Status::InvalidArgument(path + ":" + std::to_string(e.mark.line + 1) + ":" +
+                                   std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg);
+  }
+  if (root.IsNull()) return config;
+  if (!root.IsMap()) return Status::InvalidArgument(Where(path, root) + "the config must be a mapping of keys");
+  std::string errors;
+  auto error = [&](const YAML::Node& n, const std::string& msg) { errors += Where(path, n) + msg + "\n"; };
+  try {
+    for (const auto& kv : root) {
+      const std::string key = kv.first.as<std::string>();
+      const YAML::Node& v = kv.second;
+      auto str = [&]() -> std::optional<std::string> {
+        if (!v.IsScalar()) {
+          error(v, key + " must be a string");
+          return std::nullopt;
+        }
+        return v.as<std::string>();
+      };
+      auto duration = [&](Millis& out) {
+        if (auto s = str()) {
+          auto d = ParseDuration(*s);
+          if (!d.ok()) error(v, key + ": " + d.status().message());
+          else out = *d;
+        }
+      };
+      auto integer = [&](int& out, int min) {
+        int value = 0;
+        if (!v.IsScalar() || !YAML::convert<int>::decode(v, value) || value < min) {
+          error(v, key + " must be an integer >= " + std::to_string(min));
+        } else {
+          out = value;
+        }
+      };
+      if (key == "data_dir") { if (auto s = str()) config.data_dir = *s; }
+      else if (key == "dags_dir") { if (auto s = str()) config.dags_dir = *s; }
+      else if (key == "socket") { if (auto s = str()) config.socket = *s; }
+      else if (key == "socket_mode") {
+        if (auto s = str()) {
+          try {
+            size_t used = 0;
+            int mode = std::stoi(*s, &used, 8);
+            if (used != s->size() || mode < 0 || mode > 0777) throw std::invalid_argument("mode");
+            config.socket_mode = mode;
+          } catch (const std::exception&) {
+            error(v, "socket_mode must be an octal file mode such as \"0660\"");
+          }
+        }
+      }
+      else if (key == "http") { if (auto s = str()) config.http = *s; }
+      else if (key == "workers") integer(config.workers, 0);
+      else if (key == "shutdown_grace") duration(config.shutdown_grace);
+      else if (key == "retention") duration(config.retention);
+      else if (key == "scheduler_tick") duration(config.scheduler_tick);
+      else if (key == "log_level") { if (auto s = str()) config.log_level = *s; }
+      else if (key == "log_format") { if (auto s = str()) config.log_format = *s; }
+      else if (key == "pools") {
+        if (!v.IsMap()) {
+          error(v, "pools must be a mapping of pool name to slot count");
+        } else {
+          for (const auto& p : v) {
+            int slots = 0;
+            if (!p.second.IsScalar() || !YAML::convert<int>::decode(p.second, slots) || slots < 1)
+              error(p.second, "pool '" + p.first.as<std::string>() + "' must have an integer slot count >= 1");
+            else
+              config.pools[p.first.as<std::string>()] = slots;
+          }
+        }
+      } else {
+        std::string best;
+        size_t best_distance = 3;
+        for (const char* k : kKeys) {
+          size_t d = EditDistance(key, k);
+          if (d < best_distance) { best_distance = d; best = k; }
+        }
+        error(kv.first, "unknown key '" + key + "'" + (best.empty() ? "" : " (did you mean '" + best + "'?)"));
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    return Status::InvalidArgument(path + ": " + e.what());
+  }
+  if (!errors.empty()) {
+    errors.pop_back();
+    return Status::InvalidArgument(errors);
+  }
+  return config;
+}
+
+}  // namespace batchd::daemon

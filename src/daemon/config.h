@@ -1,0 +1,35 @@
+#pragma once
+// The daemon's configuration: config/batchd.yaml documents every key. Command-line flags
+// override the file; with neither, the embedded default serves from ./.batchd with the
+// DAGs in ./dags (SPEC section 5).
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "common/duration.h"
+#include "common/status.h"
+
+namespace batchd::daemon {
+
+struct Config {
+  std::string data_dir = ".batchd";                 // SQLite database, attempt logs, lock
+  std::string dags_dir = "dags";                    // *.yaml / *.yml DAG files
+  std::string socket;                               // control socket; default <data_dir>/batchd.sock
+  int socket_mode = 0660;                           // file mode of the socket
+  std::string http = "127.0.0.1:9464";              // /metrics and /healthz; "" disables
+  int workers = 0;                                  // parallel attempts; 0 = number of CPUs
+  Millis shutdown_grace = std::chrono::seconds(30); // SIGTERM: wait this long, then kill attempts
+  std::map<std::string, int> pools;                 // pool name -> slots
+  Millis retention = Millis(0);                     // prune runs older than this; 0 keeps all
+  std::string log_level = "info";
+  std::string log_format = "text";                  // text | json
+  Millis scheduler_tick = std::chrono::seconds(2);  // longest scheduler sleep; file-trigger poll
+  Millis clock_offset = Millis(0);                  // testing only: shifts the daemon's clock
+};
+
+// Reads `path` over `base`. Errors: "file:line:column: message" (unknown keys, with a
+// suggestion when close; wrong types; bad durations).
+Result<Config> LoadConfig(const std::string& path, Config base = {});
+
+}  // namespace batchd::daemon

@@ -1,0 +1,243 @@
+#include <utility>  // Boost 1.74 Asio in C++20 mode needs it first
+
+#include "daemon/daemon.h"
+
+#include <signal.h>
+
+#include <iostream>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include "api/control_api.h"
+#include "api/http_server.h"
+#include "batchd/version.h"
+#include "common/logging.h"
+#include "engine/dag_versions.h"
+#include "engine/engine.h"
+#include "executor/subprocess_runner.h"
+#include "metrics/metrics.h"
+#include "scheduler/dag_registry.h"
+#include "scheduler/scheduler.h"
+#include "store/store.h"
+
+extern char** environ;
+
+namespace batchd::daemon {
+namespace {
+
+namespace asio = boost::asio;
+
+// The system clock shifted by a fixed offset (testing only: lets end-to-end tests reach
+// a fire time without waiting for it).
+class OffsetClock final : public Clock {
+ public:
+  explicit OffsetClock(Millis offset) : offset_(offset) {}
+  SysMillis Now() const override { return SystemClock::Instance().Now() + offset_; }
+
+ private:
+  Millis offset_;
+};
+
+std::vector<std::string> InheritedEnvironment() {
+  std::vector<std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv = *e;
+    if (kv.rfind("BATCHD_", 0) == 0) continue;
+    env.push_back(std::move(kv));
+  }
+  return env;
+}
+
+}  // namespace
+
+int Serve(const Config& config, const std::string& config_path) {
+  if (Status st = SetupLogging(config.log_level, config.log_format); !st.ok()) {
+    std::cerr << "batchd: " << st.message() << "\n";
+    return 2;
+  }
+  OffsetClock clock(config.clock_offset);
+  auto store_result = store::Store::Open(config.data_dir);
+  if (!store_result.ok()) {
+    std::cerr << "batchd: " << store_result.status().message() << "\n";
+    return 1;
+  }
+  store::Store& store = **store_result;
+  const int workers =
+      config.workers > 0 ? config.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+
+  asio::io_context io;
+  executor::SubprocessRunnerOptions runner_options;
+  runner_options.workers = workers;
+  runner_options.shutdown_grace = config.shutdown_grace;
+  executor::SubprocessRunner runner(runner_options);
+
+  engine::DagVersionCache versions(store);
+  engine::EngineOptions engine_options;
+  engine_options.pools = config.pools;
+  engine_options.base_env = InheritedEnvironment();
+  engine::Engine engine(io, store, runner, clock, engine_options,
+                        [&](const std::string& name, const std::string& hash) { return versions.Resolve(name, hash); });
+
+  scheduler::DagRegistry registry(store, versions, clock);
+  if (Status st = registry.LoadFromStore(); !st.ok()) {
+    std::cerr << "batchd: " << st.message() << "\n";
+    return 1;
+  }
+  auto reload_dags = [&]() {
+    auto report = registry.ScanDirectory(config.dags_dir);
+    spdlog::info("DAGs directory {}: {} loaded, {} unchanged, {} errors", config.dags_dir, report.loaded.size(),
+                 report.unchanged.size(), report.errors.size());
+    return report;
+  };
+  reload_dags();
+  if (Status st = engine.Recover(); !st.ok()) {
+    std::cerr << "batchd: recovering from " << store.data_dir() << ": " << st.message() << "\n";
+    return 1;
+  }
+
+  scheduler::SchedulerOptions scheduler_options;
+  scheduler_options.tick = config.scheduler_tick;
+  scheduler::Scheduler scheduler(io, engine, registry, clock, scheduler_options);
+  engine.AddObserver(&scheduler);
+
+  metrics::Metrics metrics(engine, registry, clock, workers);
+  engine.AddObserver(&metrics);
+
+  bool shutting_down = false;
+  api::ControlApiContext context;
+  context.engine = &engine;
+  context.registry = &registry;
+  context.scheduler = &scheduler;
+  context.clock = &clock;
+  context.reload = [&] {
+    auto report = reload_dags();
+    scheduler.Poke();
+    return report;
+  };
+  context.started_at = clock.Now();
+  context.workers = workers;
+  context.shutting_down = [&] { return shutting_down; };
+  api::ControlApi control(context);
+
+  const std::string socket_path = config.socket.empty() ? store.data_dir() + "/batchd.sock" : config.socket;
+  api::HttpServerOptions socket_options;
+  socket_options.socket_mode = config.socket_mode;
+  auto control_server = api::HttpServer::ListenUnix(
+      io, socket_path, [&](const api::HttpRequest& r) { return control.Handle(r); }, socket_options);
+  if (!control_server.ok()) {
+    std::cerr << "batchd: " << control_server.status().message() << "\n";
+    return 1;
+  }
+  std::unique_ptr<api::HttpServer> http_server;
+  if (!config.http.empty()) {
+    auto listening = api::HttpServer::ListenTcp(io, config.http, [&](const api::HttpRequest& r) {
+      if (r.method != "GET" && r.method != "HEAD")
+        return api::ErrorResponse(405, "method_not_allowed", "this listener is read-only");
+      std::string path = r.target.substr(0, r.target.find('?'));
+      if (path == "/metrics") {
+        api::HttpResponse res;
+        res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        res.body = metrics.Render();
+        return res;
+      }
+      if (path == "/healthz") {
+        api::HttpResponse res;
+        res.content_type = "text/plain; charset=utf-8";
+        res.body = shutting_down ? "shutting down\n" : "ok\n";
+        res.status = shutting_down ? 503 : 200;
+        return res;
+      }
+      return api::ErrorResponse(404, "not_found", "only /metrics and /healthz are served here");
+    });
+    if (!listening.ok()) {
+      std::cerr << "batchd: " << listening.status().message() << "\n";
+      return 1;
+    }
+    http_server = std::move(*listening);
+  }
+
+  scheduler.Start();
+
+  // Retention: prune old runs hourly (and once at start).
+  asio::steady_timer retention_timer(io);
+  std::function<void()> prune = [&] {
+    if (config.retention.count() > 0) {
+      auto removed = store.PruneRunsBefore(clock.Now() - config.retention);
+      if (!removed.ok()) spdlog::error("retention: {}", removed.status().message());
+      else if (*removed > 0) spdlog::info("retention: pruned {} runs older than {}", *removed, FormatDuration(config.retention));
+    }
+    retention_timer.expires_after(std::chrono::hours(1));
+    retention_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) prune();
+    });
+  };
+  prune();
+
+  // Signals. SIGPIPE would kill us when a client disconnects mid-reply.
+  ::signal(SIGPIPE, SIG_IGN);
+  asio::signal_set stop_signals(io, SIGTERM, SIGINT);
+  asio::signal_set hup(io, SIGHUP);
+  asio::steady_timer drain_timer(io);
+  auto deadline = std::chrono::steady_clock::now();
+  std::function<void()> drain = [&] {
+    if (engine.HasRunningAttempts() && std::chrono::steady_clock::now() < deadline) {
+      drain_timer.expires_after(std::chrono::milliseconds(50));
+      drain_timer.async_wait([&](const boost::system::error_code& ec) {
+        if (!ec) drain();
+      });
+      return;
+    }
+    if (engine.HasRunningAttempts())
+      spdlog::warn("grace period over: killing {} running attempt(s); they run again on next start",
+                   engine.RunningAttemptCount());
+    runner.Shutdown(std::chrono::seconds(2));  // results are posted to io
+    // Let the engine record them, then stop.
+    asio::post(io, [&] {
+      asio::post(io, [&] { io.stop(); });
+    });
+  };
+  stop_signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    spdlog::info("received signal {}: draining (grace {})", signo, FormatDuration(config.shutdown_grace));
+    shutting_down = true;
+    scheduler.Stop();
+    engine.StopDispatching();
+    retention_timer.cancel();
+    hup.cancel();
+    deadline = std::chrono::steady_clock::now() + config.shutdown_grace;
+    drain();
+  });
+  std::function<void()> wait_hup = [&] {
+    hup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      spdlog::info("SIGHUP: reloading");
+      if (!config_path.empty()) {
+        auto reloaded = LoadConfig(config_path, config);
+        if (!reloaded.ok()) {
+          spdlog::error("config reload failed, keeping the current settings: {}", reloaded.status().message());
+        } else if (Status st = SetupLogging(reloaded->log_level, reloaded->log_format); !st.ok()) {
+          spdlog::error("config reload: {}", st.message());
+        }
+      }
+      reload_dags();
+      scheduler.Poke();
+      wait_hup();
+    });
+  };
+  wait_hup();
+
+  spdlog::info("batchd {} serving: data {}, dags {}, socket {}, http {}, {} workers", kVersion, store.data_dir(),
+               config.dags_dir, socket_path, config.http.empty() ? "off" : config.http, workers);
+  io.run();
+  (*control_server)->Close();
+  if (http_server) http_server->Close();
+  spdlog::info("batchd stopped");
+  return 0;
+}
+
+}  // namespace batchd::daemon

@@ -1,0 +1,142 @@
+#include "scheduler/dag_registry.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <limits>
+
+#include <spdlog/spdlog.h>
+
+namespace batchd::scheduler {
+
+namespace fs = std::filesystem;
+
+Status DagRegistry::Refresh(const std::string& name) {
+  auto entry = store_.GetDag(name);
+  if (!entry.ok()) return entry.status();
+  if (!*entry || (*entry)->deleted) {
+    dags_.erase(name);
+    return Status::Ok();
+  }
+  auto dag = versions_.Resolve(name, (*entry)->current_hash);
+  if (!dag.ok()) return dag.status();
+  auto schedule = Schedule::ForDag(**dag);
+  if (!schedule.ok()) return schedule.status();
+  dags_[name] = RegisteredDag{*dag, std::move(*schedule), **entry};
+  return Status::Ok();
+}
+
+Status DagRegistry::LoadFromStore() {
+  auto entries = store_.ListDags();
+  if (!entries.ok()) return entries.status();
+  for (const auto& e : *entries) {
+    if (Status st = Refresh(e.name); !st.ok()) {
+      spdlog::error("DAG {}: cannot load its current version: {}", e.name, st.message());
+    }
+  }
+  return Status::Ok();
+}
+
+Result<SubmitResult> DagRegistry::Register(dag::DagPtr dag, const std::string& origin) {
+  SubmitResult result{dag->name, dag->content_hash, false};
+  auto entry = store_.GetDag(dag->name);
+  if (!entry.ok()) return entry.status();
+  if (*entry && !(*entry)->deleted && (*entry)->current_hash == dag->content_hash) return result;
+  auto known = store_.GetDagVersion(dag->name, dag->content_hash);
+  const bool seen_before = known.ok();
+  // A file we have seen before does not override a newer submit; an explicit submit
+  // always makes its version current.
+  if (origin == "file" && seen_before && *entry) return result;
+  if (Status st = store_.Begin(); !st.ok()) return st;
+  Status st = store_.PutDagVersion({dag->name, dag->content_hash, dag->source, dag->source_path});
+  if (st.ok()) st = store_.SetCurrentDag(dag->name, dag->content_hash, origin, dag->source_path, clock_.Now());
+  if (st.ok() && !*entry && dag->paused) st = store_.SetDagPaused(dag->name, true);
+  if (!st.ok()) {
+    store_.Rollback();
+    return st;
+  }
+  if (Status c = store_.Commit(); !c.ok()) return c;
+  versions_.Add(dag);
+  if (Status r = Refresh(dag->name); !r.ok()) return r;
+  result.changed = true;
+  spdlog::info("DAG {} version {} is current ({})", dag->name, dag->content_hash.substr(0, 12), origin);
+  return result;
+}
+
+ScanReport DagRegistry::ScanDirectory(const std::string& dir) {
+  ScanReport report;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    report.errors.push_back({dir, 0, 0, "DAGs directory does not exist"});
+    return report;
+  }
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    auto ext = e.path().extension().string();
+    if ((ext == ".yaml" || ext == ".yml") && e.is_regular_file(ec)) files.push_back(e.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  std::map<std::string, std::string> seen_names;  // dag name -> first file
+  for (const auto& file : files) {
+    dag::LoadResult loaded = dag::LoadDagFile(file);
+    if (!loaded.ok()) {
+      for (auto& d : loaded.errors) report.errors.push_back(std::move(d));
+      continue;
+    }
+    auto [it, inserted] = seen_names.emplace(loaded.dag->name, file);
+    if (!inserted) {
+      report.errors.push_back({file, 1, 1, "DAG '" + loaded.dag->name + "' is also defined in " + it->second +
+                                               "; this file is skipped"});
+      continue;
+    }
+    auto r = Register(loaded.dag, "file");
+    if (!r.ok()) {
+      report.errors.push_back({file, 0, 0, r.status().message()});
+    } else if (r->changed) {
+      report.loaded.push_back(r->dag);
+    } else {
+      report.unchanged.push_back(r->dag);
+    }
+  }
+  for (const auto& d : report.errors) spdlog::error("DAG file skipped: {}", d.ToString());
+  return report;
+}
+
+const RegisteredDag* DagRegistry::Find(const std::string& name) const {
+  auto it = dags_.find(name);
+  return it == dags_.end() ? nullptr : &it->second;
+}
+
+Status DagRegistry::SetPaused(const std::string& name, bool paused) {
+  if (!Find(name)) return Status::NotFound("DAG '" + name + "' not found");
+  if (Status st = store_.SetDagPaused(name, paused); !st.ok()) return st;
+  return Refresh(name);
+}
+
+Status DagRegistry::Delete(const std::string& name, bool purge) {
+  auto entry = store_.GetDag(name);
+  if (!entry.ok()) return entry.status();
+  if (!*entry || ((*entry)->deleted && !purge)) return Status::NotFound("DAG '" + name + "' not found");
+  std::vector<store::RunRecord> runs;
+  if (purge) {
+    auto listed = store_.ListRuns({name, std::nullopt, std::numeric_limits<int>::max()});
+    if (!listed.ok()) return listed.status();
+    runs = std::move(*listed);
+  }
+  Status st = purge ? store_.PurgeDag(name) : store_.SetDagDeleted(name);
+  if (!st.ok()) return st;
+  for (const auto& run : runs) {  // after the commit: rows never point at missing files
+    std::error_code ec;
+    fs::remove_all(store_.LogDir() + "/" + run.run_id, ec);
+  }
+  dags_.erase(name);
+  return Status::Ok();
+}
+
+Status DagRegistry::SetLastFire(const std::string& name, SysSeconds fire) {
+  if (Status st = store_.SetLastFire(name, fire); !st.ok()) return st;
+  auto it = dags_.find(name);
+  if (it != dags_.end()) it->second.entry.last_fire = fire;
+  return Status::Ok();
+}
+
+}  // namespace batchd::scheduler

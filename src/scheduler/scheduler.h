@@ -1,0 +1,67 @@
+#pragma once
+// Scheduler: turns time and events into run requests. It fires cron schedules (with
+// catchup after downtime or unpause), `after_dag` triggers (when an upstream run
+// succeeds) and `file` triggers (a new file matching a glob), and hands each to
+// Engine::CreateRun with a deterministic run key, so a repeated request after a crash or
+// a clock step finds the existing run instead of creating a second one.
+//
+// A DAG's last handled fire time is persisted with the run it created, in one
+// transaction: a restart neither misses nor repeats a fire. Only fires later than the
+// last handled one are considered, so a clock stepping backwards cannot fire twice.
+//
+// Thread rules: engine thread only; timers run on the same io_context.
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "engine/engine.h"
+#include "scheduler/dag_registry.h"
+
+namespace boost::asio { class io_context; }
+
+namespace batchd::scheduler {
+
+struct SchedulerOptions {
+  // Longest sleep between checks; also the polling interval of file triggers. Short
+  // enough that a clock step or resume from suspend is noticed quickly.
+  Millis tick = std::chrono::seconds(2);
+  // Most runs one DAG may get from one catch-up pass (more follow on the next pass).
+  size_t max_catchup_per_pass = 100;
+};
+
+class Scheduler final : public engine::EngineObserver {
+ public:
+  Scheduler(boost::asio::io_context& io, engine::Engine& engine, DagRegistry& registry, const Clock& clock,
+            SchedulerOptions options);
+  ~Scheduler() override;
+
+  // Begins ticking; fires whatever is due now (catchup after downtime), and re-issues
+  // after_dag triggers of upstream successes a crash may have interrupted.
+  void Start();
+  void Stop();
+  // Checks schedules now (after unpause, submit, reload).
+  void Poke();
+
+  // engine::EngineObserver: after_dag triggers.
+  void OnRunFinished(const engine::RunPlan& plan) override;
+
+ private:
+  void Tick();
+  void Arm();
+  void FireSchedules(SysSeconds now);
+  void PollFileTriggers();
+  void TriggerDownstream(const std::string& upstream_dag, const store::RunRecord& upstream_run);
+
+  boost::asio::io_context& io_;
+  engine::Engine& engine_;
+  DagRegistry& registry_;
+  const Clock& clock_;
+  SchedulerOptions options_;
+  struct TimerHolder;
+  std::unique_ptr<TimerHolder> timer_;
+  bool stopped_ = true;
+};
+
+}  // namespace batchd::scheduler

@@ -1,0 +1,444 @@
+// Opening a store: the data-directory lock, damaged and foreign files, schema versions
+// and migrations, and durability across a SIGKILL. Every error message is asserted word
+// for word: it is what the operator reads at 3 a.m.
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <random>
+
+#include "store/store_test_util.h"
+
+namespace batchd::store {
+namespace {
+
+using namespace testing;  // NOLINT
+namespace fs = std::filesystem;
+
+// Fills a store with enough rows to span many pages, then closes it (which checkpoints
+// the WAL into batchd.db and removes the WAL).
+void FillAndClose(const std::string& dir) {
+  auto store = OpenOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->Begin().ok());
+  for (int r = 0; r < 40; ++r) {
+    std::string id = "run" + std::to_string(r);
+    ASSERT_TRUE(store->CreateRun(MakeRun(id, "billing", "key" + std::to_string(r), 1000 + r)).ok());
+    std::vector<InstanceRecord> instances;
+    for (int p = 0; p < 20; ++p)
+      instances.push_back(MakeInstance(id, "extract", "partition-with-a-long-name-" + std::to_string(p)));
+    ASSERT_TRUE(store->InsertInstances(instances).ok());
+  }
+  ASSERT_TRUE(store->Commit().ok());
+}
+
+TEST(StoreOpenTest, CreatesDataDirectoryLockFileAndLogDirectory) {
+  TempDir tmp;
+  const std::string dir = tmp / "a/b/data";
+  auto store = OpenOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->data_dir(), dir);
+  EXPECT_EQ(store->LogDir(), dir + "/logs");
+  EXPECT_TRUE(fs::is_directory(dir + "/logs"));
+  EXPECT_TRUE(fs::is_regular_file(dir + "/batchd.db"));
+  EXPECT_EQ(ReadFile(dir + "/batchd.lock"), std::to_string(::getpid()) + "\n");
+}
+
+TEST(StoreOpenTest, NormalizesTheDataDirectoryToAnAbsolutePath) {
+  TempDir tmp;
+  auto store = OpenOrDie(tmp / "x/../data/./");
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->data_dir(), tmp / "data");
+  EXPECT_EQ(store->LogDir(), tmp / "data/logs");
+}
+
+TEST(StoreOpenTest, EmptyDataDirectoryIsInvalid) {
+  auto store = Store::Open("");
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store.status().message(), "the data directory must not be empty");
+}
+
+TEST(StoreOpenTest, UsesWriteAheadLogging) {
+  TempDir tmp;
+  auto store = OpenOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  auto db = Database::Open(tmp / "batchd.db");
+  ASSERT_TRUE(db.ok());
+  auto s = (*db)->Prepare("PRAGMA journal_mode");
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE(*(*s)->Step());
+  EXPECT_EQ((*s)->Text(0), "wal");
+  (*s)->Reset();
+}
+
+// --- The data-directory lock ---
+
+TEST(StoreOpenTest, SecondOpenInTheSameProcessFailsWithTheHolderPid) {
+  TempDir tmp;
+  auto first = OpenOrDie(tmp.path());
+  ASSERT_NE(first, nullptr);
+  // flock locks belong to open file descriptions, so this conflicts like another process.
+  auto second = Store::Open(tmp.path());
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(second.status().message(), "data directory '" + tmp.path() +
+                                           "' is in use by another batchd process (pid " +
+                                           std::to_string(::getpid()) + ")");
+  // The refused Open did not disturb the holder.
+  EXPECT_TRUE(first->Audit(0, "ping", "x", "{}", AtMs(1)).ok());
+  EXPECT_EQ(ReadFile(tmp / "batchd.lock"), std::to_string(::getpid()) + "\n");
+}
+
+TEST(StoreOpenTest, LockIsReleasedWhenTheStoreIsDestroyed) {
+  TempDir tmp;
+  auto first = OpenOrDie(tmp.path());
+  ASSERT_NE(first, nullptr);
+  first.reset();
+  auto second = Store::Open(tmp.path());
+  EXPECT_TRUE(second.ok()) << second.status().ToString();
+}
+
+TEST(StoreOpenTest, OpenFailsWhileAnotherProcessHoldsTheLock) {
+  TempDir tmp;
+  int ready[2], release[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  ASSERT_EQ(::pipe(release), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Child: hold the store open until the parent closes `release`.
+    ::close(ready[0]);
+    ::close(release[1]);
+    auto store = Store::Open(tmp.path());
+    char c = store.ok() ? 'y' : 'n';
+    if (::write(ready[1], &c, 1) != 1) ::_exit(2);
+    while (::read(release[0], &c, 1) > 0) {
+    }
+    ::_exit(store.ok() ? 0 : 1);
+  }
+  ::close(ready[1]);
+  ::close(release[0]);
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ASSERT_EQ(c, 'y');
+
+  auto store = Store::Open(tmp.path());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store.status().message(), "data directory '" + tmp.path() +
+                                          "' is in use by another batchd process (pid " + std::to_string(child) +
+                                          ")");
+
+  ::close(release[1]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ::close(ready[0]);
+  // The holder is gone, so is its lock.
+  auto again = Store::Open(tmp.path());
+  EXPECT_TRUE(again.ok()) << again.status().ToString();
+}
+
+TEST(StoreOpenTest, LockMessageOmitsThePidWhenTheLockFileHasNone) {
+  TempDir tmp;
+  auto first = OpenOrDie(tmp.path());
+  ASSERT_NE(first, nullptr);
+  WriteFile(tmp / "batchd.lock", "not a pid\n");
+  auto second = Store::Open(tmp.path());
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().message(), "data directory '" + tmp.path() + "' is in use by another batchd process");
+}
+
+TEST(StoreOpenTest, FailedOpenReleasesTheLock) {
+  TempDir tmp;
+  WriteFile(tmp / "batchd.db", "definitely not sqlite, but long enough to have a header of a hundred bytes: "
+                               "padding padding padding padding");
+  auto first = Store::Open(tmp.path());
+  ASSERT_FALSE(first.ok());
+  // Still the file's error, not "in use": the failed Open let go of the lock.
+  auto second = Store::Open(tmp.path());
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().message(), first.status().message());
+  EXPECT_EQ(second.status().code(), StatusCode::kCorruption);
+}
+
+// --- Damaged and foreign files ---
+
+std::string NotSqliteMessage(const std::string& dir) {
+  return "database '" + dir +
+         "/batchd.db' is not an SQLite database (bad header); move it aside to start an empty store, or "
+         "restore it from a backup";
+}
+
+TEST(StoreOpenTest, RandomBytesAreNotAnSqliteDatabase) {
+  TempDir tmp;
+  std::mt19937 rng(12345);
+  std::string bytes(64 * 1024, '\0');
+  for (auto& b : bytes) b = static_cast<char>(rng() & 0xff);
+  WriteFile(tmp / "batchd.db", bytes);
+  auto store = Store::Open(tmp.path());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(store.status().message(), NotSqliteMessage(tmp.path()));
+  EXPECT_EQ(ReadFile(tmp / "batchd.db"), bytes) << "a failed Open must not write to the file";
+}
+
+TEST(StoreOpenTest, TextFileNamedBatchdDbIsNotAnSqliteDatabase) {
+  TempDir tmp;
+  const std::string text = "# notes\nthis is where I keep my shopping list\n";
+  WriteFile(tmp / "batchd.db", text);
+  auto store = Store::Open(tmp.path());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(store.status().message(), NotSqliteMessage(tmp.path()));
+  EXPECT_EQ(ReadFile(tmp / "batchd.db"), text);
+}
+
+TEST(StoreOpenTest, TruncatedDatabaseIsReportedAsTruncated) {
+  TempDir tmp;
+  FillAndClose(tmp.path());
+  ASSERT_FALSE(fs::exists(tmp / "batchd.db-wal")) << "closing should have checkpointed the WAL";
+  const auto size = fs::file_size(tmp / "batchd.db");
+  ASSERT_EQ(size % 4096, 0u);
+  ASSERT_GE(size, 8 * 4096u);
+  fs::resize_file(tmp / "batchd.db", size / 2);
+
+  auto store = Store::Open(tmp.path());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(store.status().message(), "database '" + tmp.path() + "/batchd.db' is truncated: its header says " +
+                                          std::to_string(size / 4096) + " pages of 4096 bytes but the file has only " +
+                                          std::to_string(size / 2) + " bytes; restore it from a backup");
+  EXPECT_EQ(fs::file_size(tmp / "batchd.db"), size / 2);
+}
+
+TEST(StoreOpenTest, DatabaseCutInsideItsHeaderIsReportedAsTruncated) {
+  TempDir tmp;
+  FillAndClose(tmp.path());
+  fs::resize_file(tmp / "batchd.db", 40);
+  auto store = Store::Open(tmp.path());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(store.status().message(), "database '" + tmp.path() +
+                                          "/batchd.db' is truncated: the file has 40 bytes, less than an SQLite "
+                                          "header; restore it from a backup");
+}
+
+TEST(StoreOpenTest, DamagedPageFailsTheIntegrityCheck) {
+  TempDir tmp;
+  FillAndClose(tmp.path());
+  // Overwrite the middle of the file (b-tree pages of runs/instances) with garbage,
+  // leaving the header intact and the size unchanged.
+  const auto size = fs::file_size(tmp / "batchd.db");
+  {
+    std::fstream f(tmp / "batchd.db", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(size / 2 / 4096 * 4096));  // the start of a page
+    std::string junk(4096, '\xA5');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  auto store = Store::Open(tmp.path());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kCorruption);
+  // The detail in parentheses is SQLite's own first finding (SQLite 3.40).
+  const uint64_t page = size / 2 / 4096 + 1;
+  EXPECT_EQ(store.status().message(), "database '" + tmp.path() + "/batchd.db' is corrupt (integrity check: Page " +
+                                          std::to_string(page) +
+                                          ": btreeInitPage() returns error code 11); restore it from a backup");
+}
+
+TEST(StoreOpenTest, SqliteDatabaseOfAnotherApplicationIsNotABatchdDatabase) {
+  TempDir tmp;
+  ASSERT_TRUE(ExecSql(tmp / "batchd.db", "CREATE TABLE recipes (name TEXT); INSERT INTO recipes VALUES ('soup')").ok());
+  auto store = Store::Open(tmp.path());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(store.status().message(), "database '" + tmp.path() +
+                                          "/batchd.db' is not a batchd database (it has tables but no schema "
+                                          "version); use another data directory");
+  // Nothing was added to somebody else's database.
+  EXPECT_EQ(QueryInt(tmp / "batchd.db", "SELECT COUNT(*) FROM sqlite_schema"), 1);
+}
+
+TEST(StoreOpenTest, NewerSchemaVersionIsRefused) {
+  TempDir tmp;
+  {
+    auto store = OpenOrDie(tmp.path());
+    ASSERT_NE(store, nullptr);
+  }
+  ASSERT_TRUE(ExecSql(tmp / "batchd.db", "UPDATE schema_version SET version = 7").ok());
+  auto store = Store::Open(tmp.path());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(store.status().message(), "database '" + tmp.path() +
+                                          "/batchd.db' has schema version 7, newer than this batchd supports (" +
+                                          std::to_string(kSchemaVersion) +
+                                          "); upgrade batchd or use another data directory");
+  EXPECT_EQ(QueryInt(tmp / "batchd.db", "SELECT version FROM schema_version"), 7) << "left untouched";
+}
+
+TEST(StoreOpenTest, NegativeSchemaVersionIsCorruption) {
+  TempDir tmp;
+  ASSERT_TRUE(ExecSql(tmp / "batchd.db", "CREATE TABLE schema_version (version INTEGER NOT NULL); "
+                                         "INSERT INTO schema_version VALUES (-3)")
+                  .ok());
+  auto store = Store::Open(tmp.path());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kCorruption);
+  EXPECT_EQ(store.status().message(), "database '" + tmp.path() +
+                                          "/batchd.db' has an invalid schema version -3; restore it from a backup");
+}
+
+// --- Migrations ---
+
+const char* const kTables[] = {"dag_versions", "dags", "runs", "task_instances", "attempts", "idempotency_keys",
+                               "audit"};
+
+void ExpectCurrentSchema(const std::string& db_path) {
+  EXPECT_EQ(QueryInt(db_path, "SELECT version FROM schema_version"), kSchemaVersion);
+  EXPECT_EQ(QueryInt(db_path, "SELECT COUNT(*) FROM schema_version"), 1);
+  for (const char* table : kTables) {
+    EXPECT_EQ(QueryInt(db_path, std::string("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = '") +
+                                    table + "'"),
+              1)
+        << table;
+  }
+}
+
+TEST(StoreOpenTest, MigratesAnEmptyFileFromVersionZeroToCurrent) {
+  TempDir tmp;
+  WriteFile(tmp / "batchd.db", "");
+  {
+    auto store = OpenOrDie(tmp.path());
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->CreateRun(MakeRun("r1", "billing", "k1")).ok());
+  }
+  ExpectCurrentSchema(tmp / "batchd.db");
+}
+
+TEST(StoreOpenTest, MigratesAnEmptySchemaVersionTableFromVersionZero) {
+  TempDir tmp;
+  ASSERT_TRUE(ExecSql(tmp / "batchd.db", "CREATE TABLE schema_version (version INTEGER NOT NULL)").ok());
+  {
+    auto store = OpenOrDie(tmp.path());
+    ASSERT_NE(store, nullptr);
+  }
+  ExpectCurrentSchema(tmp / "batchd.db");
+}
+
+TEST(StoreOpenTest, ReopeningACurrentDatabaseMigratesNothing) {
+  TempDir tmp;
+  { ASSERT_NE(OpenOrDie(tmp.path()), nullptr); }
+  const int64_t schema_cookie = QueryInt(tmp / "batchd.db", "PRAGMA schema_version");
+  { ASSERT_NE(OpenOrDie(tmp.path()), nullptr); }
+  EXPECT_EQ(QueryInt(tmp / "batchd.db", "PRAGMA schema_version"), schema_cookie) << "no DDL ran on reopen";
+  ExpectCurrentSchema(tmp / "batchd.db");
+}
+
+TEST(StoreOpenTest, ReopenAfterCloseKeepsEverything) {
+  TempDir tmp;
+  int64_t instance_id = 0;
+  {
+    auto store = OpenOrDie(tmp.path());
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->PutDagVersion({"billing", "h1", "dag: billing\n", "/dags/billing.yaml"}).ok());
+    ASSERT_TRUE(store->SetCurrentDag("billing", "h1", "file", "/dags/billing.yaml", AtMs(5)).ok());
+    ASSERT_TRUE(store->CreateRun(MakeRun("r1", "billing", "k1")).ok());
+    std::vector<InstanceRecord> instances{MakeInstance("r1", "extract")};
+    ASSERT_TRUE(store->InsertInstances(instances).ok());
+    instance_id = instances[0].id;
+    AttemptRecord a = MakeAttempt(instance_id, 1);
+    ASSERT_TRUE(store->InsertAttempt(a).ok());
+    ASSERT_TRUE(store->RecordKeySuccess("billing", "k", "r1", AtMs(9)).ok());
+    ASSERT_TRUE(store->Audit(1000, "submit", "billing", "{}", AtMs(7)).ok());
+  }
+  auto store = OpenOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(store->GetDagVersion("billing", "h1").ok());
+  auto dag = store->GetDag("billing");
+  ASSERT_TRUE(dag.ok());
+  EXPECT_TRUE(dag->has_value());
+  auto run = store->GetRun("r1");
+  ASSERT_TRUE(run.ok());
+  ASSERT_TRUE(run->has_value());
+  EXPECT_EQ((*run)->run_key, "k1");
+  auto instances = store->ListInstances("r1");
+  ASSERT_TRUE(instances.ok());
+  ASSERT_EQ(instances->size(), 1u);
+  EXPECT_EQ((*instances)[0].id, instance_id);
+  auto attempts = store->ListAttempts(instance_id);
+  ASSERT_TRUE(attempts.ok());
+  EXPECT_EQ(attempts->size(), 1u);
+  EXPECT_TRUE(*store->KeySucceeded("billing", "k"));
+  EXPECT_EQ(store->ListAudit(10)->size(), 1u);
+}
+
+// --- Durability ---
+
+// A child process commits a batch, starts another it never commits, and is killed with
+// SIGKILL mid-transaction. The parent reopens: the committed batch is there (recovered
+// from the WAL, which was never checkpointed), the uncommitted one is not, and the
+// kernel released the dead child's lock.
+TEST(StoreOpenTest, CommittedBatchSurvivesSigkillAndUncommittedOneDoesNot) {
+  TempDir tmp;
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(ready[0]);
+    auto report = [&](char c) {
+      if (::write(ready[1], &c, 1) != 1) ::_exit(2);
+    };
+    auto opened = Store::Open(tmp.path());
+    if (!opened.ok()) report('o');
+    Store& store = **opened;
+    bool ok = store.Begin().ok() && store.CreateRun(MakeRun("committed", "billing", "k1")).ok();
+    std::vector<InstanceRecord> instances{MakeInstance("committed", "extract"), MakeInstance("committed", "load")};
+    ok = ok && store.InsertInstances(instances).ok();
+    AttemptRecord attempt = MakeAttempt(instances[0].id, 1);
+    ok = ok && store.InsertAttempt(attempt).ok() && store.Commit().ok();
+    if (!ok) report('c');
+    report('1');  // committed
+    ok = store.Begin().ok() && store.CreateRun(MakeRun("uncommitted", "billing", "k2")).ok();
+    if (!ok) report('u');
+    report('2');  // written, not committed
+    for (;;) ::pause();
+  }
+  ::close(ready[1]);
+  char c1 = 0, c2 = 0;
+  ASSERT_EQ(::read(ready[0], &c1, 1), 1);
+  ASSERT_EQ(c1, '1');
+  ASSERT_EQ(::read(ready[0], &c2, 1), 1);
+  ASSERT_EQ(c2, '2');
+  ::close(ready[0]);
+  ASSERT_EQ(::kill(child, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  ASSERT_TRUE(fs::exists(tmp / "batchd.db-wal"));
+  EXPECT_GT(fs::file_size(tmp / "batchd.db-wal"), 0u) << "the committed batch lives in the WAL";
+
+  auto store = OpenOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  auto committed = store->GetRun("committed");
+  ASSERT_TRUE(committed.ok()) << committed.status().ToString();
+  ASSERT_TRUE(committed->has_value());
+  EXPECT_EQ((*committed)->run_key, "k1");
+  auto instances = store->ListInstances("committed");
+  ASSERT_TRUE(instances.ok());
+  ASSERT_EQ(instances->size(), 2u);
+  auto lost = store->MarkRunningAttemptsLost(AtMs(2'000'000'000'000));
+  ASSERT_TRUE(lost.ok());
+  EXPECT_EQ(*lost, std::vector<int64_t>{(*instances)[0].id});
+  auto uncommitted = store->GetRun("uncommitted");
+  ASSERT_TRUE(uncommitted.ok());
+  EXPECT_FALSE(uncommitted->has_value());
+  EXPECT_EQ(ReadFile(tmp / "batchd.lock"), std::to_string(::getpid()) + "\n");
+}
+
+}  // namespace
+}  // namespace batchd::store
