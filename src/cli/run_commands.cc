@@ -335,7 +335,7 @@ void AddRunCommands(CLI::App& app, const GlobalOptions& global, Action& action) 
   auto* list = app.add_subcommand("runs", "list runs, newest first");
   list->add_option("DAG", runs->dag, "only runs of this DAG");
   list->add_option("--state", runs->state, "only runs in this state")->check(CLI::IsMember(kRunStates));
-  list->add_option("--limit", runs->limit, "at most N runs (daemon default 50)")->check(CLI::Range(1, 100000));
+  list->add_option("--limit", runs->limit, "at most N runs (daemon default 50)")->check(CLI::Range(1, 10000));
   list->callback([&global, &action, runs] { action = [&global, runs] { return RunRuns(global, *runs); }; });
 
   auto run_id = std::make_shared<std::string>();

@@ -1615,6 +1615,32 @@ tasks:
   EXPECT_THAT(StoredStates(run), ElementsAre("t[a]=running", "t[b]=running", "t[c]=running"));
 }
 
+TEST_F(EngineTest, TasksSharingAPartitionsCommandGetTheSamePartitions) {
+  // `partitions: same` between two tasks is valid when they use the same command; the
+  // run must then give both tasks the same partition set, even when the command's output
+  // changes between invocations (a directory listing while files arrive). This command
+  // prints p0 the first time it runs, p1 the second, ...
+  const std::string counter = dir_ + "/counter";
+  auto dag = AddDag(std::string(R"yaml(dag: shared_cmd
+env: {COUNTER: ")yaml") + counter + R"yaml("}
+tasks:
+  - id: extract
+    command: "true"
+    partitions: {command: "n=$(cat \"$COUNTER\" 2>/dev/null || echo 0); echo $((n+1)) > \"$COUNTER\"; echo p$n"}
+  - id: transform
+    command: "true"
+    partitions: {command: "n=$(cat \"$COUNTER\" 2>/dev/null || echo 0); echo $((n+1)) > \"$COUNTER\"; echo p$n"}
+    depends_on:
+      - task: extract
+        partitions: same
+)yaml");
+  ASSERT_NE(dag, nullptr);
+  NewEngine();
+  std::string run = Trigger(dag);
+  EXPECT_THAT(StoredStates(run), ElementsAre("extract[p0]=running", "transform[p0]=pending"));
+  EXPECT_THAT(runner_->Running(), ElementsAre("extract[p0]#1"));
+}
+
 TEST_F(EngineTest, PartitionsCommandTemplateIsRenderedWithRunVariables) {
   // The loader accepts run variables (ds, logical_date, params...) in partitions.command;
   // they must be substituted before the command runs.

@@ -312,6 +312,22 @@ TEST(RunPlanTest, SamePartitionFailureOnlyAffectsItsOwnPartition) {
   EXPECT_EQ(StateOf(*plan, "transform", "apac"), "pending");
 }
 
+TEST(RunPlanTest, SamePartitionEdgeWithoutAMatchingUpstreamPartitionDoesNotDropTheDependency) {
+  // Two tasks may share a partitions command (validation accepts `same` then), but each
+  // run expands it per task, so the sets can differ at run time. A downstream partition
+  // without a partner must not lose its dependency and start before its upstream task.
+  auto dag = MustLoad(kSameYaml);
+  ASSERT_NE(dag, nullptr);
+  store::RunRecord run = MakeRun(*dag);
+  auto instances = MakeInstances(*dag, run, {{"extract", {"us", "eu"}}, {"transform", {"us", "eu", "apac"}}});
+  for (size_t i = 0; i < instances.size(); ++i) instances[i].id = 1 + static_cast<int64_t>(i);
+  RunPlan plan(dag, run, instances);
+  plan.Propagate();
+  EXPECT_EQ(StateOf(plan, "transform", "us"), "pending");
+  EXPECT_NE(StateOf(plan, "transform", "apac"), "queued")
+      << "transform[apac] has no extract[apac] and was queued before any extract partition ran";
+}
+
 TEST(RunPlanTest, AllPartitionsEdgesWaitForEveryUpstreamPartition) {
   auto plan = MakePlan(MustLoad(R"yaml(dag: d
 tasks:
