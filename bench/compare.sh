@@ -2,8 +2,10 @@
 # Compares the per-task overhead of `batchd run` with GNU make and ninja on DAGs of no-op
 # tasks (`true`), so that what is measured is scheduling + spawning + bookkeeping, not work.
 #
-#   bench/compare.sh [-j "2 4"] [-n RUNS] [-f FANOUT] [-c CHAIN] [-k]
+#   bench/compare.sh [-j "2 4"] [-n RUNS] [-f FANOUT] [-c CHAIN] [-d DATA_BASE] [-k]
 #
+# -d: where batchd's data directories go (default: the scratch dir under $TMPDIR); e.g.
+#     -d /dev/shm takes fsync cost out of the comparison. -k keeps the scratch dir.
 # Builds nothing: expects ./build/batchd (or $BATCHD). See bench/README.md.
 set -euo pipefail
 
@@ -13,14 +15,16 @@ RUNS=3
 FANOUT=2000
 CHAIN=200
 KEEP=0
+DATA_BASE=""
 
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
-while getopts "j:n:f:c:kh" opt; do
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+while getopts "j:n:f:c:d:kh" opt; do
   case $opt in
     j) JOBS=$OPTARG ;;
     n) RUNS=$OPTARG ;;
     f) FANOUT=$OPTARG ;;
     c) CHAIN=$OPTARG ;;
+    d) DATA_BASE=$OPTARG ;;
     k) KEEP=1 ;;
     *) usage ;;
   esac
@@ -35,7 +39,16 @@ done
 BATCHD=$(realpath "$BATCHD")
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/batchd-bench-XXXXXX")
-if [ "$KEEP" = 1 ]; then echo "keeping $WORK" >&2; else trap 'rm -rf "$WORK"' EXIT; fi
+if [ -n "$DATA_BASE" ]; then
+  DATA_BASE=$(mktemp -d "$DATA_BASE/batchd-bench-data-XXXXXX")
+else
+  DATA_BASE=$WORK
+fi
+if [ "$KEEP" = 1 ]; then
+  echo "keeping $WORK $DATA_BASE" >&2
+else
+  trap 'rm -rf "$WORK" "$DATA_BASE"' EXIT
+fi
 
 # --- Generators ----------------------------------------------------------------------
 # Each case gets a directory with dag.yaml, Makefile and build.ninja describing the same
@@ -127,8 +140,10 @@ run_case() {  # name dir jobs
   cd "$dir"
   # batchd: a fresh data directory each time (so every instance really runs, and the
   # cost of creating the SQLite database is included, as for a first run).
-  prepare() { rm -rf "$dir/data"; }
-  b=($(best_of "$BATCHD" run dag.yaml --data-dir "$dir/data" --workers "$j" --date 2026-01-01))
+  local data
+  data="$DATA_BASE/$(basename "$dir")-data"
+  prepare() { rm -rf "$data"; }
+  b=($(best_of "$BATCHD" run dag.yaml --data-dir "$data" --workers "$j" --date 2026-01-01))
   prepare() { :; }
   m=($(best_of make -s -j"$j" -f Makefile all))
   prepare() { rm -f "$dir/.ninja_log" "$dir/.ninja_deps"; }
@@ -146,7 +161,8 @@ gen_fanout "$WORK/fanout" "$FANOUT"
 gen_chain "$WORK/chain" "$CHAIN"
 
 echo "batchd: $BATCHD ($("$BATCHD" --version 2>/dev/null || echo '?'))"
-echo "make:   $(make --version | head -1); ninja: $(ninja --version); $(nproc) CPUs; best of $RUNS, seconds"
+echo "make:   $(make --version | head -1); ninja: $(ninja --version); $(nproc) CPUs; best of $RUNS"
+echo "batchd data dirs under $DATA_BASE ($(df -T "$DATA_BASE" | awk 'NR == 2 { print $2 }'))"
 printf '%-20s %2s | %8s %8s %8s %8s | %6s %6s %6s %8s\n' "" "" "wall s" "" "" "" "cpu s" "" "" ""
 printf '%-20s %2s | %8s %8s %8s %8s | %6s %6s %6s %8s\n' CASE J BATCHD MAKE NINJA "B/min" BATCHD MAKE NINJA "B/min"
 for j in $JOBS; do

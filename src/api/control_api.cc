@@ -181,6 +181,23 @@ json RunSummaryJson(const store::RunRecord& run, const date::time_zone* zone) {
               {"ended_at", MillisJson(run.ended_at)}};
 }
 
+// Rolls the store back unless Commit() was reached, whatever was thrown in between.
+class Transaction {
+ public:
+  explicit Transaction(store::Store& store) : store_(store) { Check(store_.Begin()); }
+  ~Transaction() {
+    if (!done_) store_.Rollback();
+  }
+  void Commit() {
+    done_ = true;
+    Check(store_.Commit());
+  }
+
+ private:
+  store::Store& store_;
+  bool done_ = false;
+};
+
 HttpResponse JsonResponse(int status, const json& body) {
   HttpResponse r;
   r.status = status;
@@ -394,14 +411,13 @@ HttpResponse ControlApi::SubmitDag(const HttpRequest& request) {
           details);
   }
   store::Store& store = ctx_.engine->store();
-  Check(store.Begin());
+  Transaction txn(store);
   auto result = ctx_.registry->Register(loaded.dag, "submit");
   if (!result.ok()) {
-    store.Rollback();
     ThrowStatus(result.status());
   }
   Audit(request, "submit", result->dag, json{{"version", result->hash}, {"path", path}, {"changed", result->changed}}.dump());
-  Check(store.Commit());
+  txn.Commit();
   if (result->changed && ctx_.scheduler) ctx_.scheduler->Poke();
   return JsonResponse(result->changed ? 201 : 200,
                       {{"dag", result->dag}, {"version", result->hash.substr(0, 12)}, {"changed", result->changed}});
@@ -417,27 +433,25 @@ HttpResponse ControlApi::DeleteDag(const HttpRequest& request, const std::string
                                    active.front().run_id + "; cancel it before purging");
     }
   }
-  Check(store.Begin());
+  Transaction txn(store);
   Status st = ctx_.registry->Delete(name, purge);
   if (!st.ok()) {
-    store.Rollback();
     ThrowStatus(st);
   }
   Audit(request, purge ? "purge" : "delete", name, "{}");
-  Check(store.Commit());
+  txn.Commit();
   return JsonResponse(200, {{"dag", name}, {"deleted", true}, {"purged", purge}});
 }
 
 HttpResponse ControlApi::PauseDag(const HttpRequest& request, const std::string& name, bool paused) {
   store::Store& store = ctx_.engine->store();
-  Check(store.Begin());
+  Transaction txn(store);
   Status st = ctx_.registry->SetPaused(name, paused);
   if (!st.ok()) {
-    store.Rollback();
     ThrowStatus(st);
   }
   Audit(request, paused ? "pause" : "unpause", name, "{}");
-  Check(store.Commit());
+  txn.Commit();
   if (!paused && ctx_.scheduler) ctx_.scheduler->Poke();  // catch up what was missed
   return JsonResponse(200, {{"dag", name}, {"paused", paused}});
 }
@@ -471,15 +485,14 @@ HttpResponse ControlApi::Trigger(const HttpRequest& request, const std::string& 
   }
   run.force = OptBool(body, "force");
   store::Store& store = ctx_.engine->store();
-  Check(store.Begin());
+  Transaction txn(store);
   auto created = ctx_.engine->CreateRun(run);
   if (!created.ok()) {
-    store.Rollback();
     ThrowStatus(created.status());
   }
   Audit(request, "trigger", name,
         json{{"run_id", created->run.run_id}, {"run_key", created->run.run_key}, {"created", created->created}}.dump());
-  Check(store.Commit());
+  txn.Commit();
   return JsonResponse(created->created ? 201 : 200, {{"run_id", created->run.run_id},
                                                       {"dag", name},
                                                       {"state", ToString(created->run.state)},
@@ -518,7 +531,7 @@ HttpResponse ControlApi::Backfill(const HttpRequest& request, const std::string&
   if (fires.size() > kMaxBackfillRuns)
     Throw(400, "bad_request", "the range covers more than " + std::to_string(kMaxBackfillRuns) + " runs; split it");
   store::Store& store = ctx_.engine->store();
-  Check(store.Begin());
+  Transaction txn(store);
   json runs = json::array();
   for (const auto& fire : fires) {
     engine::RunRequest run;
@@ -530,7 +543,6 @@ HttpResponse ControlApi::Backfill(const HttpRequest& request, const std::string&
     run.scheduled_for = SysMillis(fire.fire_time);
     auto created = ctx_.engine->CreateRun(run);
     if (!created.ok()) {
-      store.Rollback();
       ThrowStatus(created.status());
     }
     runs.push_back({{"run_id", created->run.run_id},
@@ -539,7 +551,7 @@ HttpResponse ControlApi::Backfill(const HttpRequest& request, const std::string&
                     {"created", created->created}});
   }
   Audit(request, "backfill", name, json{{"from", *from_s}, {"to", *to_s}, {"runs", runs.size()}}.dump());
-  Check(store.Commit());
+  txn.Commit();
   return JsonResponse(201, {{"dag", name}, {"runs", runs}});
 }
 
@@ -594,14 +606,13 @@ HttpResponse ControlApi::RunStatus(const std::string& run_id) {
 HttpResponse ControlApi::CancelRun(const HttpRequest& request, const std::string& run_id) {
   ParseBody(request, {});
   store::Store& store = ctx_.engine->store();
-  Check(store.Begin());
+  Transaction txn(store);
   Status st = ctx_.engine->CancelRun(run_id);
   if (!st.ok()) {
-    store.Rollback();
     ThrowStatus(st);
   }
   Audit(request, "cancel", run_id, "{}");
-  Check(store.Commit());
+  txn.Commit();
   return JsonResponse(200, {{"run_id", run_id}, {"state", "cancelled"}});
 }
 
@@ -612,14 +623,13 @@ HttpResponse ControlApi::RetryRun(const HttpRequest& request, const std::string&
   if (task) RequireName("task id", *task);
   if (partition && partition->empty()) Throw(400, "bad_request", "field 'partition' must not be empty");
   store::Store& store = ctx_.engine->store();
-  Check(store.Begin());
+  Transaction txn(store);
   auto reset = ctx_.engine->RetryRun(run_id, task, partition);
   if (!reset.ok()) {
-    store.Rollback();
     ThrowStatus(reset.status());
   }
   Audit(request, "retry", run_id, json{{"task", task ? json(*task) : json(nullptr)}, {"reset", *reset}}.dump());
-  Check(store.Commit());
+  txn.Commit();
   return JsonResponse(200, {{"run_id", run_id}, {"reset", *reset}});
 }
 

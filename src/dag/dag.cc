@@ -1,7 +1,6 @@
 #include "dag/dag.h"
 
 #include <algorithm>
-#include <cmath>
 
 namespace batchd::dag {
 
@@ -20,21 +19,6 @@ const char* BackoffName(Backoff backoff) {
     case Backoff::kExponential: return "exponential";
   }
   return "unknown";
-}
-
-Millis RetryDelay(const RetryPolicy& policy, int n, double unit) {
-  if (n < 1) n = 1;
-  double ms = static_cast<double>(policy.delay.count());
-  if (policy.backoff == Backoff::kExponential) {
-    ms *= std::pow(policy.factor, n - 1);  // may reach +inf; min() below caps it
-    ms = std::min(ms, static_cast<double>(policy.max_delay.count()));
-  }
-  if (!std::isfinite(ms) || ms < 0) ms = static_cast<double>(policy.max_delay.count());
-  if (policy.jitter) {
-    unit = std::clamp(std::isfinite(unit) ? unit : 1.0, 0.0, 1.0);
-    ms = ms / 2 + unit * (ms / 2);
-  }
-  return Millis(static_cast<int64_t>(std::llround(ms)));
 }
 
 const char* TriggerRuleName(TriggerRule rule) {

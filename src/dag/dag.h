@@ -42,11 +42,6 @@ struct RetryPolicy {
   std::vector<int> retry_on_exit_codes;  // empty: any failure retries
 };
 
-// The delay before retry `n` (n >= 1), SPEC section 3: `delay` for fixed backoff,
-// min(max_delay, delay * factor^(n-1)) for exponential; with jitter, a point in
-// [delay/2, delay] chosen by `unit` in [0, 1] (the caller draws it, so this stays pure).
-Millis RetryDelay(const RetryPolicy& policy, int n, double unit = 1.0);
-
 enum class TriggerRule { kAllSuccess, kAllDone, kOneSuccess, kOneFailed, kNoneFailed, kAllFailed };
 const char* TriggerRuleName(TriggerRule rule);
 // Parses "all_success", ...; nullopt for anything else.

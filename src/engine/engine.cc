@@ -281,8 +281,9 @@ void Engine::FinishAttemptInPlan(RunPlan& plan, size_t index, AttemptRecord& att
     plan.Transition(index, InstanceState::kCancelled);
     return;
   }
-  if (ShouldRetry(task.retry, inst.attempts, inst.exit_code, lost)) {
-    Millis delay = RetryDelay(task.retry, inst.attempts, rng_);
+  const int attempts_since_reset = inst.attempts - inst.retry_base;
+  if (ShouldRetry(task.retry, attempts_since_reset, inst.exit_code, lost)) {
+    Millis delay = RetryDelay(task.retry, attempts_since_reset, rng_);
     inst.next_attempt_at = now + delay;
     plan.Transition(index, InstanceState::kRetryWait);
     ArmRetryTimer(plan.run().run_id, inst.id, *inst.next_attempt_at);
@@ -322,13 +323,17 @@ void Engine::ResolveQueued(RunPlan& plan) {
 Status Engine::StartRun(RunRecord run) {
   auto dag = resolver_(run.dag, run.dag_hash);
   const SysMillis now = clock_.Now();
+  // A run that cannot start (its DAG version is unreadable, a partitions command
+  // failed) ends failed through the normal finish path, so observers hear of it.
   auto fail_run = [&](const std::string& why) {
     spdlog::error("run {}: {}", run.run_id, why);
     run.state = RunState::kFailed;
     run.started_at = now;
     run.ended_at = now;
     run.error = why;
-    return store_.UpdateRunState(run.run_id, RunState::kFailed, now, now, why);
+    dag::DagPtr empty = std::make_shared<dag::Dag>();
+    plans_[run.run_id] = std::make_unique<RunPlan>(dag.ok() ? *dag : empty, run, std::vector<store::InstanceRecord>{});
+    return Status::Ok();
   };
   if (!dag.ok()) return fail_run("cannot load DAG version " + run.dag_hash + ": " + dag.status().message());
   std::vector<std::string> env = options_.base_env;
@@ -336,8 +341,26 @@ Status Engine::StartRun(RunRecord run) {
   std::map<std::string, std::vector<std::string>> partitions;
   PartitionCommandLimits limits;
   limits.timeout = options_.partition_command_timeout;
+  // Each distinct partitions command runs once per run, so tasks sharing it (as
+  // `partitions: same` requires) see exactly the same partitions.
+  std::map<std::pair<std::string, std::string>, std::vector<std::string>> command_output;
+  const auto vars = RunTemplateVars(**dag, run);
   for (const auto& task : (*dag)->tasks) {
-    auto names = ExpandPartitions(task, env, limits);
+    dag::Task rendered = task;
+    if (task.partitions.kind == dag::Partitions::Kind::kCommand) {
+      rendered.partitions.command = dag::RenderTemplate(task.partitions.command, vars);
+      auto key = std::make_pair(rendered.partitions.command, rendered.working_dir);
+      if (auto it = command_output.find(key); it != command_output.end()) {
+        partitions[task.id] = it->second;
+        continue;
+      }
+      auto names = ExpandPartitions(rendered, env, limits);
+      if (!names.ok()) return fail_run(names.status().message());
+      command_output[key] = *names;
+      partitions[task.id] = std::move(*names);
+      continue;
+    }
+    auto names = ExpandPartitions(rendered, env, limits);
     if (!names.ok()) return fail_run(names.status().message());
     partitions[task.id] = std::move(*names);
   }
@@ -356,16 +379,19 @@ Status Engine::StartRun(RunRecord run) {
 void Engine::StartQueuedRuns() {
   auto queued = store_.ListRunsInStates({RunState::kQueued});
   if (!queued.ok()) Fail(queued.status());
+  // Every planned run holds its DAG's slot until it is fully drained (a cancelled run
+  // whose processes are still being killed included).
   std::map<std::string, int> active;
-  for (const auto& [_, plan] : plans_)
-    if (plan->run().state == RunState::kRunning) active[plan->run().dag]++;
+  for (const auto& [_, plan] : plans_) active[plan->run().dag]++;
   for (auto& run : *queued) {
     if (options_.only_dag && run.dag != *options_.only_dag) continue;
     auto dag = resolver_(run.dag, run.dag_hash);
     int limit = dag.ok() ? (*dag)->max_active_runs : 1;
     if (dag.ok() && active[run.dag] >= limit) continue;
-    if (Status st = StartRun(run); !st.ok()) Fail(st);
-    active[run.dag]++;
+    const std::string run_id = run.run_id, dag_name = run.dag;
+    if (Status st = StartRun(std::move(run)); !st.ok()) Fail(st);
+    auto started = plans_.find(run_id);  // a run that failed to start holds no slot
+    if (started != plans_.end() && started->second->run().state == RunState::kRunning) active[dag_name]++;
   }
 }
 
@@ -395,6 +421,10 @@ std::vector<std::string> Engine::AttemptEnv(const RunPlan& plan, size_t index, i
 void Engine::Pump() {
   pump_scheduled_ = false;
   const SysMillis now = clock_.Now();
+  const bool relaxed = !options_.fsync_engine_commits && !store_.InTransaction();
+  if (relaxed) {
+    if (Status st = store_.SetDurability(store::Store::Durability::kProcessCrash); !st.ok()) Fail(st);
+  }
   if (Status st = store_.Begin(); !st.ok()) Fail(st);
 
   // 1. Apply the attempt results that arrived since the last pass.
@@ -426,6 +456,7 @@ void Engine::Pump() {
   struct Candidate {
     int priority;
     SysMillis run_created;
+    SysSeconds logical_date;
     RunPlan* plan;
     size_t index;
   };
@@ -434,12 +465,14 @@ void Engine::Pump() {
     for (auto& [_, plan] : plans_) {
       if (plan->run().state != RunState::kRunning) continue;
       for (size_t i : plan->Queued())
-        candidates.push_back({plan->task_of(i).priority, plan->run().created_at, plan.get(), i});
+        candidates.push_back(
+            {plan->task_of(i).priority, plan->run().created_at, plan->run().logical_date, plan.get(), i});
     }
   }
   std::stable_sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
     if (a.priority != b.priority) return a.priority > b.priority;
-    return a.run_created < b.run_created;
+    if (a.run_created != b.run_created) return a.run_created < b.run_created;
+    return a.logical_date < b.logical_date;  // runs created together (backfill): oldest first
   });
   int free_slots = runner_.Capacity() - static_cast<int>(running_.size());
   std::vector<executor::AttemptSpec> to_start;
@@ -500,9 +533,10 @@ void Engine::Pump() {
     for (size_t i : change.changed)
       if (Status st = store_.UpdateInstance(plan->instance(i)); !st.ok()) Fail(st);
     if (plan->AllTerminal() && plan->CountIn(InstanceState::kRunning) == 0) {
-      if (plan->run().state != RunState::kCancelled) plan->run().state = plan->Outcome();
+      if (plan->run().state == RunState::kRunning) plan->run().state = plan->Outcome();
       if (!plan->run().ended_at) plan->run().ended_at = now;
-      if (Status st = store_.UpdateRunState(run_id, plan->run().state, std::nullopt, plan->run().ended_at);
+      if (Status st = store_.UpdateRunState(run_id, plan->run().state, plan->run().started_at, plan->run().ended_at,
+                                            plan->run().error);
           !st.ok())
         Fail(st);
       finished_runs.push_back(run_id);
@@ -510,8 +544,11 @@ void Engine::Pump() {
     if (!change.changed.empty() || change.previous != plan->run().state) changes.push_back(std::move(change));
   }
   if (Status st = store_.Commit(); !st.ok()) Fail(st);
+  if (relaxed) {
+    if (Status st = store_.SetDurability(store::Store::Durability::kFull); !st.ok()) Fail(st);
+  }
 
-  // 6. Tell observers, now that it is durable.
+  // 6. Tell observers, now that it is committed.
   for (const auto& [plan, rec] : finished_attempts)
     for (auto* o : observers_) o->OnAttemptFinished(*plan, rec.first, rec.second);
   for (const auto& run_id : started_runs_) {

@@ -53,6 +53,11 @@ struct EngineOptions {
   Millis partition_command_timeout = std::chrono::seconds(60);
   // Seed for retry jitter (0: random).
   uint64_t seed = 0;
+  // fsync the store for every engine state change (attempt started/finished). Off, the
+  // engine's commits survive kill -9 but a power cut may lose the last ones (their
+  // attempts then run again; sinks deduplicate on BATCHD_IDEMPOTENCY_KEY). API
+  // mutations and scheduler fires are always fsync'd before they are acknowledged.
+  bool fsync_engine_commits = false;
   // When set, the engine plans and starts only this DAG's runs (`batchd run` on a data
   // directory that also holds other DAGs' history).
   std::optional<std::string> only_dag;

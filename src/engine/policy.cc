@@ -31,6 +31,7 @@ bool ShouldRetry(const dag::RetryPolicy& policy, int attempts_so_far, std::optio
 }
 
 RuleDecision EvaluateTriggerRule(dag::TriggerRule rule, const UpstreamCounts& c) {
+  if (c.total == 0) return RuleDecision::kRun;  // a task without upstream always runs (Airflow)
   const bool all_done = c.Done() == c.total;
   const int any_failed = c.failed + c.upstream_failed + c.cancelled;
   using dag::TriggerRule;
@@ -42,12 +43,11 @@ RuleDecision EvaluateTriggerRule(dag::TriggerRule rule, const UpstreamCounts& c)
     case TriggerRule::kAllDone:
       return all_done ? RuleDecision::kRun : RuleDecision::kWait;
     case TriggerRule::kOneSuccess:
-      if (c.succeeded > 0 || c.total == 0) return RuleDecision::kRun;
+      if (c.succeeded > 0) return RuleDecision::kRun;
       if (!all_done) return RuleDecision::kWait;
       return any_failed ? RuleDecision::kUpstreamFailed : RuleDecision::kSkip;
     case TriggerRule::kOneFailed:
       if (any_failed) return RuleDecision::kRun;
-      if (c.total == 0) return RuleDecision::kSkip;
       return all_done ? RuleDecision::kSkip : RuleDecision::kWait;
     case TriggerRule::kNoneFailed:
       if (any_failed) return RuleDecision::kUpstreamFailed;

@@ -79,10 +79,12 @@ RunPlan::RunPlan(dag::DagPtr dag, store::RunRecord run, std::vector<store::Insta
     for (const auto& dep : task.depends_on) {
       auto up = index.find(dep.task);
       if (up == index.end()) continue;
-      if (dep.same_partition) {
-        auto p = up->second.find(instances_[i].partition);
-        if (p != up->second.end()) upstream_[i].push_back(p->second);
+      auto same = dep.same_partition ? up->second.find(instances_[i].partition) : up->second.end();
+      if (same != up->second.end()) {
+        upstream_[i].push_back(same->second);
       } else {
+        // `partitions: same` without a matching upstream partition (a partitions command
+        // changed its output) waits for all of them rather than for none.
         for (const auto& [_, j] : up->second) upstream_[i].push_back(j);
       }
     }
@@ -186,6 +188,7 @@ int RunPlan::ResetFailed(const std::optional<std::string>& task, const std::opti
     if (r.state != InstanceState::kFailed && r.state != InstanceState::kUpstreamFailed) continue;
     r.next_attempt_at.reset();
     r.ended_at.reset();
+    r.retry_base = r.attempts;  // the retry policy applies afresh
     Transition(i, InstanceState::kPending);
     ++reset;
     for (size_t d : downstream_[i])

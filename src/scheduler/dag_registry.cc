@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <limits>
 
 #include <spdlog/spdlog.h>
 
@@ -116,18 +115,8 @@ Status DagRegistry::Delete(const std::string& name, bool purge) {
   auto entry = store_.GetDag(name);
   if (!entry.ok()) return entry.status();
   if (!*entry || ((*entry)->deleted && !purge)) return Status::NotFound("DAG '" + name + "' not found");
-  std::vector<store::RunRecord> runs;
-  if (purge) {
-    auto listed = store_.ListRuns({name, std::nullopt, std::numeric_limits<int>::max()});
-    if (!listed.ok()) return listed.status();
-    runs = std::move(*listed);
-  }
-  Status st = purge ? store_.PurgeDag(name) : store_.SetDagDeleted(name);
-  if (!st.ok()) return st;
-  for (const auto& run : runs) {  // after the commit: rows never point at missing files
-    std::error_code ec;
-    fs::remove_all(store_.LogDir() + "/" + run.run_id, ec);
-  }
+  // PurgeDag removes the log directories itself, after its outermost commit.
+  if (Status st = purge ? store_.PurgeDag(name) : store_.SetDagDeleted(name); !st.ok()) return st;
   dags_.erase(name);
   return Status::Ok();
 }

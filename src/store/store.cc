@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -88,6 +89,7 @@ CREATE TABLE task_instances (
   reason TEXT NOT NULL DEFAULT '',
   idempotency_key TEXT NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0,
+  retry_base INTEGER NOT NULL DEFAULT 0,
   exit_code INTEGER,
   next_attempt_at INTEGER,
   started_at INTEGER,
@@ -222,7 +224,7 @@ Status ReadRun(const Statement& s, RunRecord* r) {
 
 constexpr const char* kInstanceColumns =
     "i.id, i.run_id, i.task, i.partition, i.state, i.reason, i.idempotency_key, i.attempts, i.exit_code, "
-    "i.next_attempt_at, i.started_at, i.ended_at";
+    "i.next_attempt_at, i.started_at, i.ended_at, i.retry_base";
 
 Status ReadInstance(const Statement& s, InstanceRecord* i) {
   i->id = s.Int(0);
@@ -240,6 +242,7 @@ Status ReadInstance(const Statement& s, InstanceRecord* i) {
   i->next_attempt_at = OptMs(s, 9);
   i->started_at = OptMs(s, 10);
   i->ended_at = OptMs(s, 11);
+  i->retry_base = static_cast<int>(s.Int(12));
   return Status::Ok();
 }
 
@@ -310,11 +313,15 @@ Status CheckDatabaseFile(const std::string& path) {
   struct stat st {};
   unsigned char header[100] = {};
   ssize_t n = -1;
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) n = ::pread(fd, header, sizeof header, 0);
-  int saved_errno = errno;
+  bool regular = false;
+  if (::fstat(fd, &st) == 0) {
+    regular = S_ISREG(st.st_mode);
+    if (regular) n = ::pread(fd, header, sizeof header, 0);
+  }
+  const int saved_errno = errno;
   ::close(fd);
-  if (!S_ISREG(st.st_mode)) return Status::IoError("database '" + path + "' is not a regular file");
-  if (n < 0) return Status::IoError("cannot read database '" + path + "': " + std::strerror(saved_errno));
+  if (n < 0 && regular) return Status::IoError("cannot read database '" + path + "': " + std::strerror(saved_errno));
+  if (!regular) return Status::IoError("database '" + path + "' is not a regular file");
   const auto size = static_cast<uint64_t>(st.st_size);
   if (size == 0) return Status::Ok();  // empty: SQLite initializes it (schema version 0)
 
@@ -517,6 +524,14 @@ Status Store::Migrate() {
                               std::to_string(kSchemaVersion) + ")"));
   }
   return Annotate(txn.Commit(), "migrating database '" + path + "'");
+}
+
+Status Store::SetDurability(Durability d) {
+  if (d == durability_) return Status::Ok();
+  if (InTransaction()) return Status::Internal("SetDurability inside a transaction");
+  RETURN_IF_ERROR(db_->Exec(d == Durability::kFull ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
+  durability_ = d;
+  return Status::Ok();
 }
 
 Status Store::Begin() {
@@ -807,13 +822,13 @@ Status Store::InsertInstances(std::vector<InstanceRecord>& instances) {
         "cannot insert task instance " + i.task + "[" + i.partition + "] of run '" + i.run_id + "'";
     auto s = db_->Prepare(
         "INSERT INTO task_instances (run_id, task, partition, state, reason, idempotency_key, attempts, "
-        "exit_code, next_attempt_at, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "exit_code, next_attempt_at, started_at, ended_at, retry_base) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!s.ok()) return fail(Annotate(s.status(), doing));
     Statement& st = **s;
     ScopedStatement scope(st);
     st.Bind(1, i.run_id).Bind(2, i.task).Bind(3, i.partition).Bind(4, ToString(i.state)).Bind(5, i.reason);
     st.Bind(6, i.idempotency_key).Bind(7, i.attempts).Bind(8, i.exit_code).Bind(9, Ms(i.next_attempt_at));
-    st.Bind(10, Ms(i.started_at)).Bind(11, Ms(i.ended_at));
+    st.Bind(10, Ms(i.started_at)).Bind(11, Ms(i.ended_at)).Bind(12, i.retry_base);
     Status r = st.Run();
     if (r.code() == StatusCode::kNotFound) return fail(Status::NotFound(doing + ": no such run"));
     if (r.code() == StatusCode::kAlreadyExists) return fail(Status::AlreadyExists(doing + ": it already exists"));
@@ -836,9 +851,10 @@ Result<std::vector<InstanceRecord>> Store::ListInstances(const std::string& run_
 Status Store::UpdateInstance(const InstanceRecord& i) {
   ASSIGN_STMT(s,
               "UPDATE task_instances SET state = ?, reason = ?, attempts = ?, exit_code = ?, next_attempt_at = ?, "
-              "started_at = ?, ended_at = ? WHERE id = ?");
+              "started_at = ?, ended_at = ?, retry_base = ? WHERE id = ?");
   s.Bind(1, ToString(i.state)).Bind(2, i.reason).Bind(3, i.attempts).Bind(4, i.exit_code);
-  s.Bind(5, Ms(i.next_attempt_at)).Bind(6, Ms(i.started_at)).Bind(7, Ms(i.ended_at)).Bind(8, i.id);
+  s.Bind(5, Ms(i.next_attempt_at)).Bind(6, Ms(i.started_at)).Bind(7, Ms(i.ended_at)).Bind(8, i.retry_base);
+  s.Bind(9, i.id);
   RUN_UPDATE(s, "cannot update task instance " + std::to_string(i.id) + " (" + i.task + "[" + i.partition + "])",
              "task instance");
   return Status::Ok();

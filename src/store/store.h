@@ -16,9 +16,11 @@
 // e.g. "cannot update run 'ab12': no such run". Updates of a row that does not exist
 // return NotFound; duplicate keys return AlreadyExists; a damaged file returns Corruption.
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "batchd/states.h"
@@ -77,6 +79,8 @@ struct InstanceRecord {
   std::string reason;                      // e.g. already_succeeded, trigger_rule
   std::string idempotency_key;
   int attempts = 0;                        // attempts started so far
+  int retry_base = 0;                      // `attempts` when last reset by a manual retry:
+                                           // the retry policy counts from here
   std::optional<int> exit_code;            // of the last finished attempt
   std::optional<SysMillis> next_attempt_at;  // retry_wait: when to queue again
   std::optional<SysMillis> started_at;
@@ -110,9 +114,9 @@ struct AuditEntry {
 
 // Filter for ListRuns.
 struct RunFilter {
-  std::optional<std::string> dag;
-  std::optional<RunState> state;
-  int limit = 50;
+  std::optional<std::string> dag;    // only this DAG's runs
+  std::optional<RunState> state;     // only runs in this state
+  int limit = 50;                    // at most this many, newest first; negative: all
 };
 
 class Store {
@@ -139,6 +143,15 @@ class Store {
   Status Commit();
   void Rollback();
   bool InTransaction() const { return txn_depth_ > 0; }
+
+  // Durability of the commits that follow. kFull (the default) fsyncs the WAL on every
+  // commit: it survives power loss, and is what every API mutation uses before its
+  // reply. kProcessCrash skips the fsync: the commit survives kill -9 of batchd (the
+  // WAL is in the OS page cache) but not a power cut, which the engine's own high-rate
+  // state changes accept (see docs/store-schema.md, "Durability"). The next kFull
+  // commit makes everything before it durable too. REQUIRES: no transaction open.
+  enum class Durability { kFull, kProcessCrash };
+  Status SetDurability(Durability d);
 
   // --- DAGs ---
   Status PutDagVersion(const DagVersion& v);  // idempotent
@@ -193,7 +206,7 @@ class Store {
   // --- Audit trail ---
   Status Audit(int uid, const std::string& action, const std::string& target, const std::string& detail_json,
                SysMillis at);
-  Result<std::vector<AuditEntry>> ListAudit(int limit);
+  Result<std::vector<AuditEntry>> ListAudit(int limit);  // newest first; negative limit: all
 
   // --- Retention ---
   // Deletes terminal runs (and their instances, attempts, log files) that ended before
@@ -215,6 +228,7 @@ class Store {
   int lock_fd_;
   std::unique_ptr<Database> db_;
   int txn_depth_ = 0;
+  Durability durability_ = Durability::kFull;
   bool rollback_only_ = false;                      // a nested Rollback() doomed the transaction
   std::vector<std::string> pending_log_removals_;  // run ids, removed after the commit
 };

@@ -1,4 +1,5 @@
-// The pure helpers of the DAG model: names, retry delays, partitions, trigger rules.
+// The pure helpers of the DAG model: names, partitions, trigger rules. (Retry delays are
+// the engine's: engine::RetryDelay in src/engine/policy.h.)
 
 #include <gtest/gtest.h>
 
@@ -6,8 +7,6 @@
 
 namespace batchd::dag {
 namespace {
-
-using namespace std::chrono_literals;
 
 TEST(DagTest, ValidNamesUseOnlyTheAllowedCharacters) {
   EXPECT_TRUE(IsValidName("nightly_billing"));
@@ -23,42 +22,6 @@ TEST(DagTest, ValidNamesUseOnlyTheAllowedCharacters) {
   EXPECT_FALSE(IsValidName("a b"));
   EXPECT_FALSE(IsValidName("café"));
   EXPECT_FALSE(IsValidName(std::string("a\0b", 3)));
-}
-
-TEST(DagTest, FixedBackoffAlwaysWaitsTheDelay) {
-  RetryPolicy p;
-  p.backoff = Backoff::kFixed;
-  p.delay = 7s;
-  p.max_delay = 1s;  // irrelevant for fixed
-  EXPECT_EQ(RetryDelay(p, 1), Millis(7s));
-  EXPECT_EQ(RetryDelay(p, 10), Millis(7s));
-}
-
-TEST(DagTest, ExponentialBackoffGrowsByFactorUpToMaxDelay) {
-  RetryPolicy p;
-  p.backoff = Backoff::kExponential;
-  p.delay = 10s;
-  p.factor = 2;
-  p.max_delay = 1min;
-  EXPECT_EQ(RetryDelay(p, 1), Millis(10s));
-  EXPECT_EQ(RetryDelay(p, 2), Millis(20s));
-  EXPECT_EQ(RetryDelay(p, 3), Millis(40s));
-  EXPECT_EQ(RetryDelay(p, 4), Millis(1min));
-  EXPECT_EQ(RetryDelay(p, 1000000), Millis(1min));  // no overflow
-  p.factor = 1.5;
-  p.delay = 1s;
-  EXPECT_EQ(RetryDelay(p, 3), Millis(2250ms));
-}
-
-TEST(DagTest, JitterDrawsFromHalfToFullDelay) {
-  RetryPolicy p;
-  p.backoff = Backoff::kFixed;
-  p.delay = 10s;
-  p.jitter = true;
-  EXPECT_EQ(RetryDelay(p, 1, 0.0), Millis(5s));
-  EXPECT_EQ(RetryDelay(p, 1, 0.5), Millis(7500ms));
-  EXPECT_EQ(RetryDelay(p, 1, 1.0), Millis(10s));
-  EXPECT_EQ(RetryDelay(p, 1, 7.0), Millis(10s));  // clamped
 }
 
 TEST(DagTest, StaticPartitionNames) {

@@ -11,9 +11,7 @@
 
 #include <chrono>
 #include <map>
-#include <regex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -25,11 +23,9 @@ namespace batchd::e2e {
 namespace {
 
 using std::chrono::milliseconds;
-using std::chrono::seconds;
 using std::chrono::steady_clock;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using ::testing::Not;
 using Json = nlohmann::json;
 
 constexpr const char* kDate = "2026-03-01";

@@ -351,7 +351,7 @@ const RuleCase kCases[] = {
     {TriggerRule::kOneFailed, 3, 3, 0, 0, 0, 0, S},
     {TriggerRule::kOneFailed, 3, 1, 2, 0, 0, 0, S},
     // Without upstream there is no failure to react to: a cleanup task is skipped.
-    {TriggerRule::kOneFailed, 0, 0, 0, 0, 0, 0, S},
+    {TriggerRule::kOneFailed, 0, 0, 0, 0, 0, 0, R},  // no upstream: runs, as in Airflow
     // none_failed: runs when all are done and none failed (skips are fine).
     {TriggerRule::kNoneFailed, 0, 0, 0, 0, 0, 0, R},
     {TriggerRule::kNoneFailed, 3, 0, 0, 0, 0, 0, W},
@@ -403,7 +403,7 @@ RuleDecision Oracle(TriggerRule rule, const UpstreamCounts& c) {
       if (!done) return W;
       return failures > 0 ? U : S;
     case TriggerRule::kOneFailed:
-      if (failures > 0) return R;
+      if (c.total == 0 || failures > 0) return R;
       return done ? S : W;
     case TriggerRule::kNoneFailed:
       if (failures > 0) return U;

@@ -198,6 +198,15 @@ TEST(StoreOpenTest, TextFileNamedBatchdDbIsNotAnSqliteDatabase) {
   EXPECT_EQ(ReadFile(tmp / "batchd.db"), text);
 }
 
+TEST(StoreOpenTest, DirectoryNamedBatchdDbIsAnIoError) {
+  TempDir tmp;
+  fs::create_directories(tmp / "batchd.db");
+  auto store = Store::Open(tmp.path());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kIoError);
+  EXPECT_EQ(store.status().message(), "database '" + tmp.path() + "/batchd.db' is not a regular file");
+}
+
 TEST(StoreOpenTest, TruncatedDatabaseIsReportedAsTruncated) {
   TempDir tmp;
   FillAndClose(tmp.path());
