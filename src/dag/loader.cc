@@ -170,9 +170,9 @@ class Loader {
   SourceLocation LocationOfOffset(size_t offset) const;
   std::string TabHint(int line) const;
 
-  // --- generic readers; each reports its own errors and returns nullopt on failure ---
-  std::optional<Fields> ReadMap(const YamlNode* node, const std::vector<std::string>* allowed, const Ctx& ctx,
-                                bool allow_extension_keys = false);
+  // --- generic readers; each reports its own errors (and returns nullopt on failure) ---
+  Fields ReadMap(const YamlNode* node, const std::vector<std::string>* allowed, const Ctx& ctx,
+                 bool allow_extension_keys = false);
   std::optional<Fields> MapValue(const YamlNode* value, const std::string& field,
                                  const std::vector<std::string>* allowed, const Ctx& ctx);
   bool ExpectList(const YamlNode* value, const std::string& field);
@@ -294,8 +294,8 @@ bool Loader::CheckEncoding() {
 // supported: merged entries fill in keys not written explicitly; each merged mapping is
 // visited once, so merges cannot blow up. With `allow_extension_keys`, keys starting with
 // "x-" are skipped: a place for anchors shared by several tasks (as in docker compose).
-std::optional<Fields> Loader::ReadMap(const YamlNode* node, const std::vector<std::string>* allowed,
-                                      const Ctx& ctx, bool allow_extension_keys) {
+Fields Loader::ReadMap(const YamlNode* node, const std::vector<std::string>* allowed, const Ctx& ctx,
+                       bool allow_extension_keys) {
   Fields fields;
   std::vector<const YamlNode*> merges;
   auto add = [&](const YamlNode* key, const YamlNode* value, bool merged) {
@@ -544,36 +544,36 @@ LoadResult Loader::Load() {
 }
 
 void Loader::ReadTop(const YamlNode* root) {
-  std::optional<Fields> top = ReadMap(root, &kTopKeys, Ctx{}, /*allow_extension_keys=*/true);
+  Fields top = ReadMap(root, &kTopKeys, Ctx{}, /*allow_extension_keys=*/true);
 
-  if (const YamlNode* v = top->Get("dag")) {
+  if (const YamlNode* v = top.Get("dag")) {
     if (auto name = Name(v, "dag", "dag name")) dag_.name = *name;
   } else {
     Error(root, "missing required key 'dag'");
   }
-  if (const YamlNode* v = top->Get("description")) {
+  if (const YamlNode* v = top.Get("description")) {
     if (auto s = String(v, "description", /*allow_null=*/true)) dag_.description = *s;
   }
-  ReadSchedule(*top);
-  if (const YamlNode* v = top->Get("catchup")) {
+  ReadSchedule(top);
+  if (const YamlNode* v = top.Get("catchup")) {
     if (auto b = Bool(v, "catchup")) dag_.catchup = *b;
   }
   constexpr int64_t kIntMax = std::numeric_limits<int>::max();
-  if (const YamlNode* v = top->Get("max_active_runs")) {
+  if (const YamlNode* v = top.Get("max_active_runs")) {
     if (auto n = Integer(v, "max_active_runs", 1, kIntMax)) dag_.max_active_runs = static_cast<int>(*n);
   }
-  if (const YamlNode* v = top->Get("max_active_tasks")) {
+  if (const YamlNode* v = top.Get("max_active_tasks")) {
     if (auto n = Integer(v, "max_active_tasks", 1, kIntMax)) dag_.max_active_tasks = static_cast<int>(*n);
   }
-  if (const YamlNode* v = top->Get("paused")) {
+  if (const YamlNode* v = top.Get("paused")) {
     if (auto b = Bool(v, "paused")) dag_.paused = *b;
   }
-  if (const YamlNode* v = top->Get("params")) dag_.params = StringMap(v, Ctx{"params", ""}, /*env_names=*/false);
-  if (const YamlNode* v = top->Get("env")) dag_.env = StringMap(v, Ctx{"env", ""}, /*env_names=*/true);
-  if (const YamlNode* v = top->Get("slo")) ReadSlo(v);
-  if (const YamlNode* v = top->Get("triggers")) ReadTriggers(v);
-  if (const YamlNode* v = top->Get("defaults")) ReadDefaults(v);
-  if (const YamlNode* v = top->Get("tasks")) {
+  if (const YamlNode* v = top.Get("params")) dag_.params = StringMap(v, Ctx{"params", ""}, /*env_names=*/false);
+  if (const YamlNode* v = top.Get("env")) dag_.env = StringMap(v, Ctx{"env", ""}, /*env_names=*/true);
+  if (const YamlNode* v = top.Get("slo")) ReadSlo(v);
+  if (const YamlNode* v = top.Get("triggers")) ReadTriggers(v);
+  if (const YamlNode* v = top.Get("defaults")) ReadDefaults(v);
+  if (const YamlNode* v = top.Get("tasks")) {
     ReadTasks(v);
   } else {
     Error(root, "missing required key 'tasks'");
@@ -653,16 +653,16 @@ void Loader::ReadTriggers(const YamlNode* value) {
                       DescribeYamlNode(*item));
       continue;
     }
-    std::optional<Fields> fields = ReadMap(item, &kTriggerKeys, ctx);
-    if (fields->entries().empty()) {
+    Fields fields = ReadMap(item, &kTriggerKeys, ctx);
+    if (fields.entries().empty()) {
       Error(item, "each trigger must have exactly one of after_dag or file");
       continue;
     }
-    if (fields->entries().size() > 1) {
-      Error(fields->entries()[1].key_node, "each trigger must have exactly one of after_dag or file");
+    if (fields.entries().size() > 1) {
+      Error(fields.entries()[1].key_node, "each trigger must have exactly one of after_dag or file");
       continue;
     }
-    const Entry& e = fields->entries()[0];
+    const Entry& e = fields.entries()[0];
     Trigger trigger;
     trigger.location = Loc(e.key_node);
     if (e.key == "after_dag") {
@@ -795,13 +795,13 @@ void Loader::ReadTask(const YamlNode* node, size_t number) {
       break;
     }
   }
-  std::optional<Fields> f = ReadMap(node, &kTaskKeys, ctx);
+  Fields f = ReadMap(node, &kTaskKeys, ctx);
   Task task;
   TaskSource source;
   task.location = Loc(node);
   source.id = Loc(node);
 
-  if (const YamlNode* v = f->Get("id")) {
+  if (const YamlNode* v = f.Get("id")) {
     source.id = Loc(v);
     // An invalid id is reported but kept, so that tasks depending on it do not also get
     // "depends on unknown task" errors (the file is rejected anyway).
@@ -810,10 +810,10 @@ void Loader::ReadTask(const YamlNode* node, size_t number) {
   } else {
     Error(node, "missing required key 'id'" + ctx.Where());
   }
-  if (const YamlNode* v = f->Get("description")) {
+  if (const YamlNode* v = f.Get("description")) {
     if (auto s = String(v, ctx.Field("description"), /*allow_null=*/true)) task.description = *s;
   }
-  if (const YamlNode* v = f->Get("command")) {
+  if (const YamlNode* v = f.Get("command")) {
     if (auto s = NonEmptyString(v, ctx.Field("command"))) {
       task.command = *s;
       source.command = v;
@@ -821,8 +821,8 @@ void Loader::ReadTask(const YamlNode* node, size_t number) {
   } else {
     Error(node, "missing required key 'command'" + ctx.Where());
   }
-  if (const YamlNode* v = f->Get("depends_on")) task.depends_on = ReadDependsOn(v, ctx);
-  if (const YamlNode* v = f->Get("trigger_rule")) {
+  if (const YamlNode* v = f.Get("depends_on")) task.depends_on = ReadDependsOn(v, ctx);
+  if (const YamlNode* v = f.Get("trigger_rule")) {
     if (auto s = String(v, ctx.Field("trigger_rule"))) {
       if (auto rule = ParseTriggerRule(*s)) {
         task.trigger_rule = *rule;
@@ -833,39 +833,39 @@ void Loader::ReadTask(const YamlNode* node, size_t number) {
       }
     }
   }
-  if (const YamlNode* v = f->Get("partitions")) {
+  if (const YamlNode* v = f.Get("partitions")) {
     if (auto p = ReadPartitions(v, ctx.Sub("partitions"), &source)) task.partitions = std::move(*p);
   }
 
   task.working_dir = defaults_.working_dir;
-  if (const YamlNode* v = f->Get("working_dir")) {
+  if (const YamlNode* v = f.Get("working_dir")) {
     if (auto s = NonEmptyString(v, ctx.Field("working_dir"))) task.working_dir = *s;
   }
   task.pool = defaults_.pool;
-  if (const YamlNode* v = f->Get("pool")) {
+  if (const YamlNode* v = f.Get("pool")) {
     if (auto s = Name(v, ctx.Field("pool"), "pool name")) task.pool = *s;
   }
   task.priority = defaults_.priority;
-  if (const YamlNode* v = f->Get("priority")) {
+  if (const YamlNode* v = f.Get("priority")) {
     if (auto n = Integer(v, ctx.Field("priority"), std::numeric_limits<int>::min(), std::numeric_limits<int>::max())) {
       task.priority = static_cast<int>(*n);
     }
   }
   task.timeout = defaults_.timeout;
-  if (const YamlNode* v = f->Get("timeout")) {
+  if (const YamlNode* v = f.Get("timeout")) {
     task.timeout = v->kind == NodeKind::kNull ? std::nullopt : Duration(v, ctx.Field("timeout"), false);
   }
   task.kill_grace = defaults_.kill_grace;
-  if (const YamlNode* v = f->Get("kill_grace")) {
+  if (const YamlNode* v = f.Get("kill_grace")) {
     if (auto g = Duration(v, ctx.Field("kill_grace"), /*allow_zero=*/true)) task.kill_grace = *g;
   }
   task.retry = defaults_.retry;
-  if (const YamlNode* v = f->Get("retry")) task.retry = ReadRetry(v, ctx.Sub("retry"), defaults_.retry);
+  if (const YamlNode* v = f.Get("retry")) task.retry = ReadRetry(v, ctx.Sub("retry"), defaults_.retry);
   task.env = defaults_.env;
-  if (const YamlNode* v = f->Get("env")) {
+  if (const YamlNode* v = f.Get("env")) {
     for (auto& [name, val] : StringMap(v, ctx.Sub("env"), /*env_names=*/true)) task.env[name] = val;
   }
-  if (const YamlNode* v = f->Get("idempotency_key")) {
+  if (const YamlNode* v = f.Get("idempotency_key")) {
     if (auto s = NonEmptyString(v, ctx.Field("idempotency_key"))) {
       task.idempotency_key = *s;
       source.idempotency_key = v;
@@ -967,10 +967,10 @@ std::vector<Dependency> Loader::ReadDependsOn(const YamlNode* value, const Ctx& 
                       DescribeYamlNode(*item));
       continue;
     }
-    std::optional<Fields> f = ReadMap(item, &kDependencyKeys, dctx);
+    Fields f = ReadMap(item, &kDependencyKeys, dctx);
     Dependency dep;
     dep.location = Loc(item);
-    const YamlNode* task = f->Get("task");
+    const YamlNode* task = f.Get("task");
     if (!task) {
       Error(item, "missing required key 'task'" + dctx.Where());
       continue;
@@ -979,7 +979,7 @@ std::vector<Dependency> Loader::ReadDependsOn(const YamlNode* value, const Ctx& 
     if (!id) continue;
     dep.task = *id;
     dep.location = Loc(task);
-    if (const YamlNode* v = f->Get("partitions")) {
+    if (const YamlNode* v = f.Get("partitions")) {
       std::optional<std::string> mode = String(v, dctx.Field("partitions"));
       if (!mode) continue;
       if (*mode == "same") {

@@ -6,6 +6,7 @@
 // Every wait polls with a deadline (daemon_fixture.h).
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -239,7 +240,10 @@ TEST_F(DaemonTest, SubmitShowTriggerAndDuplicateTriggersCreateNothing) {
   EXPECT_EQ(del.out, "deleted hello (no longer scheduled; its history is kept, --purge removes it)\n");
   EXPECT_EQ(CtlJson({"dags"}), OrderedJson::array());
   EXPECT_EQ(CtlJson({"runs"}).size(), 2u);
-  EXPECT_EQ(CtlJson({"status", run_id})["state"], "success");
+  OrderedJson kept = CtlJson({"status", run_id});
+  EXPECT_EQ(kept["state"], "success");
+  EXPECT_EQ(kept["logical_date"], "2026-03-01T00:00:00+01:00") << "the history keeps the DAG's zone offset";
+  EXPECT_EQ(CtlJson({"runs", "hello"}).back()["logical_date"], "2026-03-01T00:00:00+01:00");
   EXPECT_EQ(V("SELECT deleted FROM dags WHERE name = 'hello'"), "1");
   EXPECT_EQ(Ctl({"trigger", "hello"}).exit_code, 4);
   EXPECT_EQ(Ctl({"show", "hello"}).exit_code, 4);
@@ -549,6 +553,35 @@ tasks:
     EXPECT_GE(timed[i]["started_at"].get<int64_t>(), timed[i - 1]["ended_at"].get<int64_t>()) << timed.dump();
 }
 
+// --- Versions --------------------------------------------------------------------------
+
+TEST_F(DaemonTest, ResubmittedDagRunsKeepTheVersionTheyStartedWith) {
+  ASSERT_TRUE(StartDaemon());
+  const std::string v1 = R"(dag: ver
+tasks:
+  - id: gate
+    command: echo $$ > @TMP@/pid; while [ ! -f @TMP@/go ]; do sleep 0.05; done
+  - id: write
+    depends_on: [gate]
+    command: echo @VERSION@ >> @TMP@/out
+)";
+  SubmitDag("ver.yaml", Substitute(v1, {{"VERSION", "one"}}));
+  const std::string run1 = Trigger("ver", {"--date", "2026-03-01"});
+  ASSERT_GT(WaitRunningAttempt(run1, "gate", tmp_ / "pid"), 0);
+  ProcResult resubmit = Ctl({"submit", WriteDag("ver.yaml", Substitute(v1, {{"VERSION", "two"}}))});
+  ASSERT_EQ(resubmit.exit_code, 0) << resubmit.Describe();
+  EXPECT_THAT(resubmit.out, StartsWith("submitted ver version "));
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM dag_versions WHERE dag = 'ver'"), 2);
+  WriteFile(tmp_ / "go", "");
+  ASSERT_TRUE(WaitRunState(run1, "success"));
+  EXPECT_EQ(ReadFile(tmp_ / "out").value_or(""), "one\n") << "the running run switched versions";
+  const std::string run2 = Trigger("ver", {"--date", "2026-03-02"});
+  ASSERT_TRUE(WaitRunState(run2, "success"));
+  EXPECT_EQ(ReadFile(tmp_ / "out").value_or(""), "one\ntwo\n");
+  EXPECT_NE(V("SELECT dag_hash FROM runs WHERE run_id = '" + run1 + "'"),
+            V("SELECT dag_hash FROM runs WHERE run_id = '" + run2 + "'"));
+}
+
 // --- SIGHUP / reload -------------------------------------------------------------------
 
 TEST_F(DaemonTest, SighupLoadsNewDagFilesAndABrokenFileChangesNothing) {
@@ -793,6 +826,15 @@ TEST_F(DaemonTest, BadRequestsGetClearErrorsAndChangeNothing) {
     return body;
   };
 
+  // A client that sends half a request and stalls does not hold up anyone else.
+  const int stalled = ConnectUnix(socket_);
+  ASSERT_GE(stalled, 0);
+  const std::string partial = "POST /v1/dags HTTP/1.1\r\nHost: batchd\r\nContent-Length: 100\r\n\r\n{\"sou";
+  ASSERT_EQ(::send(stalled, partial.data(), partial.size(), MSG_NOSIGNAL), static_cast<ssize_t>(partial.size()));
+  auto t0 = steady_clock::now();
+  EXPECT_EQ(Ctl({"health"}).exit_code, 0);
+  EXPECT_LT(steady_clock::now() - t0, seconds(5));
+
   // Malformed JSON.
   RawReply r = RawUnixRequest(socket_, HttpRequestText("POST", "/v1/dags/good/runs", "{\"date\": "));
   expect_error("malformed JSON", r, 400, "bad_request");
@@ -871,6 +913,12 @@ TEST_F(DaemonTest, BadRequestsGetClearErrorsAndChangeNothing) {
   EXPECT_EQ(show.err, "batchctl: invalid DAG name '../../etc': names are 1-128 characters of [A-Za-z0-9_.-]\n");
   ProcResult trig = Ctl({"trigger", "../../etc"});
   EXPECT_EQ(trig.exit_code, 1) << trig.Describe();
+  ProcResult bad_date = Ctl({"trigger", "good", "--date", "yesterday"});
+  EXPECT_EQ(bad_date.exit_code, 1) << bad_date.Describe();
+  EXPECT_THAT(bad_date.err, StartsWith("batchctl: field 'date': "));
+  ProcResult bad_param = Ctl({"trigger", "good", "--param", "nope=1"});
+  EXPECT_EQ(bad_param.exit_code, 1) << bad_param.Describe();
+  EXPECT_EQ(bad_param.err, "batchctl: DAG 'good' has no parameter 'nope'\n");
   ProcResult bad_submit = Ctl({"submit", WriteDag("bad.yaml", "dag: bad\ntasks:\n  - id: a\n    comand: echo\n")});
   EXPECT_EQ(bad_submit.exit_code, 1) << bad_submit.Describe();
   EXPECT_THAT(bad_submit.err, HasSubstr(tmp_ / "bad.yaml" + ":4:5: unknown key 'comand'"));
@@ -878,16 +926,18 @@ TEST_F(DaemonTest, BadRequestsGetClearErrorsAndChangeNothing) {
   EXPECT_EQ(DbFingerprint(), before);
   EXPECT_EQ(Ctl({"health"}).exit_code, 0);
 
-  // Last, as it may create a run if it is accepted: docs/http-api.md answers a body
-  // without Content-Length (here: chunked) with 411.
+  // Last, as it creates a run if it is accepted: docs/http-api.md answers a body without
+  // Content-Length (here: chunked) with 411 length_required.
   const std::string chunk = R"({"date": "2026-03-09"})";
   char size_hex[16];
   std::snprintf(size_hex, sizeof size_hex, "%zx", chunk.size());
-  expect_error("chunked body",
-               RawUnixRequest(socket_, "POST /v1/dags/good/runs HTTP/1.1\r\nHost: batchd\r\nConnection: close\r\n"
-                                       "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
-                                           std::string(size_hex) + "\r\n" + chunk + "\r\n0\r\n\r\n"),
-               411, "length_required");
+  r = RawUnixRequest(socket_, "POST /v1/dags/good/runs HTTP/1.1\r\nHost: batchd\r\nConnection: close\r\n"
+                              "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                                  std::string(size_hex) + "\r\n" + chunk + "\r\n0\r\n\r\n");
+  EXPECT_EQ(r.status, 411) << "a chunked body without Content-Length: " << r.head << "\n" << r.body;
+  EXPECT_EQ(r.JsonBody().value("/error/code"_json_pointer, ""), "length_required") << r.body;
+  EXPECT_EQ(DbFingerprint(), before) << "the chunked request changed the store";
+  ::close(stalled);
 }
 
 // --- batchctl exit codes, the data directory lock ---------------------------------------

@@ -115,20 +115,30 @@ Json RawReply::JsonBody() const {
   return j.is_discarded() ? Json() : j;
 }
 
-RawReply RawUnixRequest(const std::string& socket_path, const std::string& request, milliseconds timeout) {
-  RawReply reply;
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+int ConnectUnix(const std::string& socket_path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (socket_path.size() >= sizeof addr.sun_path) {
-    ::close(fd);
-    reply.error = "socket path too long";
-    return reply;
+    errno = ENAMETOOLONG;
+    return -1;
   }
   std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    reply.error = std::string("connect: ") + std::strerror(errno);
+    int err = errno;
     ::close(fd);
+    errno = err;
+    return -1;
+  }
+  return fd;
+}
+
+RawReply RawUnixRequest(const std::string& socket_path, const std::string& request, milliseconds timeout) {
+  RawReply reply;
+  int fd = ConnectUnix(socket_path);
+  if (fd < 0) {
+    reply.error = std::string("connect: ") + std::strerror(errno);
     return reply;
   }
   return Exchange(fd, request, timeout);

@@ -63,6 +63,9 @@ RawReply RawTcpRequest(int port, const std::string& request, milliseconds timeou
 // application/json and Content-Length.
 std::string HttpRequestText(const std::string& method, const std::string& target, const std::string& body = "");
 
+// A connected Unix stream socket (-1 on failure); the caller closes it.
+int ConnectUnix(const std::string& socket_path);
+
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int FreeTcpPort();
 
