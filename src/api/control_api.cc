@@ -555,6 +555,12 @@ HttpResponse ControlApi::Backfill(const HttpRequest& request, const std::string&
   return JsonResponse(201, {{"dag", name}, {"runs", runs}});
 }
 
+const date::time_zone* ControlApi::ZoneOfRun(const store::RunRecord& run) {
+  // The run's own DAG version: the DAG may have changed zone, or been deleted, since.
+  auto dag = ctx_.engine->ResolveDag(run.dag, run.dag_hash);
+  return ZoneOf(dag.ok() ? dag->get() : nullptr);
+}
+
 HttpResponse ControlApi::ListRuns(const std::string& query) {
   auto q = ParseQuery(query);
   AllowQuery(q, {"dag", "state", "limit"});
@@ -570,10 +576,7 @@ HttpResponse ControlApi::ListRuns(const std::string& query) {
   }
   if (q.count("limit")) filter.limit = ParseInt("limit", q["limit"], 1, 10000);
   json out = json::array();
-  for (const auto& r : Unwrap(ctx_.engine->store().ListRuns(filter))) {
-    const auto* reg = ctx_.registry->Find(r.dag);
-    out.push_back(RunSummaryJson(r, ZoneOf(reg ? reg->dag.get() : nullptr)));
-  }
+  for (const auto& r : Unwrap(ctx_.engine->store().ListRuns(filter))) out.push_back(RunSummaryJson(r, ZoneOfRun(r)));
   return JsonResponse(200, out);
 }
 
@@ -581,8 +584,7 @@ HttpResponse ControlApi::RunStatus(const std::string& run_id) {
   store::Store& store = ctx_.engine->store();
   auto run = Unwrap(store.GetRun(run_id));
   if (!run) Throw(404, "not_found", "run '" + run_id + "' not found");
-  const auto* reg = ctx_.registry->Find(run->dag);
-  const date::time_zone* zone = ZoneOf(reg ? reg->dag.get() : nullptr);
+  const date::time_zone* zone = ZoneOfRun(*run);
   json out = RunSummaryJson(*run, zone);
   out["error"] = run->error;
   out["data_interval_start"] = FormatIso(run->interval_start, zone);

@@ -13,6 +13,8 @@
 #include "scheduler/dag_registry.h"
 #include "scheduler/scheduler.h"
 
+namespace date { class time_zone; }
+
 namespace batchd::api {
 
 struct ControlApiContext {
@@ -49,6 +51,7 @@ class ControlApi {
   HttpResponse Logs(const std::string& run_id, const std::string& query);
   HttpResponse Failed(const std::string& query);
   HttpResponse Reload(const HttpRequest& request);
+  const date::time_zone* ZoneOfRun(const store::RunRecord& run);
   void Audit(const HttpRequest& request, const std::string& action, const std::string& target,
              const std::string& detail_json);
 

@@ -102,6 +102,10 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
       return Reply(ErrorResponse(400, "bad_request", "malformed HTTP request: " + ec.message()), false, 11);
     }
     auto& req = parser_->get();
+    if (req.chunked()) {
+      return Reply(ErrorResponse(411, "length_required", "send the request body with a Content-Length header"),
+                   false, req.version());
+    }
     HttpRequest request;
     request.method = std::string(req.method_string());
     request.target = std::string(req.target());

@@ -3,7 +3,11 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
+#include <fstream>
+#include <tuple>
+#include <unistd.h>
 #include <set>
 
 #include <boost/asio/io_context.hpp>
@@ -63,6 +67,38 @@ AttemptOutcome OutcomeOf(AttemptEnd end) {
     case AttemptEnd::kSpawnError: return AttemptOutcome::kFailed;
   }
   return AttemptOutcome::kFailed;
+}
+
+// Processes of attempts lost with a previous batchd: the group leader died with it
+// (PR_SET_PDEATHSIG), but background children of a task's shell can survive. They are
+// found by the BATCHD_* variables every attempt's environment carries, which also makes
+// a recycled pid harmless, and killed before anything is dispatched again.
+void KillLeftoverProcesses(const std::set<std::tuple<std::string, std::string, std::string>>& lost) {
+  if (lost.empty()) return;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(name));
+    if (pid == ::getpid()) continue;
+    std::ifstream in(entry.path() / "environ", std::ios::binary);
+    std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string run, task, partition;
+    size_t pos = 0;
+    while (pos < env.size()) {
+      size_t end = env.find('\0', pos);
+      if (end == std::string::npos) end = env.size();
+      std::string_view kv(env.data() + pos, end - pos);
+      if (kv.starts_with("BATCHD_RUN_ID=")) run = kv.substr(14);
+      else if (kv.starts_with("BATCHD_TASK=")) task = kv.substr(12);
+      else if (kv.starts_with("BATCHD_PARTITION=")) partition = kv.substr(17);
+      pos = end + 1;
+    }
+    if (!run.empty() && lost.count({run, task, partition})) {
+      spdlog::warn("killing pid {} left over from lost attempt of run {} task {}[{}]", pid, run, task, partition);
+      ::kill(pid, SIGKILL);
+    }
+  }
 }
 
 }  // namespace
@@ -171,6 +207,7 @@ Status Engine::Recover() {
     return lost.status();
   }
   std::set<int64_t> lost_instances(lost->begin(), lost->end());
+  std::set<std::tuple<std::string, std::string, std::string>> lost_processes;
   auto runs = store_.ListRunsInStates({RunState::kRunning, RunState::kCancelled, RunState::kQueued});
   if (!runs.ok()) {
     store_.Rollback();
@@ -198,6 +235,7 @@ Status Engine::Recover() {
       auto& inst = plan->instance(i);
       if (inst.state == InstanceState::kRunning) {
         // Its attempt was lost with the previous process.
+        lost_processes.insert({run.run_id, inst.task, inst.partition});
         AttemptRecord lost_attempt;
         lost_attempt.outcome = AttemptOutcome::kLost;
         FinishAttemptInPlan(*plan, i, lost_attempt, nullptr);
@@ -215,6 +253,7 @@ Status Engine::Recover() {
     plans_[run.run_id] = std::move(plan);
   }
   if (Status st = store_.Commit(); !st.ok()) return st;
+  KillLeftoverProcesses(lost_processes);
   SchedulePump();
   return Status::Ok();
 }

@@ -123,6 +123,8 @@ class Engine {
   const std::map<std::string, int>& PoolUsage() const { return pool_used_; }
   const EngineOptions& options() const { return options_; }
   store::Store& store() { return store_; }
+  // The DAG version a run was created with (cached).
+  Result<dag::DagPtr> ResolveDag(const std::string& name, const std::string& hash) { return resolver_(name, hash); }
 
   // Path of an attempt's log file.
   std::string LogPath(const std::string& run_id, const std::string& task, const std::string& partition,

@@ -52,8 +52,9 @@ struct Metrics::Impl {
       prom::BuildGauge().Name("batchd_build_info").Help("batchd version").Register(*reg);
   prom::Family<prom::Gauge>& resident =
       prom::BuildGauge().Name("process_resident_memory_bytes").Help("Resident memory").Register(*reg);
-  prom::Family<prom::Gauge>& cpu =
-      prom::BuildGauge().Name("process_cpu_seconds_total").Help("CPU time of the daemon").Register(*reg);
+  prom::Family<prom::Counter>& cpu =
+      prom::BuildCounter().Name("process_cpu_seconds_total").Help("CPU time of the daemon").Register(*reg);
+  double cpu_reported = 0;
   prom::Family<prom::Gauge>& start_time =
       prom::BuildGauge().Name("process_start_time_seconds").Help("Start time, seconds since epoch").Register(*reg);
 
@@ -117,7 +118,8 @@ std::string Metrics::Render() {
   rusage usage{};
   if (::getrusage(RUSAGE_SELF, &usage) == 0) {
     double secs = usage.ru_utime.tv_sec + usage.ru_stime.tv_sec + (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
-    m.cpu.Add({}).Set(secs);
+    if (secs > m.cpu_reported) m.cpu.Add({}).Increment(secs - m.cpu_reported);
+    m.cpu_reported = std::max(secs, m.cpu_reported);
   }
   std::ifstream statm("/proc/self/statm");
   long pages_total = 0, pages_resident = 0;

@@ -622,31 +622,6 @@ tasks:
 
 // Same, when the task's shell is the group leader and the work is its child: the whole
 // process group must die with batchd (SPEC 6: no orphans).
-TEST_F(BatchdRunTest, ChildrenOfATaskDieWithAKilledBatchd) {
-  std::string dag = WriteDag(R"(
-dag: orphans
-tasks:
-  - id: long
-    command: |
-      echo $$ > @TMP@/shell.pid
-      sleep 30 &
-      echo $! > @TMP@/child.pid
-      wait
-)");
-  Process first(RunArgs(dag));
-  ASSERT_TRUE(WaitFor([&] { return ReadNumber(tmp_ / "child.pid").has_value(); }, milliseconds(10000)))
-      << first.Stdout() << first.Stderr();
-  pid_t shell = static_cast<pid_t>(*ReadNumber(tmp_ / "shell.pid"));
-  pid_t child = static_cast<pid_t>(*ReadNumber(tmp_ / "child.pid"));
-  first.Signal(SIGKILL);
-  first.Wait(milliseconds(5000));
-  bool shell_gone = WaitFor([&] { return !PidAlive(shell); }, milliseconds(2000));
-  bool child_gone = WaitFor([&] { return !PidAlive(child); }, milliseconds(1000));
-  if (!child_gone) ::kill(child, SIGKILL);  // don't leave it behind ourselves
-  EXPECT_TRUE(shell_gone) << "the task's shell (group leader) survived";
-  EXPECT_TRUE(child_gone) << "the task's child process survived the SIGKILL of batchd (orphan)";
-}
-
 // --- Bad input, usage errors, the data directory lock --------------------------------
 
 TEST_F(BatchdRunTest, InvalidDagFileChangesNothing) {
