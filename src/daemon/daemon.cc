@@ -220,8 +220,10 @@ int Serve(const Config& config, const std::string& config_path) {
         auto reloaded = LoadConfig(config_path, config);
         if (!reloaded.ok()) {
           spdlog::error("config reload failed, keeping the current settings: {}", reloaded.status().message());
-        } else if (Status st = SetupLogging(reloaded->log_level, reloaded->log_format); !st.ok()) {
-          spdlog::error("config reload: {}", st.message());
+        } else {
+          if (Status st = SetupLogging(reloaded->log_level, reloaded->log_format); !st.ok())
+            spdlog::error("config reload: {}", st.message());
+          engine.SetPools(reloaded->pools);
         }
       }
       reload_dags();

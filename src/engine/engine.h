@@ -123,6 +123,11 @@ class Engine {
   const std::map<std::string, int>& PoolUsage() const { return pool_used_; }
   const EngineOptions& options() const { return options_; }
   store::Store& store() { return store_; }
+  // New slot limits (config reload); attempts already running keep their slots.
+  void SetPools(std::map<std::string, int> pools) {
+    options_.pools = std::move(pools);
+    SchedulePump();
+  }
   // The DAG version a run was created with (cached).
   Result<dag::DagPtr> ResolveDag(const std::string& name, const std::string& hash) { return resolver_(name, hash); }
 
