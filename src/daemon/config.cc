@@ -5,23 +5,13 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "dag/text_util.h"
+
 namespace batchd::daemon {
 namespace {
 
-const char* const kKeys[] = {"data_dir", "dags_dir", "socket", "socket_mode", "http", "workers", "shutdown_grace",
+const std::vector<std::string> kKeys = {"data_dir", "dags_dir", "socket", "socket_mode", "http", "workers", "shutdown_grace",
                              "pools", "retention", "log_level", "log_format", "scheduler_tick"};
-
-size_t EditDistance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    prev.swap(cur);
-  }
-  return prev[b.size()];
-}
 
 std::string Where(const std::string& path, const YAML::Node& node) {
   auto m = node.Mark();
@@ -107,13 +97,7 @@ Result<Config> LoadConfig(const std::string& path, Config config) {
           }
         }
       } else {
-        std::string best;
-        size_t best_distance = 3;
-        for (const char* k : kKeys) {
-          size_t d = EditDistance(key, k);
-          if (d < best_distance) { best_distance = d; best = k; }
-        }
-        error(kv.first, "unknown key '" + key + "'" + (best.empty() ? "" : " (did you mean '" + best + "'?)"));
+        error(kv.first, "unknown key '" + key + "'" + dag::internal::DidYouMean(key, kKeys));
       }
     }
   } catch (const YAML::Exception& e) {

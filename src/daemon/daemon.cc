@@ -25,7 +25,6 @@
 #include "scheduler/scheduler.h"
 #include "store/store.h"
 
-extern char** environ;
 
 namespace batchd::daemon {
 namespace {
@@ -43,15 +42,6 @@ class OffsetClock final : public Clock {
   Millis offset_;
 };
 
-std::vector<std::string> InheritedEnvironment() {
-  std::vector<std::string> env;
-  for (char** e = environ; e && *e; ++e) {
-    std::string kv = *e;
-    if (kv.rfind("BATCHD_", 0) == 0) continue;
-    env.push_back(std::move(kv));
-  }
-  return env;
-}
 
 }  // namespace
 
@@ -79,7 +69,7 @@ int Serve(const Config& config, const std::string& config_path) {
   engine::DagVersionCache versions(store);
   engine::EngineOptions engine_options;
   engine_options.pools = config.pools;
-  engine_options.base_env = InheritedEnvironment();
+  engine_options.base_env = engine::InheritedEnvironment();
   engine::Engine engine(io, store, runner, clock, engine_options,
                         [&](const std::string& name, const std::string& hash) { return versions.Resolve(name, hash); });
 

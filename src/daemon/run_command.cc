@@ -22,7 +22,6 @@
 #include "executor/subprocess_runner.h"
 #include "store/store.h"
 
-extern char** environ;
 
 namespace batchd::daemon {
 namespace {
@@ -158,15 +157,6 @@ class ProgressPrinter final : public engine::EngineObserver {
   std::chrono::steady_clock::time_point last_draw_{};
 };
 
-std::vector<std::string> InheritedEnvironment() {
-  std::vector<std::string> env;
-  for (char** e = environ; e && *e; ++e) {
-    std::string kv = *e;
-    if (kv.rfind("BATCHD_", 0) == 0) continue;  // never leak our own variables into tasks
-    env.push_back(std::move(kv));
-  }
-  return env;
-}
 
 }  // namespace
 
@@ -214,7 +204,7 @@ int RunForeground(const RunCommandOptions& options) {
   engine::DagVersionCache versions(**store);
   versions.Add(dag);
   engine::EngineOptions engine_options;
-  engine_options.base_env = InheritedEnvironment();
+  engine_options.base_env = engine::InheritedEnvironment();
   engine_options.only_dag = dag->name;
   engine::Engine engine(io, **store, runner, SystemClock::Instance(), engine_options,
                         [&](const std::string& name, const std::string& hash) { return versions.Resolve(name, hash); });
