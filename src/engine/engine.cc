@@ -131,18 +131,20 @@ Engine::~Engine() { *self_ = nullptr; }
 
 std::string Engine::LogPath(const std::string& run_id, const std::string& task, const std::string& partition,
                             int attempt) const {
-  return store_.LogDir() + "/" + run_id + "/" + task + "/" + SafeFileName(partition) + "." +
+  // One directory per run, not per task: a directory is an inode too, and the chain of
+  // small tasks is where its cost shows. Task ids cannot contain '@'.
+  return store_.LogDir() + "/" + run_id + "/" + task + "@" + SafeFileName(partition) + "." +
          std::to_string(attempt) + ".log";
 }
 
-void Engine::EnsureLogDir(const std::string& run_id, const std::string& task) {
-  std::string dir = store_.LogDir() + "/" + run_id + "/" + task;
-  if (log_dirs_.count(dir)) return;
+void Engine::EnsureLogDir(const std::string& run_id) {
+  if (log_dirs_.count(run_id)) return;
+  std::string dir = store_.LogDir() + "/" + run_id;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) spdlog::error("cannot create log directory {}: {}", dir, ec.message());  // the spawn reports it
   if (log_dirs_.size() > 10000) log_dirs_.clear();
-  log_dirs_.insert(dir);
+  log_dirs_.insert(run_id);
 }
 
 const RunPlan* Engine::FindActiveRun(const std::string& run_id) const {
@@ -303,6 +305,7 @@ void Engine::FinishAttemptInPlan(RunPlan& plan, size_t index, AttemptRecord& att
     attempt.max_rss_kb = result->max_rss_kb;
     attempt.ended_at = result->ended_at;
     attempt.error = result->error;
+    if (!result->has_log) attempt.log_path.clear();  // it wrote nothing
     if (Status st = store_.FinishAttempt(attempt); !st.ok()) Fail(st);
     inst.exit_code = result->exit_code;
   }
@@ -355,8 +358,8 @@ void Engine::ResolveQueued(RunPlan& plan) {
   for (;;) {
     plan.Propagate();
     bool skipped_any = false;
-    for (size_t i : plan.Queued()) {
-      if (plan.key_checked(i)) continue;
+    for (size_t i : plan.TakeNewlyQueued()) {
+      if (plan.instance(i).state != InstanceState::kQueued || plan.key_checked(i)) continue;
       plan.set_key_checked(i, true);
       if (plan.run().force) continue;
       auto done = store_.KeySucceeded(plan.run().dag, plan.instance(i).idempotency_key);
@@ -446,27 +449,20 @@ void Engine::StartQueuedRuns() {
   }
 }
 
-std::vector<std::string> Engine::AttemptEnv(const RunPlan& plan, size_t index, int attempt) const {
+std::vector<std::string> Engine::AttemptEnv(RunPlan& plan, size_t index, int attempt) const {
   const auto& inst = plan.instance(index);
-  const auto& task = plan.task_of(index);
-  std::map<std::string, std::string> env;
-  for (const auto& kv : options_.base_env) {
-    auto eq = kv.find('=');
-    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  for (const auto& [k, v] : plan.dag().env) env[k] = v;
-  for (const auto& [k, v] : task.env) env[k] = v;
-  env["BATCHD_DAG"] = plan.run().dag;
-  env["BATCHD_RUN_ID"] = plan.run().run_id;
-  env["BATCHD_TASK"] = inst.task;
-  env["BATCHD_PARTITION"] = inst.partition;
-  env["BATCHD_ATTEMPT"] = std::to_string(attempt);
-  env["BATCHD_LOGICAL_DATE"] = plan.vars().at("logical_date");
-  env["BATCHD_IDEMPOTENCY_KEY"] = inst.idempotency_key;
-  std::vector<std::string> out;
-  out.reserve(env.size());
-  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
-  return out;
+  const auto& shared = plan.TaskEnvironment(plan.task_index_of(index), options_.base_env);
+  std::vector<std::string> env;
+  env.reserve(shared.size() + 7);
+  env = shared;
+  env.push_back("BATCHD_DAG=" + plan.run().dag);
+  env.push_back("BATCHD_RUN_ID=" + plan.run().run_id);
+  env.push_back("BATCHD_TASK=" + inst.task);
+  env.push_back("BATCHD_PARTITION=" + inst.partition);
+  env.push_back("BATCHD_ATTEMPT=" + std::to_string(attempt));
+  env.push_back("BATCHD_LOGICAL_DATE=" + plan.vars().at("logical_date"));
+  env.push_back("BATCHD_IDEMPOTENCY_KEY=" + inst.idempotency_key);
+  return env;
 }
 
 void Engine::Pump() {
@@ -503,43 +499,52 @@ void Engine::Pump() {
   // 3. Decide what is ready in every active run.
   for (auto& [_, plan] : plans_) ResolveQueued(*plan);
 
-  // 4. Pick instances to run: priority first, then older runs, within the limits.
-  struct Candidate {
-    int priority;
-    SysMillis run_created;
-    SysSeconds logical_date;
+  // 4. Pick instances to run: priority first, then older runs, within the limits. Each
+  //    active run offers its queued instances in (priority, index) order; this merges
+  //    those sequences, so a pass costs what it dispatches, not what is waiting.
+  struct Head {
     RunPlan* plan;
-    size_t index;
+    RunPlan::ReadySet::const_iterator next;
   };
-  std::vector<Candidate> candidates;
+  std::vector<Head> heads;
   if (dispatching_) {
-    for (auto& [_, plan] : plans_) {
-      if (plan->run().state != RunState::kRunning) continue;
-      for (size_t i : plan->Queued())
-        candidates.push_back(
-            {plan->task_of(i).priority, plan->run().created_at, plan->run().logical_date, plan.get(), i});
-    }
+    for (auto& [_, plan] : plans_)
+      if (plan->run().state == RunState::kRunning && !plan->Ready().empty())
+        heads.push_back({plan.get(), plan->Ready().begin()});
   }
-  std::stable_sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
-    if (a.priority != b.priority) return a.priority > b.priority;
-    if (a.run_created != b.run_created) return a.run_created < b.run_created;
-    return a.logical_date < b.logical_date;  // runs created together (backfill): oldest first
-  });
+  auto goes_first = [](const Head& a, const Head& b) {
+    // Ready() keys are -priority: smaller goes first.
+    if (a.next->first != b.next->first) return a.next->first < b.next->first;
+    if (a.plan->run().created_at != b.plan->run().created_at) return a.plan->run().created_at < b.plan->run().created_at;
+    return a.plan->run().logical_date < b.plan->run().logical_date;  // runs created together (backfill): oldest first
+  };
   int free_slots = runner_.Capacity() - static_cast<int>(running_.size());
   std::vector<executor::AttemptSpec> to_start;
-  for (const auto& c : candidates) {
-    if (free_slots <= 0) break;
-    RunPlan& plan = *c.plan;
-    const dag::Task& task = plan.task_of(c.index);
-    if (plan.CountIn(InstanceState::kRunning) >= plan.dag().max_active_tasks) continue;
+  while (free_slots > 0 && !heads.empty()) {
+    size_t h = 0;
+    for (size_t k = 1; k < heads.size(); ++k)
+      if (goes_first(heads[k], heads[h])) h = k;
+    RunPlan& plan = *heads[h].plan;
+    const size_t index = heads[h].next->second;
+    auto advance = [&] {
+      ++heads[h].next;  // still valid: dispatching erases only the element before it
+      if (heads[h].next == plan.Ready().end()) heads.erase(heads.begin() + static_cast<std::ptrdiff_t>(h));
+    };
+    if (plan.CountIn(InstanceState::kRunning) >= plan.dag().max_active_tasks) {
+      heads.erase(heads.begin() + static_cast<std::ptrdiff_t>(h));
+      continue;
+    }
+    const dag::Task& task = plan.task_of(index);
     if (!task.pool.empty()) {
       auto slots = options_.pools.find(task.pool);
-      if (slots != options_.pools.end() && pool_used_[task.pool] >= slots->second) continue;
+      if (slots != options_.pools.end() && pool_used_[task.pool] >= slots->second) {
+        advance();
+        continue;
+      }
     }
-    auto& inst = plan.instance(c.index);
+    auto& inst = plan.instance(index);
     inst.attempts += 1;
     if (!inst.started_at) inst.started_at = now;
-    plan.Transition(c.index, InstanceState::kRunning);
     auto running = std::make_unique<Running>();
     running->run_id = plan.run().run_id;
     running->instance_id = inst.id;
@@ -549,17 +554,13 @@ void Engine::Pump() {
     running->attempt.outcome = AttemptOutcome::kRunning;
     running->attempt.started_at = now;
     running->attempt.log_path = LogPath(plan.run().run_id, inst.task, inst.partition, inst.attempts);
-    EnsureLogDir(plan.run().run_id, inst.task);
+    EnsureLogDir(plan.run().run_id);
     if (Status st = store_.InsertAttempt(running->attempt); !st.ok()) Fail(st);
 
-    auto vars = plan.vars();
-    vars["task"] = inst.task;
-    vars["partition"] = inst.partition;
-    vars["attempt"] = std::to_string(inst.attempts);
     executor::AttemptSpec spec;
     spec.attempt_id = static_cast<uint64_t>(running->attempt.id);
-    spec.command = dag::RenderTemplate(task.command, vars);
-    spec.env = AttemptEnv(plan, c.index, inst.attempts);
+    spec.command = dag::RenderTemplate(task.command, plan.AttemptVars(index, inst.attempts));
+    spec.env = AttemptEnv(plan, index, inst.attempts);
     spec.working_dir = task.working_dir;
     spec.log_path = running->attempt.log_path;
     spec.timeout = task.timeout;
@@ -568,6 +569,8 @@ void Engine::Pump() {
     if (!task.pool.empty()) pool_used_[task.pool]++;
     running_[running->attempt.id] = std::move(running);
     --free_slots;
+    advance();
+    plan.Transition(index, InstanceState::kRunning);
   }
 
   // 5. Persist every instance change and finished runs, then commit: the store is

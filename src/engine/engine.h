@@ -154,8 +154,8 @@ class Engine {
   void ResolveQueued(RunPlan& plan);
   static std::string NothingToRetry(const std::string& run_id, const std::optional<std::string>& task,
                                     const std::optional<std::string>& partition);
-  void EnsureLogDir(const std::string& run_id, const std::string& task);
-  std::vector<std::string> AttemptEnv(const RunPlan& plan, size_t index, int attempt) const;
+  void EnsureLogDir(const std::string& run_id);
+  std::vector<std::string> AttemptEnv(RunPlan& plan, size_t index, int attempt) const;
   Status Fail(const Status& st);
 
   boost::asio::io_context& io_;
@@ -174,7 +174,7 @@ class Engine {
   std::vector<executor::AttemptResult> inbox_;             // results waiting for Pump
   std::vector<std::string> started_runs_;                  // started since the last notify
   bool pump_scheduled_ = false;
-  std::set<std::string> log_dirs_;                         // created already
+  std::set<std::string> log_dirs_;                         // run ids whose log dir exists
   struct Timers;
   std::unique_ptr<Timers> timers_;
   // Keeps runner callbacks from touching a destroyed engine.

@@ -1,5 +1,7 @@
 #include "engine/run_plan.h"
 
+#include <algorithm>
+
 #include <date/tz.h>
 #include <nlohmann/json.hpp>
 
@@ -75,6 +77,13 @@ RunPlan::RunPlan(dag::DagPtr dag, store::RunRecord run, std::vector<store::Insta
     if (IsTerminal(rec.state)) ++terminal_count_;
   }
   for (size_t i = 0; i < n; ++i) {
+    if (instances_[i].state != InstanceState::kQueued) continue;
+    ready_.insert({-task_of(i).priority, i});
+    newly_queued_.push_back(i);
+  }
+  attempt_vars_ = vars_;
+  task_env_.resize(dag_->tasks.size());
+  for (size_t i = 0; i < n; ++i) {
     const dag::Task& task = dag_->tasks[task_index_[i]];
     for (const auto& dep : task.depends_on) {
       auto up = index.find(dep.task);
@@ -103,6 +112,12 @@ void RunPlan::Transition(size_t i, InstanceState to, std::string reason) {
   auto& rec = instances_[i];
   if (rec.state == to && rec.reason == reason) return;
   if (IsTerminal(rec.state)) --terminal_count_;
+  const bool was_queued = rec.state == InstanceState::kQueued, now_queued = to == InstanceState::kQueued;
+  if (was_queued && !now_queued) ready_.erase({-task_of(i).priority, i});
+  if (!was_queued && now_queued) {
+    ready_.insert({-task_of(i).priority, i});
+    newly_queued_.push_back(i);
+  }
   counts_[static_cast<int>(rec.state)]--;
   rec.state = to;
   rec.reason = std::move(reason);
@@ -152,10 +167,42 @@ void RunPlan::Propagate() {
 
 std::vector<size_t> RunPlan::Queued() const {
   std::vector<size_t> out;
-  if (counts_[static_cast<int>(InstanceState::kQueued)] == 0) return out;
-  for (size_t i = 0; i < instances_.size(); ++i)
-    if (instances_[i].state == InstanceState::kQueued) out.push_back(i);
+  out.reserve(ready_.size());
+  for (const auto& [_, i] : ready_) out.push_back(i);
+  std::sort(out.begin(), out.end());
   return out;
+}
+
+std::vector<size_t> RunPlan::TakeNewlyQueued() {
+  std::vector<size_t> out;
+  out.swap(newly_queued_);
+  return out;
+}
+
+const std::map<std::string, std::string>& RunPlan::AttemptVars(size_t i, int attempt) {
+  attempt_vars_["task"] = instances_[i].task;
+  attempt_vars_["partition"] = instances_[i].partition;
+  attempt_vars_["attempt"] = std::to_string(attempt);
+  return attempt_vars_;
+}
+
+const std::vector<std::string>& RunPlan::TaskEnvironment(size_t task_index, const std::vector<std::string>& base) {
+  auto& cached = task_env_[task_index];
+  if (cached) return *cached;
+  std::map<std::string, std::string> env;
+  for (const auto& kv : base) {
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (const auto& [k, v] : dag_->env) env[k] = v;
+  for (const auto& [k, v] : dag_->tasks[task_index].env) env[k] = v;
+  for (const char* per_attempt : {"BATCHD_DAG", "BATCHD_RUN_ID", "BATCHD_TASK", "BATCHD_PARTITION", "BATCHD_ATTEMPT",
+                                  "BATCHD_LOGICAL_DATE", "BATCHD_IDEMPOTENCY_KEY"})
+    env.erase(per_attempt);
+  cached.emplace();
+  cached->reserve(env.size());
+  for (const auto& [k, v] : env) cached->push_back(k + "=" + v);
+  return *cached;
 }
 
 std::vector<size_t> RunPlan::TakeChanged() {

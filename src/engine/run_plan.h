@@ -54,6 +54,13 @@ class RunPlan {
 
   // Instances in state queued, in index order.
   std::vector<size_t> Queued() const;
+  // Queued instances in dispatch order: (-priority, index), higher priority first.
+  // Kept up to date by Transition, so picking work costs nothing per idle instance.
+  using ReadySet = std::set<std::pair<int, size_t>>;
+  const ReadySet& Ready() const { return ready_; }
+  // Instances that became queued since the last call (each at most once per time it
+  // became queued; check state and key_checked() before acting on one).
+  std::vector<size_t> TakeNewlyQueued();
 
   // Indexes changed since the last call (each once), for persisting.
   std::vector<size_t> TakeChanged();
@@ -73,6 +80,15 @@ class RunPlan {
 
   // Template variables of this run (without task, partition, attempt); computed once.
   const std::map<std::string, std::string>& vars() const { return vars_; }
+  // Template variables of one attempt of instance i: vars() plus task, partition and
+  // attempt. The reference is valid until the next call.
+  const std::map<std::string, std::string>& AttemptVars(size_t i, int attempt);
+  // The environment shared by every attempt of task `task_index` in this run: `base`,
+  // then the DAG's env, then the task's env, minus the per-attempt BATCHD_* variables.
+  // Computed once per task (attempts of a partitioned task share it).
+  const std::vector<std::string>& TaskEnvironment(size_t task_index, const std::vector<std::string>& base);
+  size_t task_index_of(size_t i) const { return static_cast<size_t>(task_index_[i]); }
+
   // Whether instance i's idempotency key was checked since it last became queued.
   bool key_checked(size_t i) const { return key_checked_[i] != 0; }
   void set_key_checked(size_t i, bool v) { key_checked_[i] = v ? 1 : 0; }
@@ -88,7 +104,11 @@ class RunPlan {
   std::vector<std::vector<size_t>> downstream_;
   std::map<int64_t, size_t> by_id_;
   std::map<std::string, std::string> vars_;
+  std::map<std::string, std::string> attempt_vars_;
+  std::vector<std::optional<std::vector<std::string>>> task_env_;  // by task index
   std::vector<char> key_checked_;
+  ReadySet ready_;
+  std::vector<size_t> newly_queued_;
   std::vector<size_t> dirty_;                   // pending instances to re-evaluate
   std::vector<char> changed_flag_;
   std::vector<size_t> changed_;

@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include "store/checkpointer.h"
+
 #include <unordered_map>
 
 namespace batchd::store {
@@ -30,6 +32,7 @@ Database::Database(sqlite3* db, std::string path)
     : db_(db), path_(std::move(path)), cache_(std::make_unique<Cache>()) {}
 
 Database::~Database() {
+  checkpointer_.reset();
   cache_.reset();  // finalize statements before closing
   sqlite3_close(db_);
 }
@@ -61,6 +64,16 @@ Status Database::Exec(std::string_view sql) {
   // sqlite3_exec returns the primary code; the connection knows the extended one.
   int code = sqlite3_extended_errcode(db_);
   return Error((code & 0xff) == (rc & 0xff) ? code : rc, msg);
+}
+
+void Database::StartBackgroundCheckpoints() {
+  if (!checkpointer_) checkpointer_ = std::make_unique<WalCheckpointer>(db_, path_);
+}
+
+Status Database::ExecCached(std::string_view sql) {
+  auto stmt = Prepare(sql);
+  if (!stmt.ok()) return stmt.status();
+  return (*stmt)->Run();
 }
 
 Result<Statement*> Database::Prepare(std::string_view sql) {

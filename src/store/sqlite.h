@@ -25,6 +25,7 @@ struct sqlite3_stmt;
 namespace batchd::store {
 
 class Statement;
+class WalCheckpointer;
 
 class Database {
  public:
@@ -36,6 +37,10 @@ class Database {
 
   // Runs one or more statements with no results.
   Status Exec(std::string_view sql);
+  // Runs one statement with no results through the statement cache: for the ones run
+  // on every transaction (BEGIN, COMMIT, PRAGMA synchronous), which would otherwise be
+  // parsed again each time.
+  Status ExecCached(std::string_view sql);
   // Prepares (and caches by SQL text) a statement. The pointer stays valid for the
   // Database's lifetime; the statement is reset and its bindings cleared before it is
   // returned. Hold it in a ScopedStatement so every exit path resets it again.
@@ -47,6 +52,9 @@ class Database {
   // some errors (disk full, I/O error), which is why the Store asks instead of assuming.
   bool InTransaction() const;
   const std::string& path() const { return path_; }
+  // Moves WAL checkpoints off this connection's commits onto a background thread (see
+  // checkpointer.h). Call once, after enabling WAL mode.
+  void StartBackgroundCheckpoints();
 
  private:
   Database(sqlite3* db, std::string path);
@@ -55,6 +63,7 @@ class Database {
   Status LastError() const;
   sqlite3* db_;
   std::string path_;
+  std::unique_ptr<WalCheckpointer> checkpointer_;
   struct Cache;
   std::unique_ptr<Cache> cache_;
   friend class Statement;

@@ -130,6 +130,24 @@ CREATE TABLE audit (
   detail TEXT NOT NULL
 );
 )sql",
+    // 2: fewer index pages written per state change (each commit writes whole pages to
+    // the WAL). Only dead letters are looked up by state, so only they are indexed; the
+    // keys table is clustered on its primary key instead of a rowid plus an index.
+    R"sql(
+DROP INDEX instances_by_state;
+CREATE INDEX instances_failed ON task_instances (ended_at) WHERE state = 'failed';
+CREATE TABLE idempotency_keys_v2 (
+  dag TEXT NOT NULL,
+  key TEXT NOT NULL,
+  run_id TEXT NOT NULL,
+  succeeded_at INTEGER NOT NULL,
+  PRIMARY KEY (dag, key)
+) WITHOUT ROWID;
+INSERT INTO idempotency_keys_v2 (dag, key, run_id, succeeded_at)
+  SELECT dag, key, run_id, succeeded_at FROM idempotency_keys;
+DROP TABLE idempotency_keys;
+ALTER TABLE idempotency_keys_v2 RENAME TO idempotency_keys;
+)sql",
 };
 constexpr int kMigrationCount = sizeof(kMigrations) / sizeof(kMigrations[0]);
 static_assert(kMigrationCount == kSchemaVersion, "one migration per schema version");
@@ -441,6 +459,7 @@ Store::~Store() {
 Status Store::Configure() {
   // The first statements to read the file: where SQLite reports damage the header check
   // could not see.
+  RETURN_IF_ERROR(db_->Exec("PRAGMA page_size=1024"));
   {
     ASSIGN_STMT(mode, "PRAGMA journal_mode=WAL");
     auto row = mode.Step();
@@ -454,6 +473,7 @@ Status Store::Configure() {
   // FULL: every commit fsyncs the WAL, so a committed transaction survives power loss.
   // journal_size_limit: truncate the WAL back to 64 MiB after a checkpoint.
   RETURN_IF_ERROR(db_->Exec("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=67108864;"));
+  db_->StartBackgroundCheckpoints();
   ASSIGN_STMT(check, "PRAGMA quick_check");
   auto row = check.Step();
   if (!row.ok()) return row.status();
@@ -529,14 +549,14 @@ Status Store::Migrate() {
 Status Store::SetDurability(Durability d) {
   if (d == durability_) return Status::Ok();
   if (InTransaction()) return Status::Internal("SetDurability inside a transaction");
-  RETURN_IF_ERROR(db_->Exec(d == Durability::kFull ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
+  RETURN_IF_ERROR(db_->ExecCached(d == Durability::kFull ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
   durability_ = d;
   return Status::Ok();
 }
 
 Status Store::Begin() {
   if (txn_depth_ == 0) {
-    if (Status st = db_->Exec("BEGIN IMMEDIATE"); !st.ok()) return Annotate(st, "cannot begin a transaction");
+    if (Status st = db_->ExecCached("BEGIN IMMEDIATE"); !st.ok()) return Annotate(st, "cannot begin a transaction");
     rollback_only_ = false;
   }
   ++txn_depth_;
@@ -556,7 +576,7 @@ Status Store::Commit() {
     pending_log_removals_.clear();
     return Status::IoError("transaction lost: SQLite rolled it back after an earlier error; nothing was written");
   }
-  if (Status st = db_->Exec("COMMIT"); !st.ok()) {
+  if (Status st = db_->ExecCached("COMMIT"); !st.ok()) {
     RollbackNow();
     return Annotate(st, "cannot commit; the transaction was rolled back");
   }
@@ -574,7 +594,7 @@ void Store::Rollback() {
 }
 
 void Store::RollbackNow() {
-  if (db_->InTransaction()) (void)db_->Exec("ROLLBACK");
+  if (db_->InTransaction()) (void)db_->ExecCached("ROLLBACK");
   rollback_only_ = false;
   pending_log_removals_.clear();
 }
@@ -891,9 +911,9 @@ Status Store::InsertAttempt(AttemptRecord& a) {
 Status Store::FinishAttempt(const AttemptRecord& a) {
   ASSIGN_STMT(s,
               "UPDATE attempts SET outcome = ?, pid = ?, ended_at = ?, exit_code = ?, signal = ?, cpu_seconds = ?, "
-              "max_rss_kb = ?, error = ? WHERE id = ?");
+              "max_rss_kb = ?, error = ?, log_path = ? WHERE id = ?");
   s.Bind(1, ToString(a.outcome)).Bind(2, a.pid).Bind(3, Ms(a.ended_at)).Bind(4, a.exit_code).Bind(5, a.signal);
-  s.Bind(6, a.cpu_seconds).Bind(7, a.max_rss_kb).Bind(8, a.error).Bind(9, a.id);
+  s.Bind(6, a.cpu_seconds).Bind(7, a.max_rss_kb).Bind(8, a.error).Bind(9, a.log_path).Bind(10, a.id);
   RUN_UPDATE(s, "cannot finish attempt " + std::to_string(a.id), "attempt");
   return Status::Ok();
 }

@@ -31,7 +31,7 @@ namespace batchd::store {
 
 class Database;
 
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;
 
 struct DagVersion {
   std::string dag;

@@ -88,7 +88,7 @@ class BatchdRunTest : public ::testing::Test {
   }
   std::string LatestRunId() { return V("SELECT run_id FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1"); }
   std::string LogOf(const std::string& run_id, const std::string& task, const std::string& partition, int attempt) {
-    return ReadFile(data_ + "/logs/" + run_id + "/" + task + "/" + partition + "." + std::to_string(attempt) + ".log")
+    return ReadFile(data_ + "/logs/" + run_id + "/" + task + "@" + partition + "." + std::to_string(attempt) + ".log")
         .value_or("<missing log>");
   }
   // Outcomes of the attempts in `rows`, in order.
@@ -136,7 +136,7 @@ tasks:
     EXPECT_EQ(attempts[i]["number"], i + 1);
     EXPECT_EQ(attempts[i]["exit_code"], i < 2 ? 7 : 0);
     EXPECT_EQ(attempts[i]["log_path"],
-              data_ + "/logs/" + run_id + "/flaky/-." + std::to_string(i + 1) + ".log");
+              data_ + "/logs/" + run_id + "/flaky@-." + std::to_string(i + 1) + ".log");
     EXPECT_EQ(LogOf(run_id, "flaky", "-", i + 1),
               "execution " + std::to_string(i + 1) + " attempt " + std::to_string(i + 1) + "\n");
   }

@@ -207,20 +207,23 @@ TEST(StoreOpenTest, DirectoryNamedBatchdDbIsAnIoError) {
   EXPECT_EQ(store.status().message(), "database '" + tmp.path() + "/batchd.db' is not a regular file");
 }
 
+// Store::Open creates databases with 1 KiB pages.
+constexpr uint64_t kPageSize = 1024;
+
 TEST(StoreOpenTest, TruncatedDatabaseIsReportedAsTruncated) {
   TempDir tmp;
   FillAndClose(tmp.path());
   ASSERT_FALSE(fs::exists(tmp / "batchd.db-wal")) << "closing should have checkpointed the WAL";
   const auto size = fs::file_size(tmp / "batchd.db");
-  ASSERT_EQ(size % 4096, 0u);
-  ASSERT_GE(size, 8 * 4096u);
+  ASSERT_EQ(size % kPageSize, 0u);
+  ASSERT_GE(size, 8 * kPageSize);
   fs::resize_file(tmp / "batchd.db", size / 2);
 
   auto store = Store::Open(tmp.path());
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), StatusCode::kCorruption);
   EXPECT_EQ(store.status().message(), "database '" + tmp.path() + "/batchd.db' is truncated: its header says " +
-                                          std::to_string(size / 4096) + " pages of 4096 bytes but the file has only " +
+                                          std::to_string(size / kPageSize) + " pages of " + std::to_string(kPageSize) + " bytes but the file has only " +
                                           std::to_string(size / 2) + " bytes; restore it from a backup");
   EXPECT_EQ(fs::file_size(tmp / "batchd.db"), size / 2);
 }
@@ -245,15 +248,15 @@ TEST(StoreOpenTest, DamagedPageFailsTheIntegrityCheck) {
   const auto size = fs::file_size(tmp / "batchd.db");
   {
     std::fstream f(tmp / "batchd.db", std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(size / 2 / 4096 * 4096));  // the start of a page
-    std::string junk(4096, '\xA5');
+    f.seekp(static_cast<std::streamoff>(size / 2 / kPageSize * kPageSize));  // the start of a page
+    std::string junk(kPageSize, '\xA5');
     f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
   }
   auto store = Store::Open(tmp.path());
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), StatusCode::kCorruption);
   // The detail in parentheses is SQLite's own first finding (SQLite 3.40).
-  const uint64_t page = size / 2 / 4096 + 1;
+  const uint64_t page = size / 2 / kPageSize + 1;
   EXPECT_EQ(store.status().message(), "database '" + tmp.path() + "/batchd.db' is corrupt (integrity check: Page " +
                                           std::to_string(page) +
                                           ": btreeInitPage() returns error code 11); restore it from a backup");
@@ -345,6 +348,38 @@ TEST(StoreOpenTest, ReopeningACurrentDatabaseMigratesNothing) {
   { ASSERT_NE(OpenOrDie(tmp.path()), nullptr); }
   EXPECT_EQ(QueryInt(tmp / "batchd.db", "PRAGMA schema_version"), schema_cookie) << "no DDL ran on reopen";
   ExpectCurrentSchema(tmp / "batchd.db");
+}
+
+TEST(StoreOpenTest, MigratesVersionOneKeepingIdempotencyKeys) {
+  TempDir tmp;
+  const std::string db = tmp / "batchd.db";
+  {
+    auto store = OpenOrDie(tmp.path());
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->RecordKeySuccess("billing", "billing/charge/eu/2026-01-01", "run1", AtMs(7)).ok());
+  }
+  // Turn the file back into what version 1 shipped.
+  ASSERT_TRUE(ExecSql(db, "DROP INDEX instances_failed; "
+                          "CREATE INDEX instances_by_state ON task_instances (state); "
+                          "CREATE TABLE k1 (dag TEXT NOT NULL, key TEXT NOT NULL, run_id TEXT NOT NULL, "
+                          "succeeded_at INTEGER NOT NULL, PRIMARY KEY (dag, key)); "
+                          "INSERT INTO k1 SELECT * FROM idempotency_keys; DROP TABLE idempotency_keys; "
+                          "ALTER TABLE k1 RENAME TO idempotency_keys; UPDATE schema_version SET version = 1")
+                  .ok());
+  ASSERT_EQ(QueryInt(db, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'instances_by_state'"), 1);
+  {
+    auto store = OpenOrDie(tmp.path());
+    ASSERT_NE(store, nullptr);
+    auto done = store->KeySucceeded("billing", "billing/charge/eu/2026-01-01");
+    ASSERT_TRUE(done.ok()) << done.status().ToString();
+    EXPECT_TRUE(*done) << "a key that succeeded before the upgrade still skips";
+    EXPECT_FALSE(*store->KeySucceeded("billing", "billing/charge/us/2026-01-01"));
+  }
+  ExpectCurrentSchema(db);
+  EXPECT_EQ(QueryInt(db, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'instances_by_state'"), 0);
+  EXPECT_EQ(QueryInt(db, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'instances_failed'"), 1);
+  EXPECT_EQ(QueryInt(db, "SELECT COUNT(*) FROM pragma_table_list WHERE name = 'idempotency_keys' AND wr = 1"), 1)
+      << "clustered on (dag, key)";
 }
 
 TEST(StoreOpenTest, ReopenAfterCloseKeepsEverything) {
