@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -466,6 +467,30 @@ tasks:
 }
 
 // --- Partitions ----------------------------------------------------------------------
+
+TEST_F(BatchdRunTest, SilentQuickAttemptsLeaveNoLogFile) {
+  std::string dag = WriteDag(R"(
+dag: quiet
+tasks:
+  - id: silent
+    command: "true"
+  - id: silent_failure
+    command: exit 3
+  - id: talker
+    command: echo said
+)");
+  ProcResult r = RunBatchd(dag);
+  ASSERT_EQ(r.exit_code, 1) << r.Describe();
+  std::string run_id = LatestRunId();
+  EXPECT_EQ(Attempts("silent").at(0).at("log_path"), "");
+  EXPECT_EQ(Attempts("silent_failure").at(0).at("log_path"), "");
+  EXPECT_NE(r.out.find("silent_failure[-] failed; no output"), std::string::npos) << r.Describe();
+  EXPECT_EQ(Attempts("talker").at(0).at("log_path"), data_ + "/logs/" + run_id + "/talker@-.1.log");
+  EXPECT_EQ(LogOf(run_id, "talker", "-", 1), "said\n");
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(data_ + "/logs/" + run_id)) files.push_back(e.path().filename());
+  EXPECT_THAT(files, ElementsAre("talker@-.1.log")) << "no file, not even a temporary one, for the silent ones";
+}
 
 TEST_F(BatchdRunTest, PartitionsRunPerPartitionWithTheirOwnLogs) {
   std::string dag = WriteDag(R"(
