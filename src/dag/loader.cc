@@ -1099,15 +1099,21 @@ LoadResult LoadDagFile(const std::string& path) {
     return FileError(path, "file is too large: " + std::to_string(st.st_size) + " bytes (the limit is " +
                                std::to_string(kMaxDagFileBytes) + " bytes)");
   }
-  // Read at most one byte more than the limit, in case the file grew since fstat.
+  // Read at most one byte more than the limit, in case the file grew since fstat. The
+  // buffer starts at the size fstat saw (plus one byte to notice growth), not at the
+  // limit: zero-filling 4 MiB costs milliseconds per load.
   std::string text;
-  try {
-    text.resize(kMaxDagFileBytes + 1);
-  } catch (const std::bad_alloc&) {
-    return FileError(path, "out of memory while reading the file");
-  }
   size_t total = 0;
-  while (total < text.size()) {
+  for (;;) {
+    if (total == text.size()) {
+      if (text.size() > kMaxDagFileBytes) break;
+      const size_t want = text.empty() ? static_cast<size_t>(st.st_size) + 1 : text.size() * 2;
+      try {
+        text.resize(std::min(want, kMaxDagFileBytes + 1));
+      } catch (const std::bad_alloc&) {
+        return FileError(path, "out of memory while reading the file");
+      }
+    }
     ssize_t n = ::read(fd.get(), text.data() + total, text.size() - total);
     if (n < 0) {
       if (errno == EINTR) continue;
