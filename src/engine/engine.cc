@@ -125,9 +125,13 @@ Engine::Engine(asio::io_context& io, store::Store& store, executor::TaskRunner& 
       resolver_(std::move(resolver)),
       rng_(options_.seed ? options_.seed : std::random_device{}()),
       timers_(std::make_unique<Timers>()),
+      expander_(options_.background_partition_commands ? std::make_unique<PartitionExpander>() : nullptr),
       self_(std::make_shared<Engine*>(this)) {}
 
-Engine::~Engine() { *self_ = nullptr; }
+Engine::~Engine() {
+  *self_ = nullptr;
+  expander_.reset();  // kills a running partitions command before the rest goes
+}
 
 std::string Engine::LogPath(const std::string& run_id, const std::string& task, const std::string& partition,
                             int attempt) const {
@@ -374,7 +378,27 @@ void Engine::ResolveQueued(RunPlan& plan) {
   }
 }
 
-Status Engine::StartRun(RunRecord run) {
+std::vector<dag::Task> Engine::PartitionCommandsOf(const dag::Dag& dag, const RunRecord& run) const {
+  std::vector<dag::Task> out;
+  std::set<PartitionCommandKey> seen;
+  std::map<std::string, std::string> vars;
+  for (const auto& task : dag.tasks) {
+    if (task.partitions.kind != dag::Partitions::Kind::kCommand) continue;
+    if (vars.empty()) vars = RunTemplateVars(dag, run);
+    dag::Task rendered = task;
+    rendered.partitions.command = dag::RenderTemplate(task.partitions.command, vars);
+    if (seen.insert({rendered.partitions.command, rendered.working_dir}).second) out.push_back(std::move(rendered));
+  }
+  return out;
+}
+
+std::vector<std::string> Engine::PartitionCommandEnv(const dag::Dag& dag) const {
+  std::vector<std::string> env = options_.base_env;
+  for (const auto& [k, v] : dag.env) env.push_back(k + "=" + v);
+  return env;
+}
+
+Status Engine::StartRun(RunRecord run, const PartitionCommandOutputs* outputs) {
   auto dag = resolver_(run.dag, run.dag_hash);
   const SysMillis now = clock_.Now();
   // A run that cannot start (its DAG version is unreadable, a partitions command
@@ -390,31 +414,29 @@ Status Engine::StartRun(RunRecord run) {
     return Status::Ok();
   };
   if (!dag.ok()) return fail_run("cannot load DAG version " + run.dag_hash + ": " + dag.status().message());
-  std::vector<std::string> env = options_.base_env;
-  for (const auto& [k, v] : (*dag)->env) env.push_back(k + "=" + v);
   std::map<std::string, std::vector<std::string>> partitions;
   PartitionCommandLimits limits;
   limits.timeout = options_.partition_command_timeout;
-  // Each distinct partitions command runs once per run, so tasks sharing it (as
-  // `partitions: same` requires) see exactly the same partitions.
-  std::map<std::pair<std::string, std::string>, std::vector<std::string>> command_output;
+  // Each distinct partitions command runs once per run (normally on the expander's
+  // thread, before this is called), so tasks sharing it, as `partitions: same`
+  // requires, see exactly the same partitions.
+  PartitionCommandOutputs inline_outputs;
+  if (!outputs) {
+    for (const dag::Task& task : PartitionCommandsOf(**dag, run))
+      inline_outputs.emplace(PartitionCommandKey{task.partitions.command, task.working_dir},
+                             ExpandPartitions(task, PartitionCommandEnv(**dag), limits));
+    outputs = &inline_outputs;
+  }
   const auto vars = RunTemplateVars(**dag, run);
   for (const auto& task : (*dag)->tasks) {
-    dag::Task rendered = task;
     if (task.partitions.kind == dag::Partitions::Kind::kCommand) {
-      rendered.partitions.command = dag::RenderTemplate(task.partitions.command, vars);
-      auto key = std::make_pair(rendered.partitions.command, rendered.working_dir);
-      if (auto it = command_output.find(key); it != command_output.end()) {
-        partitions[task.id] = it->second;
-        continue;
-      }
-      auto names = ExpandPartitions(rendered, env, limits);
-      if (!names.ok()) return fail_run(names.status().message());
-      command_output[key] = *names;
-      partitions[task.id] = std::move(*names);
+      auto it = outputs->find({dag::RenderTemplate(task.partitions.command, vars), task.working_dir});
+      if (it == outputs->end()) return fail_run("task '" + task.id + "': partitions command did not run");
+      if (!it->second.ok()) return fail_run(it->second.status().message());
+      partitions[task.id] = *it->second;
       continue;
     }
-    auto names = ExpandPartitions(rendered, env, limits);
+    auto names = ExpandPartitions(task, {}, limits);
     if (!names.ok()) return fail_run(names.status().message());
     partitions[task.id] = std::move(*names);
   }
@@ -434,19 +456,52 @@ void Engine::StartQueuedRuns() {
   auto queued = store_.ListRunsInStates({RunState::kQueued});
   if (!queued.ok()) Fail(queued.status());
   // Every planned run holds its DAG's slot until it is fully drained (a cancelled run
-  // whose processes are still being killed included).
+  // whose processes are still being killed included), and so does a run whose partitions
+  // commands are running.
   std::map<std::string, int> active;
   for (const auto& [_, plan] : plans_) active[plan->run().dag]++;
+  for (const auto& [_, dag_name] : expanding_) active[dag_name]++;
+  std::set<std::string> still_queued;
   for (auto& run : *queued) {
+    still_queued.insert(run.run_id);
     if (options_.only_dag && run.dag != *options_.only_dag) continue;
+    if (expanding_.count(run.run_id)) continue;
     auto dag = resolver_(run.dag, run.dag_hash);
-    int limit = dag.ok() ? (*dag)->max_active_runs : 1;
-    if (dag.ok() && active[run.dag] >= limit) continue;
+    auto expanded = expanded_.find(run.run_id);
+    if (expanded == expanded_.end()) {
+      int limit = dag.ok() ? (*dag)->max_active_runs : 1;
+      if (dag.ok() && active[run.dag] >= limit) continue;
+      if (dag.ok() && expander_) {
+        std::vector<dag::Task> commands = PartitionCommandsOf(**dag, run);
+        if (!commands.empty()) {
+          // Run them off the loop; StartRun follows when the outputs are back.
+          expanding_[run.run_id] = run.dag;
+          active[run.dag]++;
+          PartitionCommandLimits limits;
+          limits.timeout = options_.partition_command_timeout;
+          expander_->Submit({run.run_id, std::move(commands), PartitionCommandEnv(**dag), limits,
+                             [self = self_, &io = io_](std::string run_id, PartitionCommandOutputs outputs) {
+                               asio::post(io, [self, run_id = std::move(run_id), outputs = std::move(outputs)]() mutable {
+                                 if (!*self) return;
+                                 Engine& e = **self;
+                                 e.expanding_.erase(run_id);
+                                 e.expanded_[run_id] = std::move(outputs);
+                                 e.SchedulePump();
+                               });
+                             }});
+          continue;
+        }
+      }
+    }
     const std::string run_id = run.run_id, dag_name = run.dag;
-    if (Status st = StartRun(std::move(run)); !st.ok()) Fail(st);
+    Status st = expanded != expanded_.end() ? StartRun(std::move(run), &expanded->second) : StartRun(std::move(run));
+    if (!st.ok()) Fail(st);
+    if (expanded != expanded_.end()) expanded_.erase(expanded);
     auto started = plans_.find(run_id);  // a run that failed to start holds no slot
     if (started != plans_.end() && started->second->run().state == RunState::kRunning) active[dag_name]++;
   }
+  // Outputs for runs that were cancelled or deleted while their commands ran.
+  std::erase_if(expanded_, [&](const auto& entry) { return !still_queued.count(entry.first); });
 }
 
 std::vector<std::string> Engine::AttemptEnv(RunPlan& plan, size_t index, int attempt) const {

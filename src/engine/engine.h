@@ -24,6 +24,7 @@
 #include "common/status.h"
 #include "common/time.h"
 #include "dag/dag.h"
+#include "engine/partition_expander.h"
 #include "engine/run_plan.h"
 #include "executor/runner.h"
 #include "store/store.h"
@@ -51,6 +52,9 @@ struct EngineOptions {
   std::vector<std::string> base_env;
   // Maximum time a partitions command may run.
   Millis partition_command_timeout = std::chrono::seconds(60);
+  // Run partitions commands on a thread of their own (PartitionExpander) rather than on
+  // the loop, which they would block for up to partition_command_timeout.
+  bool background_partition_commands = true;
   // Seed for retry jitter (0: random).
   uint64_t seed = 0;
   // fsync the store for every engine state change (attempt started/finished). Off, the
@@ -123,6 +127,8 @@ class Engine {
   size_t ActiveRunCount() const { return plans_.size(); }
   int RunningAttemptCount() const { return static_cast<int>(running_.size()); }
   int QueuedInstanceCount() const;
+  // Runs whose partitions commands are running (they start when these are back).
+  size_t StartingRunCount() const { return expanding_.size() + expanded_.size(); }
   // Pool -> slots in use.
   const std::map<std::string, int>& PoolUsage() const { return pool_used_; }
   const EngineOptions& options() const { return options_; }
@@ -147,7 +153,12 @@ class Engine {
   // notify, spawn. See engine.cc.
   void Pump();
   void StartQueuedRuns();
-  Status StartRun(store::RunRecord run);
+  // Plans and starts a queued run. `outputs`: what its partitions commands printed (from
+  // the expander); null runs them here.
+  Status StartRun(store::RunRecord run, const PartitionCommandOutputs* outputs = nullptr);
+  // The distinct partitions commands of a run, rendered, one task each.
+  std::vector<dag::Task> PartitionCommandsOf(const dag::Dag& dag, const store::RunRecord& run) const;
+  std::vector<std::string> PartitionCommandEnv(const dag::Dag& dag) const;
   void ArmRetryTimer(const std::string& run_id, int64_t instance_id, SysMillis at);
   void FinishAttemptInPlan(RunPlan& plan, size_t index, store::AttemptRecord& attempt,
                            const executor::AttemptResult* result);
@@ -177,6 +188,9 @@ class Engine {
   std::set<std::string> log_dirs_;                         // run ids whose log dir exists
   struct Timers;
   std::unique_ptr<Timers> timers_;
+  std::unique_ptr<PartitionExpander> expander_;           // null: commands run inline
+  std::map<std::string, std::string> expanding_;           // run id -> DAG, commands running
+  std::map<std::string, PartitionCommandOutputs> expanded_;  // run id -> outputs, to start
   // Keeps runner callbacks from touching a destroyed engine.
   std::shared_ptr<Engine*> self_;
 };

@@ -22,7 +22,8 @@ std::string Trim(std::string s) {
 }
 
 Result<std::vector<std::string>> RunPartitionCommand(const dag::Task& task, const std::vector<std::string>& env,
-                                                     const PartitionCommandLimits& limits) {
+                                                     const PartitionCommandLimits& limits,
+                                                     RunningCommand* running) {
   const std::string where = "task '" + task.id + "': partitions command ";
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return Status::IoError(where + "could not create a pipe: " + std::strerror(errno));
@@ -48,6 +49,7 @@ Result<std::vector<std::string>> RunPartitionCommand(const dag::Task& task, cons
     ::close(fds[0]);
     return Status::IoError(where + "could not start: " + std::strerror(rc));
   }
+  if (running) running->Set(pid);
   std::string output;
   auto deadline = std::chrono::steady_clock::now() + limits.timeout;
   bool timed_out = false, too_big = false;
@@ -68,7 +70,9 @@ Result<std::vector<std::string>> RunPartitionCommand(const dag::Task& task, cons
   ::close(fds[0]);
   if (timed_out || too_big) ::kill(-pid, SIGKILL);
   int status = 0;
+  if (running) running->Clear();  // before reaping: see RunningCommand
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+
   if (timed_out)
     return Status::InvalidArgument(where + "timed out after " + FormatDuration(limits.timeout));
   if (too_big)
@@ -99,8 +103,25 @@ Result<std::vector<std::string>> RunPartitionCommand(const dag::Task& task, cons
 
 }  // namespace
 
+void RunningCommand::Set(pid_t pgid) {
+  std::lock_guard lock(mu_);
+  pgid_ = pgid;
+  if (killed_) ::kill(-pgid_, SIGKILL);  // Kill() came first: this one must not run either
+}
+
+void RunningCommand::Clear() {
+  std::lock_guard lock(mu_);
+  pgid_ = 0;
+}
+
+void RunningCommand::Kill() {
+  std::lock_guard lock(mu_);
+  killed_ = true;
+  if (pgid_ > 0) ::kill(-pgid_, SIGKILL);
+}
+
 Result<std::vector<std::string>> ExpandPartitions(const dag::Task& task, const std::vector<std::string>& env,
-                                                  const PartitionCommandLimits& limits) {
+                                                  const PartitionCommandLimits& limits, RunningCommand* running) {
   using Kind = dag::Partitions::Kind;
   switch (task.partitions.kind) {
     case Kind::kNone:
@@ -113,7 +134,7 @@ Result<std::vector<std::string>> ExpandPartitions(const dag::Task& task, const s
       return out;
     }
     case Kind::kCommand:
-      return RunPartitionCommand(task, env, limits);
+      return RunPartitionCommand(task, env, limits, running);
   }
   return Status::Internal("unknown partition kind");
 }

@@ -1,6 +1,9 @@
 #pragma once
 // Expands a task's `partitions` into partition names at run start.
 
+#include <sys/types.h>
+
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -19,7 +22,25 @@ struct PartitionCommandLimits {
 // /bin/sh -c (in the task's working_dir, with `env` as the complete environment) and
 // takes one partition per non-empty output line (trimmed). Errors name the task and the
 // problem: exit status, timeout, too many partitions, no output, duplicates.
+// Lets another thread kill a partitions command while it runs (shutdown). The group id
+// is cleared under the lock before the leader is reaped, so Kill() can never reach a
+// recycled process group.
+class RunningCommand {
+ public:
+  void Set(pid_t pgid);
+  void Clear();
+  // SIGKILL to the command's process group, now and for any command Set() later.
+  void Kill();
+
+ private:
+  std::mutex mu_;
+  pid_t pgid_ = 0;       // GUARDED_BY(mu_)
+  bool killed_ = false;  // GUARDED_BY(mu_)
+};
+
+// `running`, when given, tracks the command's process group while it runs.
 Result<std::vector<std::string>> ExpandPartitions(const dag::Task& task, const std::vector<std::string>& env,
-                                                  const PartitionCommandLimits& limits = {});
+                                                  const PartitionCommandLimits& limits = {},
+                                                  RunningCommand* running = nullptr);
 
 }  // namespace batchd::engine

@@ -6,6 +6,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include <boost/asio/io_context.hpp>
@@ -294,11 +295,19 @@ class EngineTest : public ::testing::Test {
     return Trigger(Request(dag, logical_date));
   }
 
-  // Runs every ready handler (results, pumps, expired timers) until none is left.
+  // Runs every ready handler (results, pumps, expired timers) until none is left and no
+  // run waits for its partitions commands (they run on the expander's thread).
   void Drain() {
-    for (int i = 0; i < 1000; ++i) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    for (int busy = 0; busy < 1000;) {
       io_.restart();
-      if (io_.poll() == 0) return;
+      if (io_.poll() != 0) {
+        ++busy;
+        continue;
+      }
+      if (!engine_ || engine_->StartingRunCount() == 0) return;
+      if (std::chrono::steady_clock::now() > deadline) break;
+      std::this_thread::sleep_for(1ms);
     }
     ADD_FAILURE() << "the io_context never became idle";
   }
@@ -1695,6 +1704,89 @@ tasks:
   EXPECT_EQ(RunStateOf(r1->run.run_id), "failed");
   EXPECT_EQ(RunStateOf(r2->run.run_id), "running") << "the second run stayed queued after the first failed to start";
   EXPECT_THAT(runner_->Running(), ElementsAre("t[ok]#1"));
+}
+
+TEST_F(EngineTest, SlowPartitionsCommandDoesNotBlockTheLoopOrOtherRuns) {
+  auto slow = AddDag(R"yaml(dag: slow_parts
+tasks:
+  - id: t
+    command: "true"
+    partitions: {command: "sleep 0.6; echo late"}
+)yaml");
+  auto quick = AddDag(R"yaml(dag: quick
+tasks:
+  - id: q
+    command: "true"
+)yaml");
+  NewEngine();
+  auto s = engine_->CreateRun(Request(slow, "2026-03-01T00:00:00Z"));
+  auto q = engine_->CreateRun(Request(quick, "2026-03-01T00:00:00Z"));
+  ASSERT_TRUE(s.ok() && q.ok());
+  const auto t0 = std::chrono::steady_clock::now();
+  // Not RunUntil: its Drain() waits for partitions commands, which is what is tested.
+  while (runner_->InFlight() == 0 && std::chrono::steady_clock::now() - t0 < 400ms) {
+    io_.restart();
+    if (io_.poll() == 0) std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_EQ(runner_->InFlight(), 1u) << "the quick run waited for the slow command";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 300ms) << "the loop was blocked";
+  EXPECT_THAT(runner_->Running(), ElementsAre("q[-]#1"));
+  EXPECT_EQ(RunStateOf(s->run.run_id), "queued") << "still waiting for its partitions";
+  EXPECT_EQ(engine_->StartingRunCount(), 1u);
+  Drain();  // waits for the command
+  EXPECT_EQ(RunStateOf(s->run.run_id), "running");
+  EXPECT_THAT(StoredStates(s->run.run_id), ElementsAre("t[late]=running"));
+}
+
+TEST_F(EngineTest, RunCancelledWhileItsPartitionsCommandRunsNeverStarts) {
+  auto dag = AddDag(R"yaml(dag: cancel_parts
+tasks:
+  - id: t
+    command: "true"
+    partitions: {command: "sleep 0.3; echo p"}
+)yaml");
+  NewEngine();
+  auto created = engine_->CreateRun(Request(dag, "2026-03-01T00:00:00Z"));
+  ASSERT_TRUE(created.ok());
+  const std::string run = created->run.run_id;
+  io_.restart();
+  io_.poll();  // the pump hands the command to the expander
+  ASSERT_EQ(engine_->StartingRunCount(), 1u);
+  ASSERT_TRUE(engine_->CancelRun(run).ok());
+  Drain();
+  EXPECT_EQ(RunStateOf(run), "cancelled");
+  EXPECT_THAT(StoredInstances(run), IsEmpty());
+  EXPECT_EQ(runner_->started(), 0u);
+  EXPECT_EQ(engine_->StartingRunCount(), 0u);
+}
+
+TEST_F(EngineTest, DestroyingTheEngineKillsARunningPartitionsCommand) {
+  const std::string pid_file = dir_ + "/cmd.pid";
+  auto dag = AddDag(std::string(R"yaml(dag: stuck_parts
+env: {PID_FILE: ")yaml") + pid_file + R"yaml("}
+tasks:
+  - id: t
+    command: "true"
+    partitions: {command: "echo $$ > \"$PID_FILE\"; exec sleep 30"}
+)yaml");
+  ASSERT_NE(dag, nullptr);
+  NewEngine();
+  ASSERT_TRUE(engine_->CreateRun(Request(dag, "2026-03-01T00:00:00Z")).ok());
+  io_.restart();
+  io_.poll();
+  pid_t pid = 0;
+  for (int i = 0; i < 200 && pid == 0; ++i) {
+    std::this_thread::sleep_for(10ms);
+    std::ifstream in(pid_file);
+    int read_pid = 0;
+    if (in >> read_pid) pid = read_pid;
+  }
+  ASSERT_GT(pid, 0) << "the command never started";
+  const auto t0 = std::chrono::steady_clock::now();
+  engine_.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s) << "the destructor waited for the command";
+  std::this_thread::sleep_for(50ms);
+  EXPECT_NE(::kill(pid, 0), 0) << "the partitions command outlived the engine";
 }
 
 // --- observers ----------------------------------------------------------------------------
