@@ -235,15 +235,32 @@ Status Engine::Recover() {
     if (run.state == RunState::kQueued) continue;  // StartQueuedRuns picks these up
     if (options_.only_dag && run.dag != *options_.only_dag) continue;
     auto dag = resolver_(run.dag, run.dag_hash);
-    if (!dag.ok()) {
-      spdlog::error("run {}: cannot load DAG {} version {}: {}", run.run_id, run.dag, run.dag_hash,
-                    dag.status().message());
-      continue;
-    }
     auto instances = store_.ListInstances(run.run_id);
     if (!instances.ok()) {
       store_.Rollback();
       return instances.status();
+    }
+    if (!dag.ok()) {
+      // Nothing can run without its DAG (a version this binary no longer accepts): end
+      // the run failed, with the reason, rather than leave it running forever.
+      const std::string why = "cannot load DAG version " + run.dag_hash + ": " + dag.status().message();
+      spdlog::error("run {}: {}", run.run_id, why);
+      for (auto& inst : *instances) {
+        if (IsTerminal(inst.state)) continue;
+        inst.state = InstanceState::kCancelled;
+        inst.reason = "dag_unavailable";
+        inst.next_attempt_at.reset();
+        inst.ended_at = now;
+        if (Status st = store_.UpdateInstance(inst); !st.ok()) {
+          store_.Rollback();
+          return st;
+        }
+      }
+      if (Status st = store_.UpdateRunState(run.run_id, RunState::kFailed, run.started_at, now, why); !st.ok()) {
+        store_.Rollback();
+        return st;
+      }
+      continue;
     }
     bool has_unfinished = false;
     for (const auto& i : *instances) has_unfinished |= !IsTerminal(i.state);

@@ -1387,6 +1387,30 @@ tasks:
   ExpectStoreMatchesMemory(run);
 }
 
+TEST_F(EngineTest, RecoverFailsARunWhoseDagVersionNoLongerLoads) {
+  auto dag = AddDag(R"yaml(dag: vanished
+tasks:
+  - id: a
+    command: "true"
+  - id: b
+    command: "true"
+    depends_on: [a]
+)yaml");
+  NewEngine();
+  std::string run = Trigger(dag);
+  ASSERT_THAT(runner_->Running(), ElementsAre("a[-]#1"));
+  dags_.clear();  // e.g. a newer batchd refuses what an older one accepted
+  Restart();
+  EXPECT_EQ(RunStateOf(run), "failed");
+  EXPECT_EQ(StoredRun(run).error,
+            "cannot load DAG version " + dag->content_hash + ": no DAG vanished version " + dag->content_hash);
+  EXPECT_TRUE(StoredRun(run).ended_at.has_value());
+  EXPECT_THAT(StoredStates(run), ElementsAre("a[-]=cancelled(dag_unavailable)", "b[-]=cancelled(dag_unavailable)"));
+  EXPECT_THAT(AttemptOutcomes(run, "a"), ElementsAre("1:lost"));
+  EXPECT_EQ(engine_->ActiveRunCount(), 0u);
+  EXPECT_EQ(runner_->started(), 0u);
+}
+
 TEST_F(EngineTest, RecoverRearmsRetryTimersFromTheStoredDeadline) {
   auto dag = AddDag(R"yaml(dag: sleepy
 tasks:
