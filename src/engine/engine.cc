@@ -469,6 +469,24 @@ Status Engine::StartRun(RunRecord run, const PartitionCommandOutputs* outputs) {
   return Status::Ok();
 }
 
+int Engine::ActiveRunsOf(const std::string& dag) const {
+  int n = 0;
+  for (const auto& [_, plan] : plans_) n += plan->run().dag == dag;
+  for (const auto& [_, name] : expanding_) n += name == dag;
+  return n;
+}
+
+Status Engine::ResumeQueuedRetry(RunRecord run, const dag::DagPtr& dag, std::vector<InstanceRecord> instances) {
+  run.state = RunState::kRunning;
+  run.ended_at.reset();
+  if (Status st = store_.UpdateRunState(run.run_id, RunState::kRunning, std::nullopt, std::nullopt); !st.ok()) return st;
+  auto plan = std::make_unique<RunPlan>(dag, run, std::move(instances));
+  spdlog::info("run {} resumed for its retry: dag={}", run.run_id, run.dag);
+  started_runs_.push_back(run.run_id);
+  plans_[run.run_id] = std::move(plan);
+  return Status::Ok();
+}
+
 void Engine::StartQueuedRuns() {
   auto queued = store_.ListRunsInStates({RunState::kQueued});
   if (!queued.ok()) Fail(queued.status());
@@ -511,6 +529,15 @@ void Engine::StartQueuedRuns() {
       }
     }
     const std::string run_id = run.run_id, dag_name = run.dag;
+    if (expanded == expanded_.end() && dag.ok()) {
+      auto instances = store_.ListInstances(run_id);
+      if (!instances.ok()) Fail(instances.status());
+      if (!instances->empty()) {  // a retry queued behind max_active_runs
+        if (Status st = ResumeQueuedRetry(std::move(run), *dag, std::move(*instances)); !st.ok()) Fail(st);
+        active[dag_name]++;
+        continue;
+      }
+    }
     Status st = expanded != expanded_.end() ? StartRun(std::move(run), &expanded->second) : StartRun(std::move(run));
     if (!st.ok()) Fail(st);
     if (expanded != expanded_.end()) expanded_.erase(expanded);
@@ -717,7 +744,21 @@ Status Engine::CancelRun(const std::string& run_id) {
     if (!*run) return Status::NotFound("run '" + run_id + "' not found");
     if ((*run)->state != RunState::kQueued)
       return Status::FailedPrecondition("run '" + run_id + "' is already " + std::string(ToString((*run)->state)));
-    if (Status st = store_.UpdateRunState(run_id, RunState::kCancelled, std::nullopt, now); !st.ok()) return st;
+    auto instances = store_.ListInstances(run_id);  // a retry queued behind max_active_runs has some
+    if (!instances.ok()) return instances.status();
+    if (Status st = store_.Begin(); !st.ok()) return st;
+    Status st = store_.UpdateRunState(run_id, RunState::kCancelled, std::nullopt, now);
+    for (auto& inst : *instances) {
+      if (!st.ok() || IsTerminal(inst.state)) continue;
+      inst.state = InstanceState::kCancelled;
+      inst.ended_at = now;
+      st = store_.UpdateInstance(inst);
+    }
+    if (!st.ok()) {
+      store_.Rollback();
+      return st;
+    }
+    if (Status c = store_.Commit(); !c.ok()) return c;
     spdlog::info("run {} cancelled while queued", run_id);
     return Status::Ok();
   }
@@ -779,6 +820,25 @@ Result<int> Engine::RetryRun(const std::string& run_id, const std::optional<std:
         ++would_reset;
     }
     if (would_reset == 0) return Status::FailedPrecondition(NothingToRetry(run_id, task, partition));
+    if (ActiveRunsOf((*run)->dag) >= (*dag)->max_active_runs) {
+      // max_active_runs holds for retried runs too: reset the instances now and queue
+      // the run; StartQueuedRuns resumes it when a slot is free.
+      int reset = owned->ResetFailed(task, partition);
+      if (Status st = store_.Begin(); !st.ok()) return st;
+      Status st = store_.UpdateRunState(run_id, RunState::kQueued, std::nullopt, std::nullopt);
+      for (size_t i : owned->TakeChanged()) {
+        if (!st.ok()) break;
+        st = store_.UpdateInstance(owned->instance(i));
+      }
+      if (!st.ok()) {
+        store_.Rollback();
+        return st;
+      }
+      if (Status c = store_.Commit(); !c.ok()) return c;
+      spdlog::info("run {}: retrying {} instance(s) once DAG {} has a free run slot", run_id, reset, (*run)->dag);
+      SchedulePump();
+      return reset;
+    }
     plans_[run_id] = std::move(owned);
   }
   int reset = plan->ResetFailed(task, partition);

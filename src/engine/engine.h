@@ -153,6 +153,10 @@ class Engine {
   // notify, spawn. See engine.cc.
   void Pump();
   void StartQueuedRuns();
+  // Runs of `dag` holding a max_active_runs slot (planned, or running partitions commands).
+  int ActiveRunsOf(const std::string& dag) const;
+  // Plans a queued run that already has instances (a retry that waited for a slot).
+  Status ResumeQueuedRetry(store::RunRecord run, const dag::DagPtr& dag, std::vector<store::InstanceRecord> instances);
   // Plans and starts a queued run. `outputs`: what its partitions commands printed (from
   // the expander); null runs them here.
   Status StartRun(store::RunRecord run, const PartitionCommandOutputs* outputs = nullptr);

@@ -1287,6 +1287,61 @@ TEST_F(EngineTest, RetryRunWithNothingToRetryNamesWhatWasAsked) {
   EXPECT_EQ(clean.status().message(), "run '" + run + "' has no failed or upstream_failed instances");
 }
 
+TEST_F(EngineTest, RetryRunWaitsForAFreeRunSlotUnderMaxActiveRuns) {
+  // max_active_runs: 1 promises the job never runs twice at once, retries included.
+  auto dag = AddDag(R"yaml(dag: single
+max_active_runs: 1
+tasks:
+  - id: a
+    command: "true"
+)yaml");
+  NewEngine();
+  std::string first = Trigger(dag, "2026-03-01T00:00:00Z");
+  Fail("a");
+  ASSERT_EQ(RunStateOf(first), "failed");
+  std::string second = Trigger(dag, "2026-03-02T00:00:00Z");
+  ASSERT_THAT(runner_->Running(), ElementsAre("a[-]#1"));  // the second run holds the slot
+
+  auto reset = engine_->RetryRun(first, std::nullopt, std::nullopt);
+  ASSERT_TRUE(reset.ok()) << reset.status().ToString();
+  EXPECT_EQ(*reset, 1);
+  Drain();
+  EXPECT_EQ(RunStateOf(first), "queued");
+  EXPECT_THAT(StoredStates(first), ElementsAre("a[-]=pending"));
+  EXPECT_EQ(runner_->InFlight(), 1u) << "the retry started while the other run held the only slot";
+  EXPECT_THAT(DeadLetters("single"), IsEmpty());
+
+  Complete("a");  // the second run ends and frees the slot
+  EXPECT_EQ(RunStateOf(second), "success");
+  EXPECT_EQ(RunStateOf(first), "running");
+  ASSERT_EQ(runner_->InFlight(), 1u);
+  EXPECT_EQ(Attempts(first, "a").size(), 2u);
+  Complete("a");
+  EXPECT_EQ(RunStateOf(first), "success");
+  ExpectStoreMatchesMemory(first);
+}
+
+TEST_F(EngineTest, CancellingARetryQueuedBehindMaxActiveRunsCancelsItsInstances) {
+  auto dag = AddDag(R"yaml(dag: single_cancel
+max_active_runs: 1
+tasks:
+  - id: a
+    command: "true"
+)yaml");
+  NewEngine();
+  std::string first = Trigger(dag, "2026-03-01T00:00:00Z");
+  Fail("a");
+  Trigger(dag, "2026-03-02T00:00:00Z");
+  ASSERT_TRUE(engine_->RetryRun(first, std::nullopt, std::nullopt).ok());
+  ASSERT_EQ(RunStateOf(first), "queued");
+  ASSERT_TRUE(engine_->CancelRun(first).ok());
+  EXPECT_EQ(RunStateOf(first), "cancelled");
+  EXPECT_THAT(StoredStates(first), ElementsAre("a[-]=cancelled"));
+  Complete("a");
+  EXPECT_EQ(RunStateOf(first), "cancelled") << "a cancelled retry must not resume";
+  EXPECT_EQ(runner_->InFlight(), 0u);
+}
+
 TEST_F(EngineTest, RetryRunOfAQueuedRunIsRefused) {
   auto dag = AddDag(kRetryRunYaml);
   NewEngine();
