@@ -723,8 +723,12 @@ HttpResponse ControlApi::Reload(const HttpRequest& request) {
   json errors = json::array();
   for (const auto& d : report.errors)
     errors.push_back({{"file", d.file}, {"line", d.line}, {"column", d.column}, {"message", d.message}});
-  Audit(request, "reload", "", json{{"loaded", report.loaded}, {"errors", errors.size()}}.dump());
-  return JsonResponse(200, {{"loaded", report.loaded}, {"unchanged", report.unchanged}, {"errors", errors}});
+  Audit(request, "reload", "",
+        json{{"loaded", report.loaded}, {"removed", report.removed}, {"errors", errors.size()}}.dump());
+  return JsonResponse(200, {{"loaded", report.loaded},
+                            {"unchanged", report.unchanged},
+                            {"removed", report.removed},
+                            {"errors", errors}});
 }
 
 }  // namespace batchd::api

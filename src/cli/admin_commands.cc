@@ -32,6 +32,8 @@ int RunReload(const GlobalOptions& global) {
   }
   std::cout << "loaded: " << NameList(Field(*reply, "loaded")) << "\n";
   std::cout << "unchanged: " << NameList(Field(*reply, "unchanged")) << "\n";
+  const Json& removed = Field(*reply, "removed");
+  if (removed.is_array() && !removed.empty()) std::cout << "removed: " << NameList(removed) << "\n";
   if (has_errors) {
     for (const auto& d : errors) std::cerr << DiagnosticLine(d) << "\n";
     std::cerr << "batchctl: " << Plural(static_cast<int64_t>(errors.size()), "error")

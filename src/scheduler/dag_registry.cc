@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include <spdlog/spdlog.h>
 
@@ -44,7 +45,8 @@ Result<SubmitResult> DagRegistry::Register(dag::DagPtr dag, const std::string& o
   const bool seen_before = known.ok();
   // A file we have seen before does not override a newer submit; an explicit submit
   // always makes its version current.
-  if (origin == "file" && seen_before && *entry) return result;
+  const bool file_came_back = *entry && (*entry)->deleted && (*entry)->origin == "file-removed";
+  if (origin == "file" && seen_before && *entry && !file_came_back) return result;
   if (Status st = store_.Begin(); !st.ok()) return st;
   Status st = store_.PutDagVersion({dag->name, dag->content_hash, dag->source, dag->source_path});
   if (st.ok()) st = store_.SetCurrentDag(dag->name, dag->content_hash, origin, dag->source_path, clock_.Now());
@@ -95,6 +97,31 @@ ScanReport DagRegistry::ScanDirectory(const std::string& dir) {
     } else {
       report.unchanged.push_back(r->dag);
     }
+  }
+  // DAGs whose file is gone, or whose file now defines another DAG. A file that exists
+  // but failed to load keeps its DAG (an edit in progress must not unschedule it).
+  std::set<std::string> present(files.begin(), files.end());
+  std::map<std::string, std::string> defined_by;  // file -> the DAG it defines now
+  for (const auto& [name, file] : seen_names) defined_by[file] = name;
+  const fs::path dir_path = fs::weakly_canonical(dir, ec);
+  std::vector<std::string> to_remove;
+  for (const auto& [name, reg] : dags_) {
+    if (reg.entry.origin != "file" || reg.entry.source_path.empty()) continue;
+    const fs::path source(reg.entry.source_path);
+    if (fs::weakly_canonical(source.parent_path(), ec) != dir_path) continue;  // another directory
+    auto it = defined_by.find(reg.entry.source_path);
+    const bool gone = !present.count(reg.entry.source_path) && !fs::exists(source, ec);
+    const bool renamed = it != defined_by.end() && it->second != name;
+    if (gone || renamed) to_remove.push_back(name);
+  }
+  for (const auto& name : to_remove) {
+    if (Status st = store_.SetDagFileRemoved(name); !st.ok()) {
+      report.errors.push_back({dags_[name].entry.source_path, 0, 0, st.message()});
+      continue;
+    }
+    dags_.erase(name);
+    report.removed.push_back(name);
+    spdlog::info("DAG {} removed: its file is no longer in {}", name, dir);
   }
   for (const auto& d : report.errors) spdlog::error("DAG file skipped: {}", d.ToString());
   return report;

@@ -27,6 +27,7 @@ struct RegisteredDag {
 struct ScanReport {
   std::vector<std::string> loaded;     // new versions made current
   std::vector<std::string> unchanged;  // already known
+  std::vector<std::string> removed;    // their file left the directory: deleted
   std::vector<dag::Diagnostic> errors; // broken files, skipped
 };
 
@@ -43,7 +44,9 @@ class DagRegistry {
 
   // Loads the current versions recorded in the store.
   Status LoadFromStore();
-  // Loads every *.yaml / *.yml file in `dir` (not recursive).
+  // Loads every *.yaml / *.yml file in `dir` (not recursive). A DAG that came from a file
+  // in `dir` is deleted (soft: its runs stay) when that file is gone or now defines
+  // another DAG; a file that fails to load keeps its DAG at the last good version.
   ScanReport ScanDirectory(const std::string& dir);
   // Registers a validated DAG; origin "file" or "submit".
   Result<SubmitResult> Register(dag::DagPtr dag, const std::string& origin);

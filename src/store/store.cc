@@ -687,6 +687,13 @@ Status Store::SetDagDeleted(const std::string& name) {
   return Status::Ok();
 }
 
+Status Store::SetDagFileRemoved(const std::string& name) {
+  ASSIGN_STMT(s, "UPDATE dags SET deleted = 1, origin = 'file-removed' WHERE name = ?");
+  s.Bind(1, name);
+  RUN_UPDATE(s, "cannot delete DAG '" + name + "'", "DAG");
+  return Status::Ok();
+}
+
 Status Store::SetLastFire(const std::string& name, SysSeconds fire) {
   ASSIGN_STMT(s, "UPDATE dags SET last_fire = ? WHERE name = ?");
   s.Bind(1, Secs(fire)).Bind(2, name);

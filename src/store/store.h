@@ -163,6 +163,9 @@ class Store {
   Result<std::vector<DagEntry>> ListDags(bool include_deleted = false);
   Status SetDagPaused(const std::string& name, bool paused);
   Status SetDagDeleted(const std::string& name);
+  // Soft-deletes a DAG whose file left the DAGs directory (origin becomes `file-removed`,
+  // so that the file coming back, even unchanged, registers it again).
+  Status SetDagFileRemoved(const std::string& name);
   Status SetLastFire(const std::string& name, SysSeconds fire);
   // Removes the DAG, its versions, runs, instances, attempts, idempotency keys and the
   // runs' log directories (after the commit). The audit trail is kept. NotFound when

@@ -661,6 +661,36 @@ TEST_F(DaemonTest, SighupLoadsNewDagFilesAndABrokenFileChangesNothing) {
   ASSERT_EQ(Ctl({"trigger", "alpha", "--wait"}).exit_code, 0) << "alpha (old version) still runs";
 }
 
+TEST_F(DaemonTest, ReloadRemovesADagWhoseFileIsGoneAndTheFileComingBackRestoresIt) {
+  const std::string beta_yaml = "dag: beta\ntasks:\n  - id: b\n    command: \"true\"\n";
+  WriteDag("alpha.yaml", "dag: alpha\ntasks:\n  - id: a\n    command: \"true\"\n", /*in_dags_dir=*/true);
+  WriteDag("beta.yaml", beta_yaml, /*in_dags_dir=*/true);
+  ASSERT_TRUE(StartDaemon());
+  SubmitDag("gamma.yaml", "dag: gamma\ntasks:\n  - id: g\n    command: \"true\"\n");
+  const std::string run = Trigger("beta");
+  ASSERT_FALSE(run.empty());
+
+  std::filesystem::remove(dags_ + "/beta.yaml");
+  ProcResult reload = Ctl({"reload"});
+  EXPECT_EQ(reload.exit_code, 0) << reload.Describe();
+  EXPECT_EQ(reload.out, "loaded: -\nunchanged: alpha\nremoved: beta\n");
+  std::vector<std::string> names;
+  for (const auto& d : CtlJson({"dags"})) names.push_back(d["dag"]);
+  EXPECT_THAT(names, ElementsAre("alpha", "gamma")) << "a submitted DAG is not the directory's to remove";
+  EXPECT_EQ(V("SELECT deleted || ' ' || origin FROM dags WHERE name = 'beta'"), "1 file-removed");
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM runs WHERE run_id = '" + run + "'"), 1) << "its history stays";
+  ProcResult trigger = Ctl({"trigger", "beta"});
+  EXPECT_EQ(trigger.exit_code, 4) << trigger.Describe();
+  EXPECT_EQ(trigger.err, "batchctl: DAG 'beta' not found\n");
+
+  WriteDag("beta.yaml", beta_yaml, /*in_dags_dir=*/true);  // back, unchanged
+  OrderedJson report = CtlJson({"reload"});
+  EXPECT_EQ(report["loaded"], OrderedJson({"beta"})) << report.dump();
+  EXPECT_EQ(report["removed"], OrderedJson::array());
+  EXPECT_EQ(V("SELECT deleted || ' ' || origin FROM dags WHERE name = 'beta'"), "0 file");
+  EXPECT_EQ(Ctl({"trigger", "beta", "--wait"}).exit_code, 0);
+}
+
 // --- SIGTERM ---------------------------------------------------------------------------
 
 TEST_F(DaemonTest, SigtermLetsARunningTaskFinishWithinTheGrace) {
