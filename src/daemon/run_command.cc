@@ -52,20 +52,16 @@ class ProgressPrinter final : public engine::EngineObserver {
     }
   }
 
-  static std::string LogNote(const store::AttemptRecord& attempt) {
-    return attempt.log_path.empty() ? "no output" : "log: " + attempt.log_path;
-  }
-
   void OnAttemptFinished(const engine::RunPlan& plan, const store::InstanceRecord& inst,
                          const store::AttemptRecord& attempt) override {
     if (plan.run().run_id != run_id_ || attempt.outcome == AttemptOutcome::kSuccess) return;
     if (inst.state == InstanceState::kRetryWait) {
       Line(plan, inst.task + "[" + inst.partition + "] attempt " + std::to_string(attempt.number) + " " +
                      std::string(ToString(attempt.outcome)) + (attempt.exit_code ? " exit=" + std::to_string(*attempt.exit_code) : "") +
-                     ", retrying; " + LogNote(attempt));
+                     ", retrying; log: " + attempt.log_path);
     } else if (inst.state == InstanceState::kFailed) {
       Line(plan, inst.task + "[" + inst.partition + "] failed" +
-                     (attempt.error.empty() ? "" : ": " + attempt.error) + "; " + LogNote(attempt));
+                     (attempt.error.empty() ? "" : ": " + attempt.error) + "; log: " + attempt.log_path);
     }
   }
 

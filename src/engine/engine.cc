@@ -326,7 +326,6 @@ void Engine::FinishAttemptInPlan(RunPlan& plan, size_t index, AttemptRecord& att
     attempt.max_rss_kb = result->max_rss_kb;
     attempt.ended_at = result->ended_at;
     attempt.error = result->error;
-    if (!result->has_log) attempt.log_path.clear();  // it wrote nothing
     if (Status st = store_.FinishAttempt(attempt); !st.ok()) Fail(st);
     inst.exit_code = result->exit_code;
   }

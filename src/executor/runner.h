@@ -50,8 +50,6 @@ struct AttemptResult {
   double cpu_seconds = 0;            // user + system, from wait4 (includes reaped children)
   int64_t max_rss_kb = 0;            // ru_maxrss from wait4
   std::string error;                 // for kSpawnError: what failed, for the operator
-  bool has_log = true;               // false: the attempt wrote nothing, so no log file
-                                     // was created (see AttemptLog in subprocess_runner.cc)
 };
 
 class TaskRunner {

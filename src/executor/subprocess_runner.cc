@@ -15,8 +15,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
-#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <stdexcept>
@@ -65,8 +63,6 @@ namespace batchd::executor {
 namespace {
 
 constexpr size_t kChildStackSize = 64 * 1024;
-// See AttemptLog.
-constexpr std::chrono::milliseconds kNameLogAfter{250};
 
 // Default search path when the env has no PATH: the one /bin/sh (dash) uses, so that
 // direct exec and the shell find the same programs.
@@ -230,86 +226,6 @@ int AboveStdio(int fd) {
 }
 
 std::string Errno(int err) { return std::strerror(err); }
-
-// An attempt's log file, named only once it holds something worth keeping.
-//
-// A new file is created unnamed (O_TMPFILE) in the log's directory and linked to its
-// path when the attempt ends having written something, or once it has run for
-// kNameLogAfter, so that `logs --follow` and a post-mortem after a daemon crash find it.
-// An attempt that ends quickly and silently (no-op, check and marker tasks) then costs
-// no directory entry and no lasting inode. That is most of the engine's file-system cost
-// per attempt: creating a named file takes ~30 us on a quiet ext4, and up to 1 ms for a
-// while after many files were deleted (e.g. by log retention), because ext4 skips
-// recently freed inodes when it allocates one. An existing file is appended to, as before.
-// File systems without O_TMPFILE get a named file at once.
-class AttemptLog {
- public:
-  // Opens (or prepares) the log for appending; returns 0 or an errno.
-  int Open(const std::string& path) {
-    path_ = path;
-    fd_ = UniqueFd(AboveStdio(open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY)));
-    if (fd_.get() >= 0) {
-      named_ = true;
-      return 0;
-    }
-    if (errno != ENOENT) return errno;
-    const size_t slash = path.rfind('/');
-    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-    fd_ = UniqueFd(AboveStdio(open(dir.c_str(), O_TMPFILE | O_RDWR | O_APPEND | O_CLOEXEC, 0640)));
-    if (fd_.get() >= 0) return 0;
-    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) return errno;
-    fd_ = UniqueFd(AboveStdio(open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640)));
-    if (fd_.get() < 0) return errno;
-    named_ = true;
-    return 0;
-  }
-  int fd() const { return fd_.get(); }
-  bool named() const { return named_; }
-  bool Empty() const {
-    struct stat st;
-    return fstat(fd_.get(), &st) == 0 && st.st_size == 0;
-  }
-  // Links the unnamed file to its path; true when it has its name.
-  bool Name() {
-    if (named_) return true;
-    char proc_path[64];
-    std::snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", fd_.get());
-    int rc = linkat(AT_FDCWD, proc_path, AT_FDCWD, path_.c_str(), AT_SYMLINK_FOLLOW);
-    if (rc != 0 && errno == EEXIST) {
-      // Attempt numbers only grow, so this is debris of an attempt that never got a row.
-      unlink(path_.c_str());
-      rc = linkat(AT_FDCWD, proc_path, AT_FDCWD, path_.c_str(), AT_SYMLINK_FOLLOW);
-    }
-    named_ = rc == 0;
-    return named_;
-  }
-  // For when Name() cannot work (no /proc): copies what was written to the path. Only
-  // once the attempt is over, as later writes would not follow.
-  bool CopyOut() {
-    UniqueFd out(open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640));
-    if (out.get() < 0) return false;
-    char buf[65536];
-    off_t offset = 0;
-    for (;;) {
-      ssize_t n = pread(fd_.get(), buf, sizeof buf, offset);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return false;
-      if (n == 0) return named_ = true;
-      offset += n;
-      for (ssize_t done = 0; done < n;) {
-        ssize_t w = write(out.get(), buf + done, static_cast<size_t>(n - done));
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return false;
-        done += w;
-      }
-    }
-  }
-
- private:
-  std::string path_;
-  UniqueFd fd_;
-  bool named_ = false;
-};
 
 bool IsSafeChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -558,7 +474,6 @@ AttemptResult SubprocessRunner::Run(Worker* worker, Attempt* attempt) {
   r.started_at = Now();
   auto spawn_error = [&](std::string msg) {
     r.end = AttemptEnd::kSpawnError;
-    r.has_log = false;
     r.error = std::move(msg);
     r.ended_at = Now();
     return r;
@@ -575,10 +490,9 @@ AttemptResult SubprocessRunner::Run(Worker* worker, Attempt* attempt) {
     if (stat(spec.working_dir.c_str(), &st) != 0) return spawn_error(wd_error(errno));
     if (!S_ISDIR(st.st_mode)) return spawn_error(wd_error(ENOTDIR));
   }
-  AttemptLog log;
-  if (int err = log.Open(spec.log_path.empty() ? "/dev/null" : spec.log_path); err != 0)
-    return spawn_error("cannot open log file '" + spec.log_path + "': " + Errno(err));
-  r.has_log = !spec.log_path.empty();
+  const char* log_path = spec.log_path.empty() ? "/dev/null" : spec.log_path.c_str();
+  UniqueFd log(AboveStdio(open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640)));
+  if (log.get() < 0) return spawn_error("cannot open log file '" + spec.log_path + "': " + Errno(errno));
 
   ExecPlan plan;
   BuildPlan(spec, options_.direct_exec, &plan);
@@ -590,7 +504,7 @@ AttemptResult SubprocessRunner::Run(Worker* worker, Attempt* attempt) {
   args.sh_argv = plan.sh_argv.empty() ? nullptr : plan.sh_argv.data();
   args.working_dir = spec.working_dir.empty() ? nullptr : spec.working_dir.c_str();
   args.stdin_fd = devnull_fd_;
-  args.log_fd = log.fd();
+  args.log_fd = log.get();
   args.parent_pid = getpid();
   args.err_prefix = plan.err_prefix.c_str();
   args.err_prefix_len = plan.err_prefix.size();
@@ -608,6 +522,7 @@ AttemptResult SubprocessRunner::Run(Worker* worker, Attempt* attempt) {
   if (pid < 0) return spawn_error("cannot start process: " + Errno(clone_errno));
   UniqueFd pidfd_owner(pidfd);
   r.pid = pid;
+  log.Reset();  // the child has its own copy now
 
   if (args.failed_stage != kStageNone) {
     int status;
@@ -631,8 +546,6 @@ AttemptResult SubprocessRunner::Run(Worker* worker, Attempt* attempt) {
   std::optional<Clock::time_point> kill_at;  // when the SIGTERM escalates to SIGKILL
   bool sigkilled = false;
   if (spec.timeout) term_at = Clock::now() + *spec.timeout;
-  std::optional<Clock::time_point> name_log_at;  // when an unnamed log gets its name
-  if (!log.named()) name_log_at = Clock::now() + kNameLogAfter;
   auto terminate = [&](KilledFor why, Millis grace, Clock::time_point now) {
     if (killed_for == KilledFor::kNothing) {
       killed_for = why;
@@ -646,7 +559,6 @@ AttemptResult SubprocessRunner::Run(Worker* worker, Attempt* attempt) {
     std::optional<Clock::time_point> next;
     if (killed_for == KilledFor::kNothing) next = term_at;
     else if (!sigkilled) next = kill_at;
-    if (name_log_at && (!next || *name_log_at < *next)) next = name_log_at;
     int timeout_ms = -1;
     if (next) {
       auto left = std::chrono::ceil<std::chrono::milliseconds>(*next - Clock::now()).count();
@@ -657,10 +569,6 @@ AttemptResult SubprocessRunner::Run(Worker* worker, Attempt* attempt) {
     if (n < 0 && errno != EINTR) break;  // cannot happen with valid fds; fall back to wait4
     if (n > 0 && fds[0].revents != 0) break;  // the leader exited
     Clock::time_point now = Clock::now();
-    if (name_log_at && now >= *name_log_at) {
-      log.Name();  // on failure, CopyOut() below saves what was written
-      name_log_at.reset();
-    }
     if (n > 0 && (fds[1].revents & POLLIN) != 0) {
       uint64_t v;
       (void)!read(worker->wake_fd, &v, sizeof v);
@@ -692,11 +600,6 @@ AttemptResult SubprocessRunner::Run(Worker* worker, Attempt* attempt) {
   while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
   }
   r.ended_at = Now();
-  // Group members that outlived the leader may still write when they are not killed.
-  if (!log.named() && r.has_log && (!log.Empty() || !options_.kill_group_after_exit)) {
-    if (!log.Name() && !log.CopyOut()) r.error = "cannot write log file '" + spec.log_path + "': " + Errno(errno);
-  }
-  r.has_log = r.has_log && log.named();
   r.cpu_seconds = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
                   static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
   r.max_rss_kb = ru.ru_maxrss;

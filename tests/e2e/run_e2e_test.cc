@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -468,7 +469,7 @@ tasks:
 
 // --- Partitions ----------------------------------------------------------------------
 
-TEST_F(BatchdRunTest, SilentQuickAttemptsLeaveNoLogFile) {
+TEST_F(BatchdRunTest, EveryAttemptHasItsOwnLogFileInItsRunsDirectory) {
   std::string dag = WriteDag(R"(
 dag: quiet
 tasks:
@@ -482,14 +483,18 @@ tasks:
   ProcResult r = RunBatchd(dag);
   ASSERT_EQ(r.exit_code, 1) << r.Describe();
   std::string run_id = LatestRunId();
-  EXPECT_EQ(Attempts("silent").at(0).at("log_path"), "");
-  EXPECT_EQ(Attempts("silent_failure").at(0).at("log_path"), "");
-  EXPECT_NE(r.out.find("silent_failure[-] failed; no output"), std::string::npos) << r.Describe();
-  EXPECT_EQ(Attempts("talker").at(0).at("log_path"), data_ + "/logs/" + run_id + "/talker@-.1.log");
+  const std::string dir = data_ + "/logs/" + run_id;
+  EXPECT_EQ(Attempts("silent").at(0).at("log_path"), dir + "/silent@-.1.log");
+  EXPECT_EQ(Attempts("silent_failure").at(0).at("log_path"), dir + "/silent_failure@-.1.log");
+  EXPECT_NE(r.out.find("silent_failure[-] failed; log: " + dir + "/silent_failure@-.1.log"), std::string::npos)
+      << r.Describe();
+  EXPECT_EQ(LogOf(run_id, "silent", "-", 1), "");
+  EXPECT_EQ(LogOf(run_id, "silent_failure", "-", 1), "");
   EXPECT_EQ(LogOf(run_id, "talker", "-", 1), "said\n");
   std::vector<std::string> files;
-  for (const auto& e : std::filesystem::directory_iterator(data_ + "/logs/" + run_id)) files.push_back(e.path().filename());
-  EXPECT_THAT(files, ElementsAre("talker@-.1.log")) << "no file, not even a temporary one, for the silent ones";
+  for (const auto& e : std::filesystem::directory_iterator(dir)) files.push_back(e.path().filename());
+  std::sort(files.begin(), files.end());
+  EXPECT_THAT(files, ElementsAre("silent@-.1.log", "silent_failure@-.1.log", "talker@-.1.log"));
 }
 
 TEST_F(BatchdRunTest, PartitionsRunPerPartitionWithTheirOwnLogs) {
