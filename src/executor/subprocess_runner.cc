@@ -38,10 +38,9 @@
 // PR_SET_PDEATHSIG fires when the *thread* that created the child exits, so children are
 // only ever spawned from the worker threads, which live until Shutdown() has reaped every
 // child. The child re-checks getppid() after prctl to close the window in which the
-// daemon could die before the prctl took effect. Limits: pdeathsig kills only the group
-// leader; a background job it started survives a `kill -9` of the daemon (systemd's
-// KillMode=control-group is the backstop there), and processes that leave the group
-// (setsid, setpgid) escape every group kill below.
+// daemon could die before the prctl took effect. pdeathsig kills only the group leader;
+// the rest of the group (a shell's background jobs) is killed by OrphanGuard's helper when
+// the daemon dies. Processes that leave the group (setsid, setpgid) escape every group kill.
 //
 // Waiting: one worker thread per running attempt, from a fixed pool of `workers`
 // threads, each blocked in poll() on {pidfd, its wake eventfd} with the next deadline
@@ -354,6 +353,8 @@ SubprocessRunner::SubprocessRunner(SubprocessRunnerOptions options) : options_(s
   try {
     devnull_fd_ = AboveStdio(open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (devnull_fd_ < 0) throw std::system_error(errno, std::generic_category(), "open /dev/null");
+    // Before any worker thread exists: the helper is forked from this thread.
+    if (options_.orphan_guard) guard_ = std::make_unique<OrphanGuard>();
     for (int i = 0; i < options_.workers; ++i) {
       auto w = std::make_unique<Worker>();
       w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -538,6 +539,8 @@ AttemptResult SubprocessRunner::Run(Worker* worker, Attempt* attempt) {
     }
   }
 
+  if (guard_) guard_->Started(pid);
+
   // Wait for the leader to exit, a deadline, or a wake-up from Cancel/Shutdown.
   using Clock = std::chrono::steady_clock;
   enum class KilledFor { kNothing, kTimeout, kCancel };
@@ -597,6 +600,7 @@ AttemptResult SubprocessRunner::Run(Worker* worker, Attempt* attempt) {
   int status = 0;
   struct rusage ru;
   memset(&ru, 0, sizeof ru);
+  if (guard_) guard_->Ended(pid);  // before the reap, while the group id cannot be reused
   while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
   }
   r.ended_at = Now();

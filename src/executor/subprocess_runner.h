@@ -34,6 +34,7 @@
 
 #include "common/duration.h"
 #include "common/time.h"
+#include "executor/orphan_guard.h"
 #include "executor/runner.h"
 
 namespace batchd::executor {
@@ -51,6 +52,9 @@ struct SubprocessRunnerOptions {
   // group (background jobs it forgot), so nothing outlives its attempt. GNU make leaves
   // them running; Argo/Kubernetes kill the pod. We default to the latter.
   bool kill_group_after_exit = true;
+  // Kill every running attempt's process group if this process dies, kill -9 included
+  // (OrphanGuard: one helper process).
+  bool orphan_guard = true;
   // Source of started_at/ended_at; null means the system clock. Not owned; must be
   // thread-safe and outlive the runner.
   const Clock* clock = nullptr;
@@ -84,6 +88,7 @@ class SubprocessRunner final : public TaskRunner {
 
   const SubprocessRunnerOptions options_;
   int devnull_fd_ = -1;  // /dev/null, O_CLOEXEC, the stdin of every attempt
+  std::unique_ptr<OrphanGuard> guard_;  // null when options_.orphan_guard is off
 
   std::mutex shutdown_mu_;  // serializes Shutdown(); held while joining
 

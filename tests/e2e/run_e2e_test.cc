@@ -618,6 +618,33 @@ tasks:
   EXPECT_EQ(attempts[0]["error"], "the daemon stopped while the attempt ran");
 }
 
+TEST_F(BatchdRunTest, BackgroundChildrenOfATaskDieWithAKilledBatchd) {
+  // PR_SET_PDEATHSIG reaches only the task's shell; its background job is the rest of the
+  // process group, which the orphan guard kills when batchd dies.
+  std::string dag = WriteDag(R"(
+dag: orphans
+tasks:
+  - id: spawner
+    command: |
+      sleep 300 &
+      echo $! > @TMP@/background.pid
+      echo $$ > @TMP@/shell.pid
+      wait
+)");
+  Process run(RunArgs(dag));
+  ASSERT_TRUE(WaitFor([&] { return ReadNumber(tmp_ / "shell.pid").has_value(); }, milliseconds(10000)))
+      << run.Stdout() << run.Stderr();
+  const pid_t background = static_cast<pid_t>(*ReadNumber(tmp_ / "background.pid"));
+  const pid_t shell = static_cast<pid_t>(*ReadNumber(tmp_ / "shell.pid"));
+  ASSERT_TRUE(PidAlive(background));
+  run.Signal(SIGKILL);
+  ASSERT_EQ(run.Wait(milliseconds(5000)).signal, SIGKILL);
+  EXPECT_TRUE(WaitFor([&] { return !PidAlive(shell); }, milliseconds(2000))) << "the shell survived";
+  EXPECT_TRUE(WaitFor([&] { return !PidAlive(background); }, milliseconds(2000)))
+      << "background job " << background << " outlived batchd";
+  if (PidAlive(background)) ::kill(background, SIGKILL);
+}
+
 // A killed invocation of one date, then an invocation of another date: the unfinished
 // run is finished first (its lost attempt retried), then the new one runs.
 TEST_F(BatchdRunTest, UnfinishedRunOfAnotherDateIsFinishedFirst) {
