@@ -203,6 +203,7 @@ Result<CreatedRun> Engine::CreateRun(const RunRequest& request) {
     spdlog::info("run {} created: dag={} key={} trigger={}", out.run.run_id, out.run.dag, out.run.run_key,
                  out.run.trigger);
     for (auto* o : observers_) o->OnRunCreated(out.run);
+    may_start_queued_runs_ = true;
     SchedulePump();
   }
   return out;
@@ -245,16 +246,9 @@ Status Engine::Recover() {
       // the run failed, with the reason, rather than leave it running forever.
       const std::string why = "cannot load DAG version " + run.dag_hash + ": " + dag.status().message();
       spdlog::error("run {}: {}", run.run_id, why);
-      for (auto& inst : *instances) {
-        if (IsTerminal(inst.state)) continue;
-        inst.state = InstanceState::kCancelled;
-        inst.reason = "dag_unavailable";
-        inst.next_attempt_at.reset();
-        inst.ended_at = now;
-        if (Status st = store_.UpdateInstance(inst); !st.ok()) {
-          store_.Rollback();
-          return st;
-        }
+      if (Status st = CancelStoredInstances(*instances, now, "dag_unavailable"); !st.ok()) {
+        store_.Rollback();
+        return st;
       }
       if (Status st = store_.UpdateRunState(run.run_id, RunState::kFailed, run.started_at, now, why); !st.ok()) {
         store_.Rollback();
@@ -394,6 +388,13 @@ void Engine::ResolveQueued(RunPlan& plan) {
   }
 }
 
+namespace {
+// How a run executes a task's partitions command: rendered, in the task's working dir.
+PartitionCommandKey CommandKeyOf(const dag::Task& task, const std::map<std::string, std::string>& run_vars) {
+  return {dag::RenderTemplate(task.partitions.command, run_vars), task.working_dir};
+}
+}  // namespace
+
 std::vector<dag::Task> Engine::PartitionCommandsOf(const dag::Dag& dag, const RunRecord& run) const {
   std::vector<dag::Task> out;
   std::set<PartitionCommandKey> seen;
@@ -401,9 +402,11 @@ std::vector<dag::Task> Engine::PartitionCommandsOf(const dag::Dag& dag, const Ru
   for (const auto& task : dag.tasks) {
     if (task.partitions.kind != dag::Partitions::Kind::kCommand) continue;
     if (vars.empty()) vars = RunTemplateVars(dag, run);
+    PartitionCommandKey key = CommandKeyOf(task, vars);
+    if (!seen.insert(key).second) continue;
     dag::Task rendered = task;
-    rendered.partitions.command = dag::RenderTemplate(task.partitions.command, vars);
-    if (seen.insert({rendered.partitions.command, rendered.working_dir}).second) out.push_back(std::move(rendered));
+    rendered.partitions.command = std::move(key.first);
+    out.push_back(std::move(rendered));
   }
   return out;
 }
@@ -446,7 +449,7 @@ Status Engine::StartRun(RunRecord run, const PartitionCommandOutputs* outputs) {
   const auto vars = RunTemplateVars(**dag, run);
   for (const auto& task : (*dag)->tasks) {
     if (task.partitions.kind == dag::Partitions::Kind::kCommand) {
-      auto it = outputs->find({dag::RenderTemplate(task.partitions.command, vars), task.working_dir});
+      auto it = outputs->find(CommandKeyOf(task, vars));
       if (it == outputs->end()) return fail_run("task '" + task.id + "': partitions command did not run");
       if (!it->second.ok()) return fail_run(it->second.status().message());
       partitions[task.id] = *it->second;
@@ -465,6 +468,18 @@ Status Engine::StartRun(RunRecord run, const PartitionCommandOutputs* outputs) {
   spdlog::info("run {} started: dag={} instances={}", run.run_id, run.dag, plan->size());
   started_runs_.push_back(run.run_id);
   plans_[run.run_id] = std::move(plan);
+  return Status::Ok();
+}
+
+Status Engine::CancelStoredInstances(std::vector<InstanceRecord>& instances, SysMillis now, const std::string& reason) {
+  for (auto& inst : instances) {
+    if (IsTerminal(inst.state)) continue;
+    inst.state = InstanceState::kCancelled;
+    inst.reason = reason;
+    inst.next_attempt_at.reset();
+    inst.ended_at = now;
+    if (Status st = store_.UpdateInstance(inst); !st.ok()) return st;
+  }
   return Status::Ok();
 }
 
@@ -487,6 +502,9 @@ Status Engine::ResumeQueuedRetry(RunRecord run, const dag::DagPtr& dag, std::vec
 }
 
 void Engine::StartQueuedRuns() {
+  // Only worth a query when something that lets a queued run start has happened.
+  if (!may_start_queued_runs_) return;
+  may_start_queued_runs_ = false;
   auto queued = store_.ListRunsInStates({RunState::kQueued});
   if (!queued.ok()) Fail(queued.status());
   // Every planned run holds its DAG's slot until it is fully drained (a cancelled run
@@ -520,6 +538,7 @@ void Engine::StartQueuedRuns() {
                                  Engine& e = **self;
                                  e.expanding_.erase(run_id);
                                  e.expanded_[run_id] = std::move(outputs);
+                                 e.may_start_queued_runs_ = true;
                                  e.SchedulePump();
                                });
                              }});
@@ -731,7 +750,10 @@ void Engine::Pump() {
       });
     });
   }
-  if (!finished_runs.empty()) SchedulePump();  // queued runs may start now
+  if (!finished_runs.empty()) {  // their slots are free: queued runs may start now
+    may_start_queued_runs_ = true;
+    SchedulePump();
+  }
 }
 
 Status Engine::CancelRun(const std::string& run_id) {
@@ -747,12 +769,7 @@ Status Engine::CancelRun(const std::string& run_id) {
     if (!instances.ok()) return instances.status();
     if (Status st = store_.Begin(); !st.ok()) return st;
     Status st = store_.UpdateRunState(run_id, RunState::kCancelled, std::nullopt, now);
-    for (auto& inst : *instances) {
-      if (!st.ok() || IsTerminal(inst.state)) continue;
-      inst.state = InstanceState::kCancelled;
-      inst.ended_at = now;
-      st = store_.UpdateInstance(inst);
-    }
+    if (st.ok()) st = CancelStoredInstances(*instances, now, "");
     if (!st.ok()) {
       store_.Rollback();
       return st;
@@ -794,6 +811,8 @@ Status Engine::CancelRun(const std::string& run_id) {
 Result<int> Engine::RetryRun(const std::string& run_id, const std::optional<std::string>& task,
                              const std::optional<std::string>& partition) {
   RunPlan* plan = nullptr;
+  std::unique_ptr<RunPlan> owned;  // a finished run, planned again here
+  bool wait_for_slot = false;      // max_active_runs holds for retried runs too
   auto it = plans_.find(run_id);
   if (it != plans_.end()) {
     plan = it->second.get();
@@ -809,45 +828,21 @@ Result<int> Engine::RetryRun(const std::string& run_id, const std::optional<std:
     if (!dag.ok()) return dag.status();
     auto instances = store_.ListInstances(run_id);
     if (!instances.ok()) return instances.status();
-    auto owned = std::make_unique<RunPlan>(*dag, **run, std::move(*instances));
+    owned = std::make_unique<RunPlan>(*dag, **run, std::move(*instances));
     plan = owned.get();
-    int would_reset = 0;
-    for (size_t i = 0; i < plan->size(); ++i) {
-      const auto& r = plan->instance(i);
-      if ((r.state == InstanceState::kFailed || r.state == InstanceState::kUpstreamFailed) &&
-          (!task || r.task == *task) && (!partition || r.partition == *partition))
-        ++would_reset;
-    }
-    if (would_reset == 0) return Status::FailedPrecondition(NothingToRetry(run_id, task, partition));
-    if (ActiveRunsOf((*run)->dag) >= (*dag)->max_active_runs) {
-      // max_active_runs holds for retried runs too: reset the instances now and queue
-      // the run; StartQueuedRuns resumes it when a slot is free.
-      int reset = owned->ResetFailed(task, partition);
-      if (Status st = store_.Begin(); !st.ok()) return st;
-      Status st = store_.UpdateRunState(run_id, RunState::kQueued, std::nullopt, std::nullopt);
-      for (size_t i : owned->TakeChanged()) {
-        if (!st.ok()) break;
-        st = store_.UpdateInstance(owned->instance(i));
-      }
-      if (!st.ok()) {
-        store_.Rollback();
-        return st;
-      }
-      if (Status c = store_.Commit(); !c.ok()) return c;
-      spdlog::info("run {}: retrying {} instance(s) once DAG {} has a free run slot", run_id, reset, (*run)->dag);
-      SchedulePump();
-      return reset;
-    }
-    plans_[run_id] = std::move(owned);
+    wait_for_slot = ActiveRunsOf((*run)->dag) >= (*dag)->max_active_runs;
   }
   int reset = plan->ResetFailed(task, partition);
   if (reset == 0) return Status::FailedPrecondition(NothingToRetry(run_id, task, partition));
-  plan->run().state = RunState::kRunning;
+  // Waiting for a slot, the run is queued with its instances reset; StartQueuedRuns
+  // resumes it (ResumeQueuedRetry).
+  const RunState state = wait_for_slot ? RunState::kQueued : RunState::kRunning;
+  plan->run().state = state;
   plan->run().ended_at.reset();
   for (size_t i = 0; i < plan->size(); ++i)
     if (plan->instance(i).state == InstanceState::kPending) plan->set_key_checked(i, false);
   if (Status st = store_.Begin(); !st.ok()) return st;
-  Status st = store_.UpdateRunState(run_id, RunState::kRunning, std::nullopt, std::nullopt);
+  Status st = store_.UpdateRunState(run_id, state, std::nullopt, std::nullopt);
   for (size_t i : plan->TakeChanged()) {
     if (!st.ok()) break;
     st = store_.UpdateInstance(plan->instance(i));
@@ -857,7 +852,13 @@ Result<int> Engine::RetryRun(const std::string& run_id, const std::optional<std:
     return st;
   }
   if (Status c = store_.Commit(); !c.ok()) return c;
-  spdlog::info("run {}: retrying {} instance(s)", run_id, reset);
+  if (wait_for_slot) {
+    spdlog::info("run {}: retrying {} instance(s) once DAG {} has a free run slot", run_id, reset, plan->run().dag);
+    may_start_queued_runs_ = true;
+  } else {
+    spdlog::info("run {}: retrying {} instance(s)", run_id, reset);
+    if (owned) plans_[run_id] = std::move(owned);
+  }
   SchedulePump();
   return reset;
 }

@@ -153,6 +153,9 @@ class Engine {
   // notify, spawn. See engine.cc.
   void Pump();
   void StartQueuedRuns();
+  // Cancels the unfinished ones among stored instances (of a run that is not planned).
+  Status CancelStoredInstances(std::vector<store::InstanceRecord>& instances, SysMillis now,
+                               const std::string& reason);
   // Runs of `dag` holding a max_active_runs slot (planned, or running partitions commands).
   int ActiveRunsOf(const std::string& dag) const;
   // Plans a queued run that already has instances (a retry that waited for a slot).
@@ -189,6 +192,9 @@ class Engine {
   std::vector<executor::AttemptResult> inbox_;             // results waiting for Pump
   std::vector<std::string> started_runs_;                  // started since the last notify
   bool pump_scheduled_ = false;
+  // Set by what can let a queued run start (a run created or finished, a retry queued,
+  // partitions back); StartQueuedRuns queries the store only then.
+  bool may_start_queued_runs_ = true;
   std::set<std::string> log_dirs_;                         // run ids whose log dir exists
   struct Timers;
   std::unique_ptr<Timers> timers_;

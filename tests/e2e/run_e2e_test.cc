@@ -279,7 +279,7 @@ tasks:
 
 TEST_F(BatchdRunTest, TimeoutEscalatesToSigkillAfterKillGrace) {
   std::string dag = WriteDag(R"(
-dag: stubborn
+dag: sigterm_ignored
 tasks:
   - id: ignores_term
     timeout: 300ms
