@@ -8,7 +8,7 @@ PACKAGES=(
   libboost-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   prometheus-cpp-dev libsqlite3-dev sqlite3 libgtest-dev libgmock-dev
   libhowardhinnant-date-dev tzdata libcli11-dev
-  libssl-dev python3-croniter make curl
+  nettle-dev python3-croniter make curl
 )
 
 missing=()

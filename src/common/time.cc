@@ -73,9 +73,42 @@ std::string FormatWall(std::chrono::time_point<Clock, seconds> t) {
 
 }  // namespace
 
+namespace {
+// The default zone, used by every DAG without `timezone`. Looking it up in the tz
+// database, or asking a database zone for its offsets, first indexes the whole database (a
+// stat of every file under /usr/share/zoneinfo, ~3 ms, paid by every `batchd run`).
+// ZoneInfoAt answers for this object without touching it; it is never destroyed, like
+// the database's zones (and its destructor needs types date keeps private).
+const date::time_zone* UtcZone() {
+  static const date::time_zone* const utc = new date::time_zone("UTC", date::detail::undocumented{});
+  return utc;
+}
+
+date::sys_info UtcInfo() {
+  date::sys_info info;
+  info.begin = date::sys_seconds::min();
+  info.end = date::sys_seconds::max();
+  info.offset = std::chrono::seconds(0);
+  info.save = std::chrono::minutes(0);
+  info.abbrev = "UTC";
+  return info;
+}
+}  // namespace
+
+date::sys_info ZoneInfoAt(const date::time_zone* zone, SysSeconds t) {
+  if (zone == UtcZone()) return UtcInfo();
+  return zone->get_info(t);
+}
+
+date::local_info ZoneInfoAt(const date::time_zone* zone, date::local_seconds wall) {
+  if (zone == UtcZone()) return date::local_info{date::local_info::unique, UtcInfo(), date::sys_info{}};
+  return zone->get_info(wall);
+}
+
 Result<const date::time_zone*> LookupZone(std::string_view name) {
   std::string n(Trim(name));
   if (n.empty()) return Status::InvalidArgument("unknown time zone '" + std::string(name) + "'");
+  if (n == "UTC") return UtcZone();
   try {
     return date::locate_zone(n);
   } catch (const std::exception&) {
@@ -84,7 +117,7 @@ Result<const date::time_zone*> LookupZone(std::string_view name) {
 }
 
 SysSeconds ResolveWallTime(date::local_seconds wall, const date::time_zone* zone) {
-  date::local_info info = zone->get_info(wall);
+  date::local_info info = ZoneInfoAt(zone, wall);
   switch (info.result) {
     case date::local_info::unique:
     case date::local_info::ambiguous:  // the first occurrence uses the earlier period's offset
@@ -156,7 +189,7 @@ Result<SysSeconds> ParseInstant(std::string_view text, const date::time_zone* zo
 }
 
 std::string FormatIso(SysSeconds t, const date::time_zone* zone) {
-  date::sys_info info = zone->get_info(t);
+  date::sys_info info = ZoneInfoAt(zone, t);
   date::local_seconds wall{t.time_since_epoch() + info.offset};
   return FormatWall(wall) + FormatOffset(info.offset);
 }
@@ -164,7 +197,7 @@ std::string FormatIso(SysSeconds t, const date::time_zone* zone) {
 std::string FormatIsoUtc(SysSeconds t) { return FormatWall(t) + "Z"; }
 
 std::string FormatDate(SysSeconds t, const date::time_zone* zone) {
-  date::sys_info info = zone->get_info(t);
+  date::sys_info info = ZoneInfoAt(zone, t);
   date::local_seconds wall{t.time_since_epoch() + info.offset};
   std::string iso = FormatWall(wall);
   return iso.substr(0, iso.find('T'));

@@ -13,6 +13,8 @@
 namespace date {
 class time_zone;
 struct local_t;
+struct sys_info;
+struct local_info;
 }  // namespace date
 
 namespace batchd {
@@ -22,6 +24,13 @@ using SysMillis = std::chrono::sys_time<std::chrono::milliseconds>;
 
 // Looks up an IANA zone ("Europe/Berlin", "UTC"). Error: "unknown time zone 'X'".
 Result<const date::time_zone*> LookupZone(std::string_view name);
+
+// The zone's offset at `t` and the interval it holds for, or the candidate offsets of a
+// wall time. Use these rather than time_zone::get_info: for UTC they answer without
+// reading the tz database.
+date::sys_info ZoneInfoAt(const date::time_zone* zone, SysSeconds t);
+date::local_info ZoneInfoAt(const date::time_zone* zone,
+                            std::chrono::time_point<date::local_t, std::chrono::seconds> wall);
 
 // Parses an instant. Accepted forms:
 //   2026-03-29                      midnight of that day in `zone`

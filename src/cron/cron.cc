@@ -315,7 +315,7 @@ std::optional<SysSeconds> CronExpr::Next(SysSeconds after, const date::time_zone
   if (after < SysSeconds{kFirstDay.time_since_epoch()} || after >= SysSeconds{(kLastDay + date::days(1)).time_since_epoch()}) {
     return std::nullopt;
   }
-  const date::sys_info info = zone->get_info(after);
+  const date::sys_info info = ZoneInfoAt(zone, after);
   LocalMinutes from = date::floor<minutes>(date::local_seconds{after.time_since_epoch() + info.offset});
   const date::local_days limit = std::min(date::floor<date::days>(from) + kHorizon, kLastDay);
 
@@ -363,9 +363,9 @@ std::optional<SysSeconds> CronExpr::Prev(SysSeconds before, const date::time_zon
       before > SysSeconds{(kLastDay + date::days(1)).time_since_epoch()}) {
     return std::nullopt;
   }
-  const date::sys_info info = zone->get_info(before);
+  const date::sys_info info = ZoneInfoAt(zone, before);
   seconds offset = info.offset;
-  if (before - info.begin < hours(48)) offset = std::max(offset, zone->get_info(info.begin - seconds(1)).offset);
+  if (before - info.begin < hours(48)) offset = std::max(offset, ZoneInfoAt(zone, info.begin - seconds(1)).offset);
   LocalMinutes from = date::floor<minutes>(date::local_seconds{before.time_since_epoch() + offset});
   const date::local_days limit = std::max(date::floor<date::days>(from) - kHorizon, kFirstDay);
 

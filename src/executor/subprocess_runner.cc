@@ -21,6 +21,9 @@
 #include <system_error>
 #include <utility>
 
+#include "executor/fd.h"
+#include "executor/log_file.h"
+
 // How a child is started, and why (the trade-off the brief asked to write down):
 //
 // * Not fork(): copying the page tables of a big daemon costs ~15 ms per spawn.
@@ -213,17 +216,6 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-// Moves `fd` to a number >= 3 (a daemon started with closed stdio hands out 0..2), so the
-// child's dup2 onto 0..2 cannot clobber it. Keeps O_CLOEXEC.
-int AboveStdio(int fd) {
-  if (fd < 0 || fd > 2) return fd;
-  int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-  int saved = errno;
-  close(fd);
-  errno = saved;
-  return moved;
-}
-
 std::string Errno(int err) { return std::strerror(err); }
 
 bool IsSafeChar(char c) {
@@ -355,6 +347,7 @@ SubprocessRunner::SubprocessRunner(SubprocessRunnerOptions options) : options_(s
     if (devnull_fd_ < 0) throw std::system_error(errno, std::generic_category(), "open /dev/null");
     // Before any worker thread exists: the helper is forked from this thread.
     if (options_.orphan_guard) guard_ = std::make_unique<OrphanGuard>();
+    log_files_ = std::make_unique<LogFileReserve>(options_.spare_log_files ? options_.workers : 0);
     for (int i = 0; i < options_.workers; ++i) {
       auto w = std::make_unique<Worker>();
       w->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -491,8 +484,7 @@ AttemptResult SubprocessRunner::Run(Worker* worker, Attempt* attempt) {
     if (stat(spec.working_dir.c_str(), &st) != 0) return spawn_error(wd_error(errno));
     if (!S_ISDIR(st.st_mode)) return spawn_error(wd_error(ENOTDIR));
   }
-  const char* log_path = spec.log_path.empty() ? "/dev/null" : spec.log_path.c_str();
-  UniqueFd log(AboveStdio(open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640)));
+  UniqueFd log(log_files_->Open(spec.log_path));
   if (log.get() < 0) return spawn_error("cannot open log file '" + spec.log_path + "': " + Errno(errno));
 
   ExecPlan plan;

@@ -34,6 +34,7 @@
 
 #include "common/duration.h"
 #include "common/time.h"
+#include "executor/log_file.h"
 #include "executor/orphan_guard.h"
 #include "executor/runner.h"
 
@@ -55,6 +56,9 @@ struct SubprocessRunnerOptions {
   // Kill every running attempt's process group if this process dies, kill -9 included
   // (OrphanGuard: one helper process).
   bool orphan_guard = true;
+  // Keep `workers` log-file inodes allocated ahead of time, on a thread of their own
+  // (LogFileReserve): creating a file can cost more than spawning the task.
+  bool spare_log_files = true;
   // Source of started_at/ended_at; null means the system clock. Not owned; must be
   // thread-safe and outlive the runner.
   const Clock* clock = nullptr;
@@ -89,6 +93,7 @@ class SubprocessRunner final : public TaskRunner {
   const SubprocessRunnerOptions options_;
   int devnull_fd_ = -1;  // /dev/null, O_CLOEXEC, the stdin of every attempt
   std::unique_ptr<OrphanGuard> guard_;  // null when options_.orphan_guard is off
+  std::unique_ptr<LogFileReserve> log_files_;
 
   std::mutex shutdown_mu_;  // serializes Shutdown(); held while joining
 

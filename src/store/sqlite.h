@@ -55,6 +55,9 @@ class Database {
   // Moves WAL checkpoints off this connection's commits onto a background thread (see
   // checkpointer.h). Call once, after enabling WAL mode.
   void StartBackgroundCheckpoints();
+  // fsyncs the database file through SQLite's own descriptor (closing another descriptor
+  // of the file would drop SQLite's POSIX locks on it).
+  Status SyncMainFile();
 
  private:
   Database(sqlite3* db, std::string path);

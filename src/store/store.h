@@ -219,8 +219,9 @@ class Store {
 
  private:
   Store(std::string data_dir, int lock_fd, std::unique_ptr<Database> db);
-  Status Configure();
+  Status Configure(bool creating);
   Status Migrate();
+  Status MakeCreationDurable();
   // Deletes the log directories of `run_ids` now, or after the outermost Commit() when a
   // transaction is open: a crash in between leaves files, never rows without their logs.
   void RemoveRunLogs(std::vector<std::string> run_ids);

@@ -1,0 +1,127 @@
+#include "executor/log_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+
+#include "executor/fd.h"
+
+namespace batchd::executor {
+
+namespace {
+
+constexpr int kLogFlags = O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY;
+constexpr mode_t kLogMode = 0640;
+
+std::string DirOf(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+// Names the unnamed file `fd` as `path`. Needs /proc (linkat with AT_EMPTY_PATH would
+// need CAP_DAC_READ_SEARCH).
+bool Name(int fd, const std::string& path) {
+  char proc_path[64];
+  std::snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", fd);
+  return linkat(AT_FDCWD, proc_path, AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0;
+}
+
+}  // namespace
+
+LogFileReserve::LogFileReserve(int spares) : target_(spares) {
+  if (target_ > 0) thread_ = std::thread([this] { Refill(); });
+}
+
+LogFileReserve::~LogFileReserve() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  for (const Spare& s : spares_) close(s.fd);
+}
+
+int LogFileReserve::SparesFor(const std::string& path) {
+  std::lock_guard lock(mu_);
+  int n = 0;
+  for (const Spare& s : spares_) n += s.dir == DirOf(path) ? 1 : 0;
+  return n;
+}
+
+int LogFileReserve::SparesUsed() {
+  std::lock_guard lock(mu_);
+  return used_;
+}
+
+void LogFileReserve::CloseSparesNotIn(const std::string& dir) {
+  std::erase_if(spares_, [&](const Spare& s) {
+    if (s.dir == dir) return false;
+    close(s.fd);
+    return true;
+  });
+}
+
+int LogFileReserve::Open(const std::string& path) {
+  if (path.empty()) return AboveStdio(open("/dev/null", O_WRONLY | O_CLOEXEC | O_NOCTTY));
+  int spare = -1;
+  if (target_ > 0) {
+    std::string dir = DirOf(path);
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < spares_.size(); ++i) {
+      if (spares_[i].dir != dir) continue;
+      spare = spares_[i].fd;
+      spares_.erase(spares_.begin() + static_cast<std::ptrdiff_t>(i));
+      break;
+    }
+    if (wanted_dir_ != dir) wanted_dir_ = std::move(dir);
+  }
+  if (target_ > 0) cv_.notify_one();
+  if (spare >= 0) {
+    if (Name(spare, path)) {
+      futimens(spare, nullptr);  // its times say when the attempt started, not the spare
+      std::lock_guard lock(mu_);
+      ++used_;
+      return spare;
+    }
+    close(spare);  // EEXIST: append to the existing file; anything else: create it
+  }
+  return AboveStdio(open(path.c_str(), kLogFlags | O_CREAT, kLogMode));
+}
+
+void LogFileReserve::Refill() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] {
+      if (stopping_) return true;
+      if (wanted_dir_.empty() || wanted_dir_ == unsupported_dir_) return false;
+      int ready = 0;
+      for (const Spare& s : spares_) ready += s.dir == wanted_dir_ ? 1 : 0;
+      return ready < target_ || ready != static_cast<int>(spares_.size());
+    });
+    if (stopping_) return;
+    CloseSparesNotIn(wanted_dir_);
+    if (static_cast<int>(spares_.size()) >= target_) continue;
+    std::string dir = wanted_dir_;
+    lock.unlock();
+    int fd = AboveStdio(open(dir.c_str(), O_TMPFILE | kLogFlags, kLogMode));
+    int err = errno;
+    lock.lock();
+    if (fd < 0) {
+      // No O_TMPFILE on this file system (EOPNOTSUPP; EISDIR/EINVAL on old kernels): do
+      // not ask again for this directory. Anything else (the directory is gone, no
+      // space): wait for the next Open to ask again.
+      if (err == EOPNOTSUPP || err == EISDIR || err == EINVAL) unsupported_dir_ = dir;
+      else if (wanted_dir_ == dir) wanted_dir_.clear();
+      continue;
+    }
+    spares_.push_back({fd, std::move(dir)});
+  }
+}
+
+}  // namespace batchd::executor

@@ -1,0 +1,140 @@
+// LogFileReserve against the real file system (O_TMPFILE + linkat under the test's temp dir).
+
+#include "executor/log_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+namespace batchd::executor {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void Write(int fd, const std::string& text) { ASSERT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size())); }
+
+class LogFileReserveTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/batchd-logfile-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Waits until the reserve has `n` spares in `path`'s directory.
+  static bool WaitForSpares(LogFileReserve& reserve, const std::string& path, int n) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (reserve.SparesFor(path) >= n) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return false;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(LogFileReserveTest, FirstOpenCreatesTheFileAndAsksForSparesThere) {
+  LogFileReserve reserve(2);
+  const std::string first = (dir_ / "a.1.log").string();
+  int fd = reserve.Open(first);
+  ASSERT_GE(fd, 3);
+  Write(fd, "one\n");
+  close(fd);
+  EXPECT_EQ(ReadFile(first), "one\n");
+  EXPECT_TRUE(WaitForSpares(reserve, (dir_ / "next.log").string(), 2));
+  // Spares are unnamed: the directory holds only the file that was opened.
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
+}
+
+TEST_F(LogFileReserveTest, NextOpenNamesASpareWithTheUsualModeAndAppends) {
+  LogFileReserve reserve(1);
+  close(reserve.Open((dir_ / "a.1.log").string()));
+  const std::string second = (dir_ / "a.2.log").string();
+  ASSERT_TRUE(WaitForSpares(reserve, second, 1));
+  int fd = reserve.Open(second);
+  ASSERT_GE(fd, 3);
+  EXPECT_EQ(reserve.SparesUsed(), 1);
+  EXPECT_NE(fcntl(fd, F_GETFL) & O_APPEND, 0);
+  EXPECT_NE(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+  Write(fd, "two\n");
+  close(fd);
+  EXPECT_EQ(ReadFile(second), "two\n");
+  struct stat st {};
+  ASSERT_EQ(stat(second.c_str(), &st), 0);
+  const mode_t umask_now = umask(0);
+  umask(umask_now);
+  EXPECT_EQ(st.st_mode & 0777, 0640 & ~umask_now);
+  EXPECT_EQ(st.st_nlink, 1u);
+}
+
+TEST_F(LogFileReserveTest, AnExistingFileIsAppendedToNotReplaced) {
+  LogFileReserve reserve(1);
+  const std::string path = (dir_ / "a.1.log").string();
+  std::ofstream(path) << "before\n";
+  close(reserve.Open((dir_ / "other.log").string()));
+  ASSERT_TRUE(WaitForSpares(reserve, path, 1));
+  int fd = reserve.Open(path);
+  ASSERT_GE(fd, 3);
+  Write(fd, "after\n");
+  close(fd);
+  EXPECT_EQ(reserve.SparesUsed(), 0) << "the name was taken: the existing file was opened";
+  EXPECT_EQ(ReadFile(path), "before\nafter\n");
+}
+
+TEST_F(LogFileReserveTest, SparesFollowTheDirectoryOfTheLastOpen) {
+  LogFileReserve reserve(1);
+  fs::create_directory(dir_ / "run1");
+  fs::create_directory(dir_ / "run2");
+  close(reserve.Open((dir_ / "run1" / "t.1.log").string()));
+  ASSERT_TRUE(WaitForSpares(reserve, (dir_ / "run1" / "x").string(), 1));
+  // A file in another directory cannot use run1's spare; it is created, and the spares
+  // move to run2.
+  int fd = reserve.Open((dir_ / "run2" / "t.1.log").string());
+  ASSERT_GE(fd, 3);
+  close(fd);
+  EXPECT_TRUE(fs::exists(dir_ / "run2" / "t.1.log"));
+  EXPECT_EQ(reserve.SparesUsed(), 0);
+  EXPECT_TRUE(WaitForSpares(reserve, (dir_ / "run2" / "x").string(), 1));
+  EXPECT_EQ(reserve.SparesFor((dir_ / "run1" / "x").string()), 0);
+}
+
+TEST_F(LogFileReserveTest, ErrorsAreThoseOfAPlainOpen) {
+  LogFileReserve reserve(1);
+  errno = 0;
+  EXPECT_EQ(reserve.Open((dir_ / "missing" / "a.log").string()), -1);
+  EXPECT_EQ(errno, ENOENT);
+}
+
+TEST_F(LogFileReserveTest, EmptyPathIsDevNullAndWithoutSparesEveryFileIsCreated) {
+  LogFileReserve none(0);
+  int fd = none.Open("");
+  ASSERT_GE(fd, 3);
+  Write(fd, "discarded");
+  close(fd);
+  const std::string path = (dir_ / "a.log").string();
+  fd = none.Open(path);
+  ASSERT_GE(fd, 3);
+  close(fd);
+  EXPECT_TRUE(fs::exists(path));
+  EXPECT_EQ(none.SparesFor(path), 0);
+}
+
+}  // namespace
+}  // namespace batchd::executor
