@@ -585,11 +585,10 @@ std::vector<std::string> Engine::AttemptEnv(RunPlan& plan, size_t index, int att
 void Engine::Pump() {
   pump_scheduled_ = false;
   const SysMillis now = clock_.Now();
-  const bool relaxed = !options_.fsync_engine_commits && !store_.InTransaction();
-  if (relaxed) {
-    if (Status st = store_.SetDurability(store::Store::Durability::kProcessCrash); !st.ok()) Fail(st);
-  }
-  if (Status st = store_.Begin(); !st.ok()) Fail(st);
+  if (Status st = store_.Begin(options_.fsync_engine_commits ? store::Store::Durability::kFull
+                                                             : store::Store::Durability::kProcessCrash);
+      !st.ok())
+    Fail(st);
 
   // 1. Apply the attempt results that arrived since the last pass.
   std::vector<executor::AttemptResult> results;
@@ -715,11 +714,19 @@ void Engine::Pump() {
     if (!change.changed.empty() || change.previous != plan->run().state) changes.push_back(std::move(change));
   }
   if (Status st = store_.Commit(); !st.ok()) Fail(st);
-  if (relaxed) {
-    if (Status st = store_.SetDurability(store::Store::Durability::kFull); !st.ok()) Fail(st);
-  }
 
-  // 6. Tell observers, now that it is committed.
+  // 6. Spawn first: the store is ahead of it, and the observers (progress, metrics,
+  //    logs) need not delay the next process.
+  for (auto& spec : to_start) {
+    runner_.Start(std::move(spec), [self = self_, &io = io_](executor::AttemptResult result) {
+      asio::post(io, [self, result = std::move(result)]() mutable {
+        if (!*self) return;
+        (*self)->inbox_.push_back(std::move(result));
+        (*self)->SchedulePump();
+      });
+    });
+  }
+  // 7. Tell observers, now that it is committed.
   for (const auto& [plan, rec] : finished_attempts)
     for (auto* o : observers_) o->OnAttemptFinished(*plan, rec.first, rec.second);
   for (const auto& run_id : started_runs_) {
@@ -740,16 +747,6 @@ void Engine::Pump() {
     plans_.erase(it);
   }
 
-  // 7. Spawn.
-  for (auto& spec : to_start) {
-    runner_.Start(std::move(spec), [self = self_, &io = io_](executor::AttemptResult result) {
-      asio::post(io, [self, result = std::move(result)]() mutable {
-        if (!*self) return;
-        (*self)->inbox_.push_back(std::move(result));
-        (*self)->SchedulePump();
-      });
-    });
-  }
   if (!finished_runs.empty()) {  // their slots are free: queued runs may start now
     may_start_queued_runs_ = true;
     SchedulePump();

@@ -150,7 +150,7 @@ class Engine {
 
   void SchedulePump();
   // The one main loop step: apply results, start runs, resolve, dispatch, commit,
-  // notify, spawn. See engine.cc.
+  // spawn, notify. See engine.cc.
   void Pump();
   void StartQueuedRuns();
   // Cancels the unfinished ones among stored instances (of a run that is not planned).

@@ -55,7 +55,23 @@ Status Database::Error(int rc, const std::string& detail) const {
 
 Status Database::LastError() const { return Error(sqlite3_extended_errcode(db_), sqlite3_errmsg(db_)); }
 
+Status Database::SetRelaxedSync(bool relaxed) {
+  if (relaxed == relaxed_sync_) return Status::Ok();
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, relaxed ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL", nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    return Error(rc, "cannot set the durability level: " + msg);
+  }
+  relaxed_sync_ = relaxed;
+  return Status::Ok();
+}
+
 Status Database::Exec(std::string_view sql) {
+  if (relaxed_sync_ && !InTransaction()) {
+    if (Status st = SetRelaxedSync(false); !st.ok()) return st;
+  }
   char* err = nullptr;
   int rc = sqlite3_exec(db_, std::string(sql).c_str(), nullptr, nullptr, &err);
   if (rc == SQLITE_OK) return Status::Ok();
@@ -134,12 +150,22 @@ Statement& Statement::BindNull(int index) {
   return *this;
 }
 
+Statement::Statement(sqlite3_stmt* stmt, Database* db)
+    : stmt_(stmt), db_(db), writes_(sqlite3_stmt_readonly(stmt) == 0 && std::string_view(sqlite3_sql(stmt)).rfind("BEGIN", 0) != 0) {}
+
 Result<bool> Statement::Step() {
   if (bind_error_ != 0) {
     Status error = Status::Internal("cannot bind parameter " + std::to_string(bind_error_index_) + " of '" +
                                     sqlite3_sql(stmt_) + "': " + sqlite3_errstr(bind_error_));
     Reset();
     return error;
+  }
+  // An autocommit write is durable whatever the last transaction asked for.
+  if (writes_ && db_->relaxed_sync_ && sqlite3_get_autocommit(db_->db_) != 0) {
+    if (Status st = db_->SetRelaxedSync(false); !st.ok()) {
+      Reset();
+      return st;
+    }
   }
   int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;

@@ -55,6 +55,12 @@ class Database {
   // Moves WAL checkpoints off this connection's commits onto a background thread (see
   // checkpointer.h). Call once, after enabling WAL mode.
   void StartBackgroundCheckpoints();
+  // PRAGMA synchronous: FULL (fsync the WAL on every commit) or, relaxed, NORMAL (no
+  // fsync; the commit survives a crash of the process, not of the machine). Relaxed
+  // holds only for explicit transactions: an autocommit write, or Exec() outside a
+  // transaction, first restores FULL. Cached: changes cost a statement only when the
+  // level differs.
+  Status SetRelaxedSync(bool relaxed);
   // fsyncs the database file through SQLite's own descriptor (closing another descriptor
   // of the file would drop SQLite's POSIX locks on it).
   Status SyncMainFile();
@@ -67,6 +73,7 @@ class Database {
   sqlite3* db_;
   std::string path_;
   std::unique_ptr<WalCheckpointer> checkpointer_;
+  bool relaxed_sync_ = false;
   struct Cache;
   std::unique_ptr<Cache> cache_;
   friend class Statement;
@@ -76,7 +83,7 @@ class Database {
 // A failed Bind (wrong index, out of memory) is remembered and reported by Step().
 class Statement {
  public:
-  Statement(sqlite3_stmt* stmt, Database* db) : stmt_(stmt), db_(db) {}
+  Statement(sqlite3_stmt* stmt, Database* db);
   ~Statement();
   Statement(const Statement&) = delete;
   Statement& operator=(const Statement&) = delete;
@@ -111,6 +118,8 @@ class Statement {
  private:
   void CheckBind(int rc, int index);
   sqlite3_stmt* stmt_;
+  // Writes to the database (BEGIN IMMEDIATE does too, for SQLite, but commits nothing).
+  bool writes_;
   Database* db_;
   int bind_error_ = 0;  // first failed sqlite3_bind_* result code, reported by Step()
   int bind_error_index_ = 0;

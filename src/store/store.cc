@@ -571,16 +571,9 @@ Status Store::Migrate() {
   return Annotate(txn.Commit(), "migrating database '" + path + "'");
 }
 
-Status Store::SetDurability(Durability d) {
-  if (d == durability_) return Status::Ok();
-  if (InTransaction()) return Status::Internal("SetDurability inside a transaction");
-  RETURN_IF_ERROR(db_->ExecCached(d == Durability::kFull ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
-  durability_ = d;
-  return Status::Ok();
-}
-
-Status Store::Begin() {
+Status Store::Begin(Durability durability) {
   if (txn_depth_ == 0) {
+    RETURN_IF_ERROR(db_->SetRelaxedSync(durability == Durability::kProcessCrash));
     if (Status st = db_->ExecCached("BEGIN IMMEDIATE"); !st.ok()) return Annotate(st, "cannot begin a transaction");
     rollback_only_ = false;
   }

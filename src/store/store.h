@@ -134,24 +134,24 @@ class Store {
   const std::string& data_dir() const { return data_dir_; }
   std::string LogDir() const { return data_dir_ + "/logs"; }
 
+  // Durability of a transaction's commit. kFull (the default) fsyncs the WAL: it survives
+  // power loss, and is what every API mutation uses before its reply. kProcessCrash skips
+  // the fsync: the commit survives kill -9 of batchd (the WAL is in the OS page cache) but
+  // not a power cut, which the engine's own high-rate state changes accept (see
+  // docs/store-schema.md, "Durability"). The next kFull commit makes everything before it
+  // durable too. Writes outside Begin()/Commit() are always kFull.
+  enum class Durability { kFull, kProcessCrash };
+
   // Group commit. Nested Begin() calls are counted; the outermost Commit() commits.
   // Rollback() ends the innermost Begin(). A nested Rollback() dooms the whole
   // transaction: nothing is written, and the outermost Commit() rolls back and returns
   // an error (so an outer batch never half-commits around a failed inner step).
   // If COMMIT itself fails the transaction is rolled back: nothing of it is durable.
-  Status Begin();
+  // `durability` applies to the outermost Begin() only.
+  Status Begin(Durability durability = Durability::kFull);
   Status Commit();
   void Rollback();
   bool InTransaction() const { return txn_depth_ > 0; }
-
-  // Durability of the commits that follow. kFull (the default) fsyncs the WAL on every
-  // commit: it survives power loss, and is what every API mutation uses before its
-  // reply. kProcessCrash skips the fsync: the commit survives kill -9 of batchd (the
-  // WAL is in the OS page cache) but not a power cut, which the engine's own high-rate
-  // state changes accept (see docs/store-schema.md, "Durability"). The next kFull
-  // commit makes everything before it durable too. REQUIRES: no transaction open.
-  enum class Durability { kFull, kProcessCrash };
-  Status SetDurability(Durability d);
 
   // --- DAGs ---
   Status PutDagVersion(const DagVersion& v);  // idempotent
@@ -232,7 +232,6 @@ class Store {
   int lock_fd_;
   std::unique_ptr<Database> db_;
   int txn_depth_ = 0;
-  Durability durability_ = Durability::kFull;
   bool rollback_only_ = false;                      // a nested Rollback() doomed the transaction
   std::vector<std::string> pending_log_removals_;  // run ids, removed after the commit
 };

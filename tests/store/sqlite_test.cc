@@ -159,5 +159,37 @@ TEST(DatabaseTest, OpenInAMissingDirectoryIsAnIoError) {
   EXPECT_EQ(db.status().message(), "cannot open database '" + tmp.path() + "/missing/dir/x.db': unable to open database file");
 }
 
+// PRAGMA synchronous as SQLite reports it: 1 = NORMAL, 2 = FULL.
+int Synchronous(Database& db) {
+  auto stmt = db.Prepare("PRAGMA synchronous");
+  EXPECT_TRUE(stmt.ok());
+  auto row = (*stmt)->Step();
+  EXPECT_TRUE(row.ok() && *row);
+  int level = static_cast<int>((*stmt)->Int(0));
+  (*stmt)->Reset();
+  return level;
+}
+
+TEST_F(SqliteTest, RelaxedSyncHoldsForTransactionsAndAnyAutocommitWriteRestoresFull) {
+  ASSERT_TRUE(db_->Exec("PRAGMA synchronous=FULL").ok());
+  ASSERT_TRUE(db_->SetRelaxedSync(true).ok());
+  EXPECT_EQ(Synchronous(*db_), 1);
+  ASSERT_TRUE(db_->ExecCached("BEGIN IMMEDIATE").ok());
+  auto insert = db_->Prepare("INSERT INTO t VALUES (?, ?, 1)");
+  ASSERT_TRUE(insert.ok());
+  ASSERT_TRUE((*insert)->Bind(1, std::string_view("a")).Bind(2, std::string_view("x")).Run().ok());
+  ASSERT_TRUE(db_->ExecCached("COMMIT").ok());
+  EXPECT_EQ(Synchronous(*db_), 1) << "reads, BEGIN and COMMIT keep the level";
+
+  // A write outside a transaction is made durable first.
+  ASSERT_TRUE((*insert)->Bind(1, std::string_view("b")).Bind(2, std::string_view("y")).Run().ok());
+  EXPECT_EQ(Synchronous(*db_), 2);
+
+  // So is anything run through Exec() outside a transaction.
+  ASSERT_TRUE(db_->SetRelaxedSync(true).ok());
+  ASSERT_TRUE(db_->Exec("INSERT INTO t VALUES ('c', 'z', 1)").ok());
+  EXPECT_EQ(Synchronous(*db_), 2);
+}
+
 }  // namespace
 }  // namespace batchd::store
