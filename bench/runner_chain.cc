@@ -5,6 +5,7 @@
 //
 //   cmake --build build --target bench_runner_chain
 //   build/bench_runner_chain [N] [LOG_DIR]     # default 200; no LOG_DIR: logs to /dev/null
+//   CMD=/usr/bin/true build/bench_runner_chain  # another command (default `true`, found via PATH)
 
 #include <utility>  // Boost 1.74 Asio in C++20 mode needs it first (via common headers)
 
@@ -38,7 +39,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < n; ++i) {
     AttemptSpec spec;
     spec.attempt_id = static_cast<uint64_t>(i + 1);
-    spec.command = "true";
+    spec.command = getenv("CMD") ? getenv("CMD") : "true";
     spec.env = env;
     if (!log_dir.empty()) spec.log_path = log_dir + "/" + std::to_string(i) + ".log";
     runner.Start(std::move(spec), [&](AttemptResult) {

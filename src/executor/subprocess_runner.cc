@@ -276,6 +276,19 @@ void BuildPlan(const AttemptSpec& spec, bool direct_exec, ExecPlan* plan) {
         if (end == std::string_view::npos) break;
         start = end + 1;
       }
+      // Skip the directories that do not have the program, here: a failed execve in the
+      // child costs several times a stat in the parent (~8 us against ~1.5 us here), and
+      // service PATHs often name directories first that hold nothing. Only what execve
+      // would skip too is dropped (ENOENT, ENOTDIR); relative entries are left to the
+      // child, which resolves them from the working directory.
+      size_t first = 0;
+      while (first + 1 < plan->candidates.size()) {
+        const std::string& c = plan->candidates[first];
+        if (c[0] != '/' || faccessat(AT_FDCWD, c.c_str(), F_OK, AT_EACCESS) == 0) break;
+        if (errno != ENOENT && errno != ENOTDIR) break;
+        ++first;
+      }
+      plan->candidates.erase(plan->candidates.begin(), plan->candidates.begin() + static_cast<std::ptrdiff_t>(first));
     }
   }
   for (std::string& a : plan->args) plan->argv.push_back(a.data());

@@ -381,6 +381,27 @@ TEST_F(SubprocessRunnerTest, DirectExecResolvesTheProgramThroughPathOfTheGivenEn
                         std::to_string(r.pid) + "\n");
 }
 
+TEST_F(SubprocessRunnerTest, DirectExecSearchesPathLikeExecvpSkippingNonExecutablesAndResolvingRelativeEntries) {
+  fs::create_directories(dir_ / "noexec");
+  fs::create_directories(dir_ / "bin");
+  fs::create_directories(dir_ / "work" / "rel");
+  // Same name: a file that is not executable (execvp goes on past EACCES), a tool later.
+  WriteFile(dir_ / "noexec" / "tool", "echo wrong\n");
+  WriteFile(dir_ / "bin" / "tool", "#!/bin/sh\necho right\n", fs::perms::owner_all);
+  AttemptSpec s = Spec(1, "tool");
+  s.env = {"PATH=/nonexistent:" + (dir_ / "noexec").string() + ":" + (dir_ / "bin").string()};
+  EXPECT_EQ(RunOne(s).end, AttemptEnd::kSuccess) << Log(1);
+  EXPECT_EQ(Log(1), "right\n");
+
+  // A relative entry is looked up from the task's working directory, not batchd's.
+  WriteFile(dir_ / "work" / "rel" / "reltool", "#!/bin/sh\necho relative\n", fs::perms::owner_all);
+  AttemptSpec r = Spec(2, "reltool");
+  r.env = {"PATH=/nonexistent:rel:/usr/bin"};
+  r.working_dir = (dir_ / "work").string();
+  EXPECT_EQ(RunOne(r).end, AttemptEnd::kSuccess) << Log(2);
+  EXPECT_EQ(Log(2), "relative\n");
+}
+
 TEST_F(SubprocessRunnerTest, DirectExecWithoutPathInTheEnvUsesTheShellsDefaultPath) {
   AttemptSpec s = Spec(1, "printf ok");
   s.env = {};
