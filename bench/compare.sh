@@ -171,6 +171,14 @@ gen_chain "$WORK/chain" "$CHAIN"
 echo "batchd: $BATCHD ($("$BATCHD" --version 2>/dev/null || echo '?'))"
 echo "make:   $(make --version | head -1); ninja: $(ninja --version); $(nproc) CPUs; best of $RUNS"
 echo "batchd data dirs under $DATA_BASE ($(df -T "$DATA_BASE" | awk 'NR == 2 { print $2 }'))"
+# An ext4 without a journal makes every file creation slow for minutes after deletions
+# nearby (bench/README.md), and batchd creates a log file per attempt: say so.
+data_dev=$(basename "$(df "$DATA_BASE" | awk 'NR == 2 { print $1 }')")
+if [ "$(df -T "$DATA_BASE" | awk 'NR == 2 { print $2 }')" = ext4 ] && [ -d /proc/fs/jbd2 ] &&
+   ! compgen -G "/proc/fs/jbd2/$data_dev-*" >/dev/null; then
+  echo "warning: $data_dev is ext4 without a journal: batchd's figures depend on what was deleted there" \
+    "in the last minutes; see bench/README.md (-d on a journaled file system)" >&2
+fi
 printf '%-20s %2s | %8s %8s %8s %8s | %6s %6s %6s %8s\n' "" "" "wall s" "" "" "" "cpu s" "" "" ""
 printf '%-20s %2s | %8s %8s %8s %8s | %6s %6s %6s %8s\n' CASE J BATCHD MAKE NINJA "B/min" BATCHD MAKE NINJA "B/min"
 for j in $JOBS; do
