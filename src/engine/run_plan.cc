@@ -189,19 +189,34 @@ const std::map<std::string, std::string>& RunPlan::AttemptVars(size_t i, int att
 const std::vector<std::string>& RunPlan::TaskEnvironment(size_t task_index, const std::vector<std::string>& base) {
   auto& cached = task_env_[task_index];
   if (cached) return *cached;
-  std::map<std::string, std::string> env;
-  for (const auto& kv : base) {
-    auto eq = kv.find('=');
-    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  // Computed once per run: in a chain every step is another task, and rebuilding the
+  // whole inherited environment per task was a measurable part of a step.
+  auto to_vector = [](const std::map<std::string, std::string>& env) {
+    auto out = std::make_shared<std::vector<std::string>>();
+    out->reserve(env.size());
+    for (const auto& [k, v] : env) out->push_back(k + "=" + v);
+    return out;
+  };
+  static constexpr const char* kPerAttempt[] = {"BATCHD_DAG", "BATCHD_RUN_ID", "BATCHD_TASK", "BATCHD_PARTITION",
+                                                "BATCHD_ATTEMPT", "BATCHD_LOGICAL_DATE", "BATCHD_IDEMPOTENCY_KEY"};
+  if (!dag_env_) {
+    for (const auto& kv : base) {
+      auto eq = kv.find('=');
+      if (eq != std::string::npos) dag_env_map_[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    for (const auto& [k, v] : dag_->env) dag_env_map_[k] = v;
+    for (const char* name : kPerAttempt) dag_env_map_.erase(name);
+    dag_env_ = to_vector(dag_env_map_);
   }
-  for (const auto& [k, v] : dag_->env) env[k] = v;
-  for (const auto& [k, v] : dag_->tasks[task_index].env) env[k] = v;
-  for (const char* per_attempt : {"BATCHD_DAG", "BATCHD_RUN_ID", "BATCHD_TASK", "BATCHD_PARTITION", "BATCHD_ATTEMPT",
-                                  "BATCHD_LOGICAL_DATE", "BATCHD_IDEMPOTENCY_KEY"})
-    env.erase(per_attempt);
-  cached.emplace();
-  cached->reserve(env.size());
-  for (const auto& [k, v] : env) cached->push_back(k + "=" + v);
+  const auto& task_env = dag_->tasks[task_index].env;
+  if (task_env.empty()) {
+    cached = dag_env_;
+  } else {
+    std::map<std::string, std::string> env = dag_env_map_;
+    for (const auto& [k, v] : task_env) env[k] = v;
+    for (const char* name : kPerAttempt) env.erase(name);
+    cached = to_vector(env);
+  }
   return *cached;
 }
 

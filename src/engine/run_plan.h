@@ -7,6 +7,7 @@
 // Thread rules: owned by the engine loop thread; not thread-safe.
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -85,7 +86,8 @@ class RunPlan {
   const std::map<std::string, std::string>& AttemptVars(size_t i, int attempt);
   // The environment shared by every attempt of task `task_index` in this run: `base`,
   // then the DAG's env, then the task's env, minus the per-attempt BATCHD_* variables.
-  // Computed once per task (attempts of a partitioned task share it).
+  // Computed once per run for the DAG-wide part and once per task with env of its own
+  // (attempts of a partitioned task share it). `base` must be the same on every call.
   const std::vector<std::string>& TaskEnvironment(size_t task_index, const std::vector<std::string>& base);
   size_t task_index_of(size_t i) const { return static_cast<size_t>(task_index_[i]); }
 
@@ -105,7 +107,11 @@ class RunPlan {
   std::map<int64_t, size_t> by_id_;
   std::map<std::string, std::string> vars_;
   std::map<std::string, std::string> attempt_vars_;
-  std::vector<std::optional<std::vector<std::string>>> task_env_;  // by task index
+  // TaskEnvironment's caches: the DAG-wide part (inherited + DAG env), and per task
+  // (null until computed; tasks without env of their own share the DAG-wide vector).
+  std::map<std::string, std::string> dag_env_map_;
+  std::shared_ptr<const std::vector<std::string>> dag_env_;
+  std::vector<std::shared_ptr<const std::vector<std::string>>> task_env_;  // by task index
   std::vector<char> key_checked_;
   ReadySet ready_;
   std::vector<size_t> newly_queued_;

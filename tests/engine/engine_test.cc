@@ -37,7 +37,9 @@ using executor::AttemptResult;
 using executor::AttemptSpec;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
+using ::testing::Contains;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::UnorderedElementsAre;
 using namespace std::chrono_literals;
 
@@ -1619,6 +1621,38 @@ tasks:
                                    "BATCHD_IDEMPOTENCY_KEY=envdag/extract/us/2026-03-29T00:30:00+01:00",
                                    "PATH=/usr/bin:/bin", "HOME=/var/lib/batchd", "LANG=C.UTF-8", "SHARED=from_task"));
   EXPECT_EQ(Stored(run, "extract", "us").idempotency_key, "envdag/extract/us/2026-03-29T00:30:00+01:00");
+}
+
+TEST_F(EngineTest, TasksWithoutEnvOfTheirOwnGetTheDagEnvAndOthersTheirOwnOnTop) {
+  auto dag = AddDag(R"yaml(dag: envshare
+env: {SHARED: from_dag}
+tasks:
+  - id: plain
+    command: "true"
+  - id: own
+    command: "true"
+    env: {SHARED: from_task, EXTRA: "1"}
+)yaml");
+  EngineOptions options;
+  options.base_env = {"PATH=/usr/bin:/bin", "SHARED=from_base"};
+  NewEngine(options);
+  std::string run = Trigger(Request(dag, "2026-03-28T23:30:00Z"));
+  ASSERT_EQ(runner_->started(), 2u);
+  std::map<std::string, std::vector<std::string>> env_of;
+  for (size_t i = 0; i < 2; ++i) {
+    const auto& env = runner_->attempt(i).spec.env;
+    std::string task;
+    for (const auto& kv : env)
+      if (kv.rfind("BATCHD_TASK=", 0) == 0) task = kv.substr(12);
+    env_of[task] = env;
+  }
+  ASSERT_EQ(env_of.size(), 2u);
+  EXPECT_THAT(env_of["plain"], Contains("SHARED=from_dag"));
+  EXPECT_THAT(env_of["plain"], Not(Contains("EXTRA=1")));
+  EXPECT_THAT(env_of["own"], Contains("SHARED=from_task"));
+  EXPECT_THAT(env_of["own"], Contains("EXTRA=1"));
+  EXPECT_THAT(env_of["own"], Contains("PATH=/usr/bin:/bin"));
+  EXPECT_THAT(env_of["plain"], Contains("PATH=/usr/bin:/bin"));
 }
 
 TEST_F(EngineTest, AttemptEnvCarriesTheAttemptNumberOfRetries) {
