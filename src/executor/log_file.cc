@@ -79,7 +79,14 @@ int LogFileReserve::Open(const std::string& path) {
       spares_.erase(spares_.begin() + static_cast<std::ptrdiff_t>(i));
       break;
     }
-    if (wanted_dir_ != dir) wanted_dir_ = std::move(dir);
+    if (dir == wanted_dir_) {
+      candidate_dir_.clear();
+    } else if (wanted_dir_.empty() || dir == candidate_dir_) {
+      wanted_dir_ = std::move(dir);
+      candidate_dir_.clear();
+    } else {
+      candidate_dir_ = std::move(dir);
+    }
   }
   if (target_ > 0) cv_.notify_one();
   if (spare >= 0) {

@@ -10,6 +10,11 @@
 // directory entry. Every attempt still gets its own named file. Unused spares are
 // unnamed, so nothing is left behind if batchd dies.
 //
+// Spares follow the directory the last log files went to: the second open in a row in a
+// new directory moves them there. Runs interleaving attempt by attempt do not make them
+// churn (each move frees the old directory's spares); the run that does not have them
+// creates its files as before.
+//
 // Falls back to a plain open when no spare can be used (none ready yet, another
 // directory, a file system without O_TMPFILE, no /proc, the name already taken: the
 // attempt then appends to the existing file, as a plain open would).
@@ -53,7 +58,8 @@ class LogFileReserve {
   std::mutex mu_;
   std::condition_variable cv_;     // wanted_dir_ changed, a spare was taken, or stopping_
   std::vector<Spare> spares_;      // GUARDED_BY(mu_)
-  std::string wanted_dir_;         // GUARDED_BY(mu_): where the last log file went
+  std::string wanted_dir_;         // GUARDED_BY(mu_): where spares are kept
+  std::string candidate_dir_;      // GUARDED_BY(mu_): another directory just opened in, once
   std::string unsupported_dir_;    // GUARDED_BY(mu_): last directory refusing O_TMPFILE
   bool stopping_ = false;          // GUARDED_BY(mu_)
   int used_ = 0;                   // GUARDED_BY(mu_)

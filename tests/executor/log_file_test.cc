@@ -104,15 +104,24 @@ TEST_F(LogFileReserveTest, SparesFollowTheDirectoryOfTheLastOpen) {
   fs::create_directory(dir_ / "run2");
   close(reserve.Open((dir_ / "run1" / "t.1.log").string()));
   ASSERT_TRUE(WaitForSpares(reserve, (dir_ / "run1" / "x").string(), 1));
-  // A file in another directory cannot use run1's spare; it is created, and the spares
-  // move to run2.
+  // A file in another directory cannot use run1's spare; it is created. One such open
+  // leaves the spares where they are (runs interleaving attempt by attempt would make
+  // them churn); the second in a row moves them to run2.
   int fd = reserve.Open((dir_ / "run2" / "t.1.log").string());
   ASSERT_GE(fd, 3);
   close(fd);
   EXPECT_TRUE(fs::exists(dir_ / "run2" / "t.1.log"));
   EXPECT_EQ(reserve.SparesUsed(), 0);
+  EXPECT_EQ(reserve.SparesFor((dir_ / "run1" / "x").string()), 1);
+  close(reserve.Open((dir_ / "run1" / "t.2.log").string()));  // uses run1's spare
+  EXPECT_EQ(reserve.SparesUsed(), 1);
+  close(reserve.Open((dir_ / "run2" / "t.2.log").string()));
+  ASSERT_TRUE(WaitForSpares(reserve, (dir_ / "run1" / "x").string(), 1));
+  EXPECT_EQ(reserve.SparesFor((dir_ / "run2" / "x").string()), 0) << "run2 once in a row: the spares stay";
+  close(reserve.Open((dir_ / "run2" / "t.3.log").string()));
   EXPECT_TRUE(WaitForSpares(reserve, (dir_ / "run2" / "x").string(), 1));
   EXPECT_EQ(reserve.SparesFor((dir_ / "run1" / "x").string()), 0);
+  EXPECT_EQ(reserve.SparesUsed(), 1);
 }
 
 TEST_F(LogFileReserveTest, ErrorsAreThoseOfAPlainOpen) {
