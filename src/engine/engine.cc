@@ -571,7 +571,7 @@ std::vector<std::string> Engine::AttemptEnv(RunPlan& plan, size_t index, int att
   const auto& shared = plan.TaskEnvironment(plan.task_index_of(index), options_.base_env);
   std::vector<std::string> env;
   env.reserve(shared.size() + 7);
-  env = shared;
+  env.insert(env.end(), shared.begin(), shared.end());
   env.push_back("BATCHD_DAG=" + plan.run().dag);
   env.push_back("BATCHD_RUN_ID=" + plan.run().run_id);
   env.push_back("BATCHD_TASK=" + inst.task);

@@ -213,8 +213,7 @@ const std::vector<std::string>& RunPlan::TaskEnvironment(size_t task_index, cons
     cached = dag_env_;
   } else {
     std::map<std::string, std::string> env = dag_env_map_;
-    for (const auto& [k, v] : task_env) env[k] = v;
-    for (const char* name : kPerAttempt) env.erase(name);
+    for (const auto& [k, v] : task_env) env[k] = v;  // the loader refuses BATCHD_* names here
     cached = to_vector(env);
   }
   return *cached;

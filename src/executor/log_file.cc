@@ -48,9 +48,10 @@ LogFileReserve::~LogFileReserve() {
 }
 
 int LogFileReserve::SparesFor(const std::string& path) {
+  const std::string dir = DirOf(path);
   std::lock_guard lock(mu_);
   int n = 0;
-  for (const Spare& s : spares_) n += s.dir == DirOf(path) ? 1 : 0;
+  for (const Spare& s : spares_) n += s.dir == dir ? 1 : 0;
   return n;
 }
 

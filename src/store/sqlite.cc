@@ -68,10 +68,13 @@ Status Database::SetRelaxedSync(bool relaxed) {
   return Status::Ok();
 }
 
+Status Database::RestoreFullSyncOutsideTransaction() {
+  if (!relaxed_sync_ || InTransaction()) return Status::Ok();
+  return SetRelaxedSync(false);
+}
+
 Status Database::Exec(std::string_view sql) {
-  if (relaxed_sync_ && !InTransaction()) {
-    if (Status st = SetRelaxedSync(false); !st.ok()) return st;
-  }
+  if (Status st = RestoreFullSyncOutsideTransaction(); !st.ok()) return st;
   char* err = nullptr;
   int rc = sqlite3_exec(db_, std::string(sql).c_str(), nullptr, nullptr, &err);
   if (rc == SQLITE_OK) return Status::Ok();
@@ -161,8 +164,8 @@ Result<bool> Statement::Step() {
     return error;
   }
   // An autocommit write is durable whatever the last transaction asked for.
-  if (writes_ && db_->relaxed_sync_ && sqlite3_get_autocommit(db_->db_) != 0) {
-    if (Status st = db_->SetRelaxedSync(false); !st.ok()) {
+  if (writes_) {
+    if (Status st = db_->RestoreFullSyncOutsideTransaction(); !st.ok()) {
       Reset();
       return st;
     }

@@ -61,6 +61,9 @@ class Database {
   // transaction, first restores FULL. Cached: changes cost a statement only when the
   // level differs.
   Status SetRelaxedSync(bool relaxed);
+  // SetRelaxedSync(false) unless a transaction is open: before any write that would
+  // commit on its own.
+  Status RestoreFullSyncOutsideTransaction();
   // fsyncs the database file through SQLite's own descriptor (closing another descriptor
   // of the file would drop SQLite's POSIX locks on it).
   Status SyncMainFile();
@@ -118,9 +121,9 @@ class Statement {
  private:
   void CheckBind(int rc, int index);
   sqlite3_stmt* stmt_;
+  Database* db_;
   // Writes to the database (BEGIN IMMEDIATE does too, for SQLite, but commits nothing).
   bool writes_;
-  Database* db_;
   int bind_error_ = 0;  // first failed sqlite3_bind_* result code, reported by Step()
   int bind_error_index_ = 0;
 };

@@ -321,11 +321,12 @@ uint32_t BigEndian32(const unsigned char* p) {
 
 // Checks what SQLite would only half-notice: a file that is not SQLite at all, or one
 // shorter than its own header says (a copy cut short, a truncated disk). Reads the
-// 100-byte header of https://www.sqlite.org/fileformat.html; writes nothing.
-Status CheckDatabaseFile(const std::string& path) {
+// 100-byte header of https://www.sqlite.org/fileformat.html; writes nothing. True when
+// there is no database yet (no file, or an empty one): SQLite will create it.
+Result<bool> CheckDatabaseFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ENOENT) return Status::Ok();  // a new store
+    if (errno == ENOENT) return true;  // a new store
     return Status::IoError("cannot read database '" + path + "': " + std::strerror(errno));
   }
   struct stat st {};
@@ -341,7 +342,7 @@ Status CheckDatabaseFile(const std::string& path) {
   if (n < 0 && regular) return Status::IoError("cannot read database '" + path + "': " + std::strerror(saved_errno));
   if (!regular) return Status::IoError("database '" + path + "' is not a regular file");
   const auto size = static_cast<uint64_t>(st.st_size);
-  if (size == 0) return Status::Ok();  // empty: SQLite initializes it (schema version 0)
+  if (size == 0) return true;  // empty: SQLite initializes it (schema version 0)
 
   static const unsigned char kMagic[16] = {'S', 'Q', 'L', 'i', 't', 'e', ' ', 'f',
                                            'o', 'r', 'm', 'a', 't', ' ', '3', '\0'};
@@ -371,7 +372,7 @@ Status CheckDatabaseFile(const std::string& path) {
                               " pages of " + std::to_string(page_size) + " bytes but the file has only " +
                               std::to_string(size) + " bytes; restore it from a backup");
   }
-  return Status::Ok();
+  return false;
 }
 
 // The pid written in the lock file by the holder, or "" if unreadable.
@@ -438,16 +439,15 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& data_dir_arg) {
   fs::create_directories(data_dir + "/logs", ec);
   if (ec) return fail(Status::IoError("cannot create log directory '" + data_dir + "/logs': " + ec.message()));
   const std::string db_path = data_dir + "/batchd.db";
-  if (Status st = CheckDatabaseFile(db_path); !st.ok()) return fail(st);
-  struct stat db_stat {};
-  const bool creating = ::stat(db_path.c_str(), &db_stat) != 0 || db_stat.st_size == 0;
+  Result<bool> creating = CheckDatabaseFile(db_path);
+  if (!creating.ok()) return fail(creating.status());
   auto db = Database::Open(db_path);
   if (!db.ok()) return fail(db.status());
   // From here the Store owns the fd: its destructor releases the lock on any error.
   std::unique_ptr<Store> store(new Store(data_dir, fd, std::move(*db)));
-  RETURN_IF_ERROR(store->Configure(creating));
+  RETURN_IF_ERROR(store->Configure(*creating));
   RETURN_IF_ERROR(store->Migrate());
-  if (creating) RETURN_IF_ERROR(store->MakeCreationDurable());
+  if (*creating) RETURN_IF_ERROR(store->MakeCreationDurable());
   return store;
 }
 
@@ -936,9 +936,9 @@ Status Store::InsertAttempt(AttemptRecord& a) {
 Status Store::FinishAttempt(const AttemptRecord& a) {
   ASSIGN_STMT(s,
               "UPDATE attempts SET outcome = ?, pid = ?, ended_at = ?, exit_code = ?, signal = ?, cpu_seconds = ?, "
-              "max_rss_kb = ?, error = ?, log_path = ? WHERE id = ?");
+              "max_rss_kb = ?, error = ? WHERE id = ?");
   s.Bind(1, ToString(a.outcome)).Bind(2, a.pid).Bind(3, Ms(a.ended_at)).Bind(4, a.exit_code).Bind(5, a.signal);
-  s.Bind(6, a.cpu_seconds).Bind(7, a.max_rss_kb).Bind(8, a.error).Bind(9, a.log_path).Bind(10, a.id);
+  s.Bind(6, a.cpu_seconds).Bind(7, a.max_rss_kb).Bind(8, a.error).Bind(9, a.id);
   RUN_UPDATE(s, "cannot finish attempt " + std::to_string(a.id), "attempt");
   return Status::Ok();
 }
