@@ -64,7 +64,7 @@ int Serve(const Config& config, const std::string& config_path) {
   executor::SubprocessRunnerOptions runner_options;
   runner_options.workers = workers;
   runner_options.shutdown_grace = config.shutdown_grace;
-  executor::SubprocessRunner runner(runner_options);
+  executor::SubprocessRunner runner(io, runner_options);
 
   engine::DagVersionCache versions(store);
   engine::EngineOptions engine_options;
@@ -185,7 +185,7 @@ int Serve(const Config& config, const std::string& config_path) {
     if (engine.HasRunningAttempts())
       spdlog::warn("grace period over: killing {} running attempt(s); they run again on next start",
                    engine.RunningAttemptCount());
-    runner.Shutdown(std::chrono::seconds(2));  // results are posted to io
+    runner.Shutdown(std::chrono::seconds(2));  // reports every attempt; the engine records them from io
     // Let the engine record them, then stop.
     asio::post(io, [&] {
       asio::post(io, [&] { io.stop(); });

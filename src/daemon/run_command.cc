@@ -200,7 +200,7 @@ int RunForeground(const RunCommandOptions& options) {
   asio::io_context io;
   executor::SubprocessRunnerOptions runner_options;
   runner_options.workers = options.workers > 0 ? options.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  executor::SubprocessRunner runner(runner_options);
+  executor::SubprocessRunner runner(io, runner_options);
   engine::DagVersionCache versions(**store);
   versions.Add(dag);
   engine::EngineOptions engine_options;
@@ -254,7 +254,7 @@ int RunForeground(const RunCommandOptions& options) {
     if (ec) return;
     interrupted = true;
     engine.StopDispatching();
-    runner.Shutdown(std::chrono::seconds(5));  // results are posted to `io`
+    runner.Shutdown(std::chrono::seconds(5));  // reports every attempt; the engine records them from `io`
   });
   while (!progress.done() && !interrupted) io.run_one_for(std::chrono::milliseconds(200));
   signals.cancel();

@@ -5,7 +5,7 @@
 // decisions with timers, and records everything in the Store before acting on it.
 //
 // Thread rules: every public method must be called on the io_context's thread (the
-// daemon posts API work there). Runner callbacks arrive on runner threads and are posted
+// daemon posts API work there). Runner callbacks (on the io thread, or a fake's thread) are posted
 // back to that thread; nothing else touches engine state.
 //
 // Group commit: attempt results that arrive close together are applied in one

@@ -3,9 +3,9 @@
 // what runs and when. SubprocessRunner (subprocess_runner.h) is the real one; engine unit
 // tests use a fake.
 //
-// Thread rules: Start/Cancel/Shutdown may be called from any thread. Callbacks run on a
-// runner-owned thread; they must be quick and must only post the result to the owner's
-// thread/queue (never touch engine state directly).
+// Thread rules are the implementation's (SubprocessRunner: everything on the io thread).
+// Callbacks must be quick and only hand the result to the owner's loop (post it), never
+// touch engine state directly: a fake may call them from a thread of its own.
 
 #include <chrono>
 #include <cstdint>
@@ -57,7 +57,7 @@ class TaskRunner {
   using DoneCallback = std::function<void(AttemptResult)>;
   virtual ~TaskRunner() = default;
   // Starts the attempt now (the caller keeps the number of running attempts within
-  // Capacity()). `done` is called exactly once, from a runner thread.
+  // Capacity()). `done` is called exactly once, never from inside Start.
   virtual void Start(AttemptSpec spec, DoneCallback done) = 0;
   // Kills the attempt's process group (SIGTERM, SIGKILL after its kill_grace); its
   // result arrives through `done` with kCancelled. Unknown ids are ignored.

@@ -3,32 +3,35 @@
 // process group, with stdin from /dev/null and stdout+stderr appended to the attempt's
 // log file, enforces the timeout, and reports exit status and rusage.
 //
-// Owns: a fixed pool of `workers` threads, and every child process they spawn. An
-// attempt occupies one worker thread from spawn to reap; Start() beyond Capacity()
-// queues (the engine is expected not to do that, but it is safe).
+// Everything happens on the thread that runs the caller's io_context, as in GNU make's
+// single loop: Start() spawns the child right there, its exit is a pidfd becoming
+// readable in the io_context, and timeouts are Asio timers. A step of a chain (one
+// child exits, the engine commits, the next child starts) crosses no thread boundary.
+//
+// Owns: every child process it spawns. Start() beyond Capacity() queues (the engine is
+// expected not to do that, but it is safe).
 //
 // Lifetime: Shutdown() (or the destructor) SIGTERMs every running process group,
-// SIGKILLs it after the grace period, reaps everything, reports every outstanding
-// attempt through its callback (kCancelled), and joins the threads. Afterwards nothing
-// the runner started is alive: no threads, no zombies, no stray group members.
+// SIGKILLs it after the grace period, reaps everything and reports every outstanding
+// attempt through its callback (kCancelled) before it returns. Afterwards nothing the
+// runner started is alive: no zombies, no stray group members. Destroy the runner
+// before its io_context.
 //
-// Thread rules: Start, Cancel and Shutdown may be called from any thread, except that
-// Shutdown and the destructor must not be called from inside a DoneCallback (they join
-// the thread that runs it). Callbacks run on a worker thread, outside any lock, and must
-// not throw. Attempt ids must be unique among the attempts not yet reported.
-// Exception to "done runs on a runner thread": Start() after Shutdown() calls `done`
-// synchronously with kCancelled ("runner is shut down"), since no thread is left.
+// Thread rules: construct, call Start/Cancel/Shutdown and destroy on the thread that
+// runs `io`, and keep that thread alive until Shutdown: the children's parent-death
+// signal is tied to the thread that spawned them. `done` runs on that thread, from a
+// handler of `io`, never from inside Start or Cancel; exceptions: Shutdown() reports
+// synchronously, and Start() after Shutdown() calls `done` at once with kCancelled
+// ("runner is shut down"). Callbacks must not throw and must not call Shutdown or
+// destroy the runner. Attempt ids must be unique among the attempts not yet reported.
 //
 // Requires Linux >= 5.3 (CLONE_PIDFD, poll on pidfds).
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -38,10 +41,12 @@
 #include "executor/orphan_guard.h"
 #include "executor/runner.h"
 
+namespace boost::asio { class io_context; }
+
 namespace batchd::executor {
 
 struct SubprocessRunnerOptions {
-  // How many attempts may run at once (Capacity()); one worker thread each. >= 1.
+  // How many attempts may run at once (Capacity()). >= 1.
   int workers = 4;
   // Grace between SIGTERM and SIGKILL when the destructor shuts the runner down
   // (an explicit Shutdown(grace) chooses its own).
@@ -59,14 +64,14 @@ struct SubprocessRunnerOptions {
   // Keep `workers` log-file inodes allocated ahead of time, on a thread of their own
   // (LogFileReserve): creating a file can cost more than spawning the task.
   bool spare_log_files = true;
-  // Source of started_at/ended_at; null means the system clock. Not owned; must be
-  // thread-safe and outlive the runner.
+  // Source of started_at/ended_at; null means the system clock. Not owned; must
+  // outlive the runner.
   const Clock* clock = nullptr;
 };
 
 class SubprocessRunner final : public TaskRunner {
  public:
-  explicit SubprocessRunner(SubprocessRunnerOptions options);
+  SubprocessRunner(boost::asio::io_context& io, SubprocessRunnerOptions options);
   ~SubprocessRunner() override;  // Shutdown(options.shutdown_grace)
   SubprocessRunner(const SubprocessRunner&) = delete;
   SubprocessRunner& operator=(const SubprocessRunner&) = delete;
@@ -76,34 +81,47 @@ class SubprocessRunner final : public TaskRunner {
   int Capacity() const override { return options_.workers; }
 
   // Stops accepting work, cancels everything queued or running (SIGTERM to each
-  // process group, SIGKILL after `grace`), waits until every callback has run and
-  // joins the worker threads. Idempotent; concurrent callers all return after it is
-  // done.
+  // process group, SIGKILL after `grace`), and returns once every child is reaped and
+  // every callback has run. Blocks the io thread meanwhile (at most `grace` plus the
+  // time SIGKILL takes). Idempotent.
   void Shutdown(Millis grace);
 
  private:
   struct Attempt;
-  struct Worker;
+  enum class KilledFor { kNothing, kTimeout, kCancel };
 
-  void WorkerLoop(Worker* worker);
-  // Spawns and waits for one attempt on the calling worker thread.
-  AttemptResult Run(Worker* worker, Attempt* attempt);
+  // Spawns the attempt now; a spawn error is reported through a posted handler.
+  void Launch(Attempt& attempt);
+  // Reports a result known at once from a posted handler: never from inside Start/Cancel.
+  void PostReport(Attempt& a, AttemptResult result);
+  void WaitForExit(Attempt& a);
+  void ArmDeadline(Attempt& a);
+  void OnDeadline(Attempt& a);
+  // SIGTERMs the group now and SIGKILLs it `grace` later (a later, shorter grace wins).
+  void Terminate(Attempt& a, KilledFor why, Millis grace);
+  // The leader has exited: clears out its group, reaps it, and reports.
+  void Finish(uint64_t attempt_id);
+  // Removes the attempt from live_, starts the next queued one, and calls `done`.
+  void Report(uint64_t attempt_id, AttemptResult result);
+  // The live attempt a handler was armed for, or null if it has been reported since.
+  Attempt* Find(uint64_t attempt_id, uint64_t serial);
   SysMillis Now() const;
 
+  boost::asio::io_context& io_;
   const SubprocessRunnerOptions options_;
-  int devnull_fd_ = -1;  // /dev/null, O_CLOEXEC, the stdin of every attempt
+  int devnull_fd_ = -1;       // /dev/null, O_CLOEXEC, the stdin of every attempt
+  void* child_stack_ = nullptr;  // for the clone()d child, while it shares our memory
   std::unique_ptr<OrphanGuard> guard_;  // null when options_.orphan_guard is off
   std::unique_ptr<LogFileReserve> log_files_;
 
-  std::mutex shutdown_mu_;  // serializes Shutdown(); held while joining
-
-  std::mutex mu_;
-  std::condition_variable work_cv_;                      // queue_ non-empty or stopping_
-  std::deque<std::unique_ptr<Attempt>> queue_;           // GUARDED_BY(mu_)
-  std::unordered_map<uint64_t, Attempt*> live_;          // GUARDED_BY(mu_): queued + running
-  bool stopping_ = false;                                // GUARDED_BY(mu_)
-  std::vector<std::unique_ptr<Worker>> workers_;         // fixed after construction
-  std::vector<std::thread> threads_;                     // joined by Shutdown
+  std::deque<uint64_t> queue_;                                     // waiting for capacity
+  std::unordered_map<uint64_t, std::unique_ptr<Attempt>> live_;    // queued + running
+  int running_ = 0;
+  uint64_t next_serial_ = 0;
+  bool stopping_ = false;
+  bool shut_down_ = false;
+  // Lets handlers still queued in io_ after the runner is gone do nothing.
+  std::shared_ptr<SubprocessRunner*> self_;
 };
 
 // Whether `command` can be exec'd without a shell: only words of [A-Za-z0-9_./=:,+@%-]

@@ -1,5 +1,7 @@
 // SubprocessRunner against real processes.
 
+#include <utility>  // Boost 1.74 Asio in C++20 mode needs it first
+
 #include "executor/subprocess_runner.h"
 
 #include <fcntl.h>
@@ -15,12 +17,16 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <mutex>
 #include <queue>
 #include <sstream>
 #include <thread>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -71,6 +77,42 @@ int ReadPid(const fs::path& file, milliseconds within = milliseconds(3000)) {
   }
   return 0;
 }
+
+// A SubprocessRunner on an io_context run by a thread of its own, as the engine's loop
+// runs it. Each call runs on that thread and returns when it has returned there; results
+// arrive on that thread.
+class RunnerOnLoop {
+ public:
+  explicit RunnerOnLoop(SubprocessRunnerOptions options) : thread_([this] { io_.run(); }) {
+    OnLoop([&] { runner_ = std::make_unique<SubprocessRunner>(io_, options); });
+  }
+  ~RunnerOnLoop() {
+    OnLoop([&] { runner_.reset(); });
+    work_.reset();
+    thread_.join();
+  }
+  void Start(AttemptSpec spec, TaskRunner::DoneCallback done) {
+    OnLoop([&] { runner_->Start(std::move(spec), std::move(done)); });
+  }
+  void Cancel(uint64_t id) { OnLoop([&] { runner_->Cancel(id); }); }
+  void Shutdown(milliseconds grace) { OnLoop([&] { runner_->Shutdown(grace); }); }
+  int Capacity() const { return runner_->Capacity(); }
+  // Runs `f` on the loop's thread and waits for it.
+  void OnLoop(const std::function<void()>& f) {
+    std::promise<void> done;
+    boost::asio::post(io_, [&] {
+      f();
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
+
+ private:
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_ = boost::asio::make_work_guard(io_);
+  std::unique_ptr<SubprocessRunner> runner_;
+  std::thread thread_;
+};
 
 // Collects results; counts callbacks per attempt to check "exactly once".
 class Collector {
@@ -137,7 +179,7 @@ class SubprocessRunnerTest : public ::testing::Test {
 
   // Runs one attempt on a fresh runner and returns its result.
   AttemptResult RunOne(AttemptSpec spec, SubprocessRunnerOptions options = {}) {
-    SubprocessRunner runner(options);
+    RunnerOnLoop runner(options);
     Collector c;
     uint64_t id = spec.attempt_id;
     runner.Start(std::move(spec), c.Callback());
@@ -304,7 +346,7 @@ TEST_F(SubprocessRunnerTest, KillsLeftoverGroupMembersAfterTheLeaderExits) {
 }
 
 TEST_F(SubprocessRunnerTest, CancelKillsTheProcessGroup) {
-  SubprocessRunner runner({.workers = 2});
+  RunnerOnLoop runner({.workers = 2});
   Collector c;
   runner.Start(Spec(1, "sleep 100 & echo $! > bg.pid; sleep 100"), c.Callback());
   int bg = ReadPid(dir_ / "bg.pid");
@@ -320,7 +362,7 @@ TEST_F(SubprocessRunnerTest, CancelKillsTheProcessGroup) {
 }
 
 TEST_F(SubprocessRunnerTest, CancelEscalatesToSigkillAfterTheAttemptsKillGrace) {
-  SubprocessRunner runner({.workers = 1});
+  RunnerOnLoop runner({.workers = 1});
   Collector c;
   AttemptSpec s = Spec(1, "trap '' TERM; echo $$ > sh.pid; while :; do sleep 1; done");
   s.kill_grace = milliseconds(200);
@@ -333,7 +375,7 @@ TEST_F(SubprocessRunnerTest, CancelEscalatesToSigkillAfterTheAttemptsKillGrace) 
 }
 
 TEST_F(SubprocessRunnerTest, CancelOfAQueuedAttemptNeverSpawnsIt) {
-  SubprocessRunner runner({.workers = 1});
+  RunnerOnLoop runner({.workers = 1});
   Collector c;
   runner.Start(Spec(1, "sleep 100"), c.Callback());
   runner.Start(Spec(2, "echo ran"), c.Callback());
@@ -346,8 +388,53 @@ TEST_F(SubprocessRunnerTest, CancelOfAQueuedAttemptNeverSpawnsIt) {
   EXPECT_EQ(Log(2), "");
 }
 
+TEST_F(SubprocessRunnerTest, ReportsFromTheLoopNeverFromInsideStartOrCancel) {
+  // The engine calls Start and Cancel in the middle of a pass; a report from inside them
+  // would re-enter it. Spawn errors and cancelled queued attempts are the cases that know
+  // their result at once.
+  boost::asio::io_context io;
+  Collector c;
+  {
+    SubprocessRunner runner(io, {.workers = 1});
+    AttemptSpec missing_dir = Spec(1, "true");
+    missing_dir.working_dir = (dir_ / "nope").string();
+    runner.Start(missing_dir, c.Callback());
+    runner.Start(Spec(2, "sleep 100"), c.Callback());
+    runner.Start(Spec(3, "true"), c.Callback());  // queued behind 2
+    runner.Cancel(3);
+    EXPECT_FALSE(c.Has(1));
+    EXPECT_FALSE(c.Has(3));
+    io.poll();  // the posted reports run here
+    ASSERT_TRUE(c.Has(1));
+    EXPECT_EQ(c.Wait(1).end, AttemptEnd::kSpawnError);
+    ASSERT_TRUE(c.Has(3));
+    EXPECT_EQ(c.Wait(3).end, AttemptEnd::kCancelled);
+    EXPECT_FALSE(c.Has(2));
+    runner.Shutdown(milliseconds(100));
+    ASSERT_TRUE(c.Has(2));  // Shutdown reports before it returns
+    EXPECT_EQ(c.Wait(2).end, AttemptEnd::kCancelled);
+  }
+  io.poll();  // handlers left behind by the destroyed runner do nothing
+  EXPECT_EQ(c.Calls(1) + c.Calls(2) + c.Calls(3), 3);
+}
+
+TEST_F(SubprocessRunnerTest, UsesNoThreadPerAttempt) {
+  // Children are spawned and reaped on the loop's thread: running attempts add no threads.
+  auto threads = [] {
+    return std::distance(fs::directory_iterator("/proc/self/task"), fs::directory_iterator());
+  };
+  const auto before = threads();
+  RunnerOnLoop runner({.workers = 4, .spare_log_files = false});
+  Collector c;
+  for (uint64_t id = 1; id <= 4; ++id) runner.Start(Spec(id, "echo $$ > p" + std::to_string(id) + "; sleep 100"), c.Callback());
+  for (uint64_t id = 1; id <= 4; ++id) ASSERT_GT(ReadPid(dir_ / ("p" + std::to_string(id))), 0);
+  EXPECT_EQ(threads(), before + 1);  // the loop's
+  runner.Shutdown(milliseconds(100));
+  for (uint64_t id = 1; id <= 4; ++id) EXPECT_EQ(c.Wait(id).end, AttemptEnd::kCancelled);
+}
+
 TEST_F(SubprocessRunnerTest, CancelOfAFinishedOrUnknownAttemptIsANoOp) {
-  SubprocessRunner runner({.workers = 1});
+  RunnerOnLoop runner({.workers = 1});
   Collector c;
   runner.Start(Spec(1, "true"), c.Callback());
   EXPECT_EQ(c.Wait(1).end, AttemptEnd::kSuccess);
@@ -460,7 +547,7 @@ TEST_F(SubprocessRunnerTest, RunsEachAttemptInItsOwnProcessGroup) {
 }
 
 TEST_F(SubprocessRunnerTest, CallerCanKeepWithinCapacity) {
-  SubprocessRunner runner({.workers = 2});
+  RunnerOnLoop runner({.workers = 2});
   EXPECT_EQ(runner.Capacity(), 2);
   // Each attempt records its start in a shared file; more than two at once would show.
   Collector c;
@@ -492,7 +579,7 @@ TEST_F(SubprocessRunnerTest, ChildrenDieWhenTheRunnersProcessDies) {
   ASSERT_GE(owner, 0);
   if (owner == 0) {
     // A stand-in for the daemon: start a long task, then die without any cleanup.
-    auto* runner = new SubprocessRunner({.workers = 1});
+    auto* runner = new RunnerOnLoop({.workers = 1});
     AttemptSpec s = Spec(1, "echo $$ > leader.pid; exec sleep 100");
     runner->Start(s, [](AttemptResult) {});
     auto deadline = steady_clock::now() + seconds(5);
@@ -511,7 +598,7 @@ TEST_F(SubprocessRunnerTest, ChildrenDieWhenTheRunnersProcessDies) {
 TEST_F(SubprocessRunnerTest, ShutdownKillsEverythingAndReportsEachAttemptOnce) {
   Collector c;
   std::vector<int> pids;
-  auto runner = std::make_unique<SubprocessRunner>(SubprocessRunnerOptions{.workers = 2});
+  auto runner = std::make_unique<RunnerOnLoop>(SubprocessRunnerOptions{.workers = 2});
   runner->Start(Spec(1, "echo $$ > p1; sleep 100"), c.Callback());
   runner->Start(Spec(2, "trap '' TERM; echo $$ > p2; sleep 100 & wait; wait"), c.Callback());
   runner->Start(Spec(3, "echo never"), c.Callback());  // queued behind the two
@@ -543,7 +630,7 @@ TEST_F(SubprocessRunnerTest, ShutdownKillsEverythingAndReportsEachAttemptOnce) {
 TEST_F(SubprocessRunnerTest, DestructorCancelsRunningAttempts) {
   Collector c;
   {
-    SubprocessRunner runner({.workers = 1, .shutdown_grace = milliseconds(100)});
+    RunnerOnLoop runner({.workers = 1, .shutdown_grace = milliseconds(100)});
     runner.Start(Spec(1, "echo $$ > p1; exec sleep 100"), c.Callback());
     ASSERT_GT(ReadPid(dir_ / "p1"), 0);
   }
