@@ -192,7 +192,9 @@ int RunForeground(const RunCommandOptions& options) {
     }
   }
 
-  auto store = store::Store::Open(options.data_dir);
+  // Durable at exit rather than at every commit: the exit status is this command's only
+  // acknowledgement (docs/store-schema.md, "Durability").
+  auto store = store::Store::Open(options.data_dir, store::Store::SyncMode::kOnFlush);
   if (!store.ok()) {
     std::cerr << "batchd: " << store.status().message() << "\n";
     return 1;
@@ -258,8 +260,12 @@ int RunForeground(const RunCommandOptions& options) {
   });
   while (!progress.done() && !interrupted) io.run_one_for(std::chrono::milliseconds(200));
   signals.cancel();
+  if (interrupted) io.poll();  // records the killed attempts as cancelled, their instances as queued
+  if (Status st = (*store)->Flush(); !st.ok()) {
+    std::cerr << "batchd: " << st.message() << "\n";
+    return 1;
+  }
   if (interrupted) {
-    io.poll();  // records the killed attempts as cancelled, their instances as queued
     std::cerr << "batchd: interrupted; run " << created->run.run_id << " resumes on the next `batchd run`\n";
     return 1;
   }

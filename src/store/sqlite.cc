@@ -56,6 +56,7 @@ Status Database::Error(int rc, const std::string& detail) const {
 Status Database::LastError() const { return Error(sqlite3_extended_errcode(db_), sqlite3_errmsg(db_)); }
 
 Status Database::SetRelaxedSync(bool relaxed) {
+  if (syncs_deferred_) relaxed = true;
   if (relaxed == relaxed_sync_) return Status::Ok();
   char* err = nullptr;
   int rc = sqlite3_exec(db_, relaxed ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL", nullptr, nullptr, &err);
@@ -69,7 +70,7 @@ Status Database::SetRelaxedSync(bool relaxed) {
 }
 
 Status Database::RestoreFullSyncOutsideTransaction() {
-  if (!relaxed_sync_ || InTransaction()) return Status::Ok();
+  if (!relaxed_sync_ || syncs_deferred_ || InTransaction()) return Status::Ok();
   return SetRelaxedSync(false);
 }
 
@@ -93,6 +94,23 @@ Status Database::SyncMainFile() {
   if (rc != SQLITE_OK) return Error(rc, "cannot sync database '" + path_ + "'");
   return Status::Ok();
 }
+
+Status Database::DeferSyncs() {
+  if (Status st = SetRelaxedSync(true); !st.ok()) return st;
+  syncs_deferred_ = true;
+  return Status::Ok();
+}
+
+Status Database::SyncWal() {
+  sqlite3_file* file = nullptr;
+  int rc = sqlite3_file_control(db_, "main", SQLITE_FCNTL_JOURNAL_POINTER, &file);
+  if (rc == SQLITE_OK && (file == nullptr || file->pMethods == nullptr)) return Status::Ok();  // no WAL open
+  if (rc == SQLITE_OK) rc = file->pMethods->xSync(file, SQLITE_SYNC_NORMAL);
+  if (rc != SQLITE_OK) return Error(rc, "cannot sync the write-ahead log of '" + path_ + "'");
+  return Status::Ok();
+}
+
+void Database::SkipCheckpointOnClose() { sqlite3_db_config(db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr); }
 
 void Database::StartBackgroundCheckpoints() {
   if (!checkpointer_) checkpointer_ = std::make_unique<WalCheckpointer>(db_, path_);

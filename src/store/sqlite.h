@@ -67,6 +67,15 @@ class Database {
   // fsyncs the database file through SQLite's own descriptor (closing another descriptor
   // of the file would drop SQLite's POSIX locks on it).
   Status SyncMainFile();
+  // Every commit from now on is relaxed, inside a transaction or not, until SyncWal():
+  // the owner makes them durable in one go (Store's SyncMode::kOnFlush).
+  Status DeferSyncs();
+  // fsyncs the WAL through SQLite's own descriptor: every commit so far becomes durable.
+  // Nothing to do when this connection has not opened the WAL yet.
+  Status SyncWal();
+  // Closing the last connection leaves the WAL as it is instead of checkpointing it
+  // (copying it into the database file and fsyncing that): the next open reads it.
+  void SkipCheckpointOnClose();
 
  private:
   Database(sqlite3* db, std::string path);
@@ -77,6 +86,7 @@ class Database {
   std::string path_;
   std::unique_ptr<WalCheckpointer> checkpointer_;
   bool relaxed_sync_ = false;
+  bool syncs_deferred_ = false;
   struct Cache;
   std::unique_ptr<Cache> cache_;
   friend class Statement;

@@ -400,7 +400,7 @@ std::string NewRunId() {
   return id;
 }
 
-Result<std::unique_ptr<Store>> Store::Open(const std::string& data_dir_arg) {
+Result<std::unique_ptr<Store>> Store::Open(const std::string& data_dir_arg, SyncMode sync) {
   if (data_dir_arg.empty()) return Status::InvalidArgument("the data directory must not be empty");
   std::error_code ec;
   // Absolute, so log paths stay valid whatever a task's working directory is.
@@ -447,8 +447,26 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& data_dir_arg) {
   std::unique_ptr<Store> store(new Store(data_dir, fd, std::move(*db)));
   RETURN_IF_ERROR(store->Configure(*creating));
   RETURN_IF_ERROR(store->Migrate());
-  if (*creating) RETURN_IF_ERROR(store->MakeCreationDurable());
+  store->sync_mode_ = sync;
+  if (sync == SyncMode::kOnFlush) {
+    RETURN_IF_ERROR(store->db_->DeferSyncs());
+    store->creation_durable_ = !*creating;
+  } else if (*creating) {
+    RETURN_IF_ERROR(store->MakeCreationDurable());
+    RETURN_IF_ERROR(store->db_->Exec("PRAGMA synchronous=FULL"));
+  }
   return store;
+}
+
+Status Store::Flush() {
+  if (sync_mode_ != SyncMode::kOnFlush) return Status::Ok();
+  if (!creation_durable_) {
+    RETURN_IF_ERROR(MakeCreationDurable());
+    creation_durable_ = true;
+  }
+  RETURN_IF_ERROR(db_->SyncWal());
+  db_->SkipCheckpointOnClose();
+  return Status::Ok();
 }
 
 Status Store::MakeCreationDurable() {
@@ -463,7 +481,7 @@ Status Store::MakeCreationDurable() {
     return Status::IoError("cannot sync directory '" + data_dir_ + "': " + std::strerror(err));
   }
   ::close(fd);
-  return db_->Exec("PRAGMA synchronous=FULL");
+  return Status::Ok();
 }
 
 Store::Store(std::string data_dir, int lock_fd, std::unique_ptr<Database> db)

@@ -126,7 +126,14 @@ class Store {
   // docs/store-schema.md): the lock is held by another process or Store (FailedPrecondition),
   // the file is corrupt, truncated, not an SQLite database or not a batchd database, or its
   // schema is newer than ours (Corruption).
-  static Result<std::unique_ptr<Store>> Open(const std::string& data_dir);
+  //
+  // `sync` says when commits become durable. kEveryCommit: as each transaction's
+  // Durability says (the daemon, which replies to clients after kFull commits). kOnFlush:
+  // every commit survives kill -9 of batchd but is durable against power loss only once
+  // Flush() returns (`batchd run`, whose acknowledgement is its exit status: it flushes
+  // before exiting; a power cut during the run loses the run's record, not a reply).
+  enum class SyncMode { kEveryCommit, kOnFlush };
+  static Result<std::unique_ptr<Store>> Open(const std::string& data_dir, SyncMode sync = SyncMode::kEveryCommit);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -152,6 +159,11 @@ class Store {
   Status Commit();
   void Rollback();
   bool InTransaction() const { return txn_depth_ > 0; }
+  // kOnFlush: makes every commit so far durable (the WAL; for a store this process
+  // created, also the database file and its directory entry), and lets closing skip
+  // the checkpoint, which the next open's background checkpointer does instead.
+  // kEveryCommit: nothing to do.
+  Status Flush();
 
   // --- DAGs ---
   Status PutDagVersion(const DagVersion& v);  // idempotent
@@ -222,6 +234,8 @@ class Store {
   Status Configure(bool creating);
   Status Migrate();
   Status MakeCreationDurable();
+  SyncMode sync_mode_ = SyncMode::kEveryCommit;
+  bool creation_durable_ = true;  // false while a store created with kOnFlush awaits Flush()
   // Deletes the log directories of `run_ids` now, or after the outermost Commit() when a
   // transaction is open: a crash in between leaves files, never rows without their logs.
   void RemoveRunLogs(std::vector<std::string> run_ids);

@@ -191,5 +191,17 @@ TEST_F(SqliteTest, RelaxedSyncHoldsForTransactionsAndAnyAutocommitWriteRestoresF
   EXPECT_EQ(Synchronous(*db_), 2);
 }
 
+TEST_F(SqliteTest, DeferredSyncsStayRelaxedEvenForAutocommitWritesUntilTheWalIsSynced) {
+  ASSERT_TRUE(db_->Exec("PRAGMA journal_mode=WAL").ok());
+  ASSERT_TRUE(db_->SyncWal().ok());  // nothing written yet: nothing to sync
+  ASSERT_TRUE(db_->DeferSyncs().ok());
+  EXPECT_EQ(Synchronous(*db_), 1);
+  ASSERT_TRUE(db_->Exec("INSERT INTO t VALUES ('a', 'x', 1)").ok());
+  EXPECT_EQ(Synchronous(*db_), 1);
+  ASSERT_TRUE(db_->SetRelaxedSync(false).ok());
+  EXPECT_EQ(Synchronous(*db_), 1) << "a transaction cannot ask for FULL either";
+  ASSERT_TRUE(db_->SyncWal().ok());
+}
+
 }  // namespace
 }  // namespace batchd::store

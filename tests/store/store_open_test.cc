@@ -426,7 +426,7 @@ TEST(StoreOpenTest, ReopenAfterCloseKeepsEverything) {
 // SIGKILL mid-transaction. The parent reopens: the committed batch is there (recovered
 // from the WAL, which was never checkpointed), the uncommitted one is not, and the
 // kernel released the dead child's lock.
-TEST(StoreOpenTest, CommittedBatchSurvivesSigkillAndUncommittedOneDoesNot) {
+void CommittedBatchSurvivesSigkillAndUncommittedOneDoesNot(Store::SyncMode mode) {
   TempDir tmp;
   int ready[2];
   ASSERT_EQ(::pipe(ready), 0);
@@ -437,7 +437,7 @@ TEST(StoreOpenTest, CommittedBatchSurvivesSigkillAndUncommittedOneDoesNot) {
     auto report = [&](char c) {
       if (::write(ready[1], &c, 1) != 1) ::_exit(2);
     };
-    auto opened = Store::Open(tmp.path());
+    auto opened = Store::Open(tmp.path(), mode);
     if (!opened.ok()) report('o');
     Store& store = **opened;
     bool ok = store.Begin().ok() && store.CreateRun(MakeRun("committed", "billing", "k1")).ok();
@@ -482,6 +482,48 @@ TEST(StoreOpenTest, CommittedBatchSurvivesSigkillAndUncommittedOneDoesNot) {
   ASSERT_TRUE(uncommitted.ok());
   EXPECT_FALSE(uncommitted->has_value());
   EXPECT_EQ(ReadFile(tmp / "batchd.lock"), std::to_string(::getpid()) + "\n");
+}
+
+TEST(StoreOpenTest, CommittedBatchSurvivesSigkillAndUncommittedOneDoesNot) {
+  CommittedBatchSurvivesSigkillAndUncommittedOneDoesNot(Store::SyncMode::kEveryCommit);
+}
+
+TEST(StoreOpenTest, CommittedBatchSurvivesSigkillBeforeFlushInOnFlushMode) {
+  CommittedBatchSurvivesSigkillAndUncommittedOneDoesNot(Store::SyncMode::kOnFlush);
+}
+
+TEST(StoreOpenTest, FlushedStoreLeavesItsWalForTheNextOpenInsteadOfCheckpointing) {
+  TempDir tmp;
+  {
+    auto opened = Store::Open(tmp.path(), Store::SyncMode::kOnFlush);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    ASSERT_TRUE((*opened)->Begin().ok());
+    ASSERT_TRUE((*opened)->CreateRun(MakeRun("r1", "billing", "k1")).ok());
+    ASSERT_TRUE((*opened)->Commit().ok());
+    ASSERT_TRUE((*opened)->RecordKeySuccess("billing", "k", "r1", AtMs(9)).ok());  // autocommit
+    ASSERT_TRUE((*opened)->Flush().ok());
+  }
+  ASSERT_TRUE(fs::exists(tmp / "batchd.db-wal"));
+  EXPECT_GT(fs::file_size(tmp / "batchd.db-wal"), 0u) << "closing after Flush() does not checkpoint";
+  auto store = OpenOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  auto run = store->GetRun("r1");
+  ASSERT_TRUE(run.ok());
+  ASSERT_TRUE(run->has_value());
+  EXPECT_TRUE(*store->KeySucceeded("billing", "k"));
+}
+
+TEST(StoreOpenTest, OnFlushStoreClosedWithoutFlushCheckpointsAsUsual) {
+  TempDir tmp;
+  {
+    auto opened = Store::Open(tmp.path(), Store::SyncMode::kOnFlush);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    ASSERT_TRUE((*opened)->CreateRun(MakeRun("r1", "billing", "k1")).ok());
+  }
+  EXPECT_FALSE(fs::exists(tmp / "batchd.db-wal"));
+  auto store = OpenOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(store->GetRun("r1")->has_value());
 }
 
 }  // namespace
