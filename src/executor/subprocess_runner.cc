@@ -69,6 +69,7 @@ namespace batchd::executor {
 namespace {
 
 constexpr size_t kChildStackSize = 64 * 1024;
+using SteadyClock = std::chrono::steady_clock;
 
 // Default search path when the env has no PATH: the one /bin/sh (dash) uses, so that
 // direct exec and the shell find the same programs.
@@ -261,7 +262,40 @@ struct ExecPlan {
   std::string err_prefix;
 };
 
-void BuildPlan(const AttemptSpec& spec, bool direct_exec, ExecPlan* plan) {
+// How many leading PATH directories lack a program, remembered for a second per (PATH,
+// program), as a shell remembers where it found a command (bash's `hash`). Only the
+// directories that did not have it are skipped, and only while the program is still
+// where it was found. A program newly installed in an earlier directory is found within
+// a second.
+class PathSkipCache {
+ public:
+  std::optional<size_t> Find(std::string_view path, std::string_view prog, SteadyClock::time_point now) {
+    auto it = entries_.find(Key(path, prog));
+    if (it == entries_.end() || now - it->second.at > kTtl) return std::nullopt;
+    return it->second.skip;
+  }
+  void Put(std::string_view path, std::string_view prog, size_t skip, SteadyClock::time_point now) {
+    if (entries_.size() >= kMaxEntries) entries_.clear();  // commands are few; bound it anyway
+    entries_[Key(path, prog)] = {skip, now};
+  }
+
+ private:
+  static constexpr auto kTtl = std::chrono::seconds(1);
+  static constexpr size_t kMaxEntries = 4096;
+  struct Entry {
+    size_t skip;
+    SteadyClock::time_point at;
+  };
+  static std::string Key(std::string_view path, std::string_view prog) {
+    std::string key(path);
+    key += '\0';
+    key += prog;
+    return key;
+  }
+  std::unordered_map<std::string, Entry> entries_;
+};
+
+void BuildPlan(const AttemptSpec& spec, bool direct_exec, PathSkipCache& path_cache, ExecPlan* plan) {
   bool direct = direct_exec && SplitPlainCommand(spec.command, &plan->args);
   if (!direct) {
     plan->args = {kShell, "-c", spec.command};
@@ -286,13 +320,21 @@ void BuildPlan(const AttemptSpec& spec, bool direct_exec, ExecPlan* plan) {
       // service PATHs often name directories first that hold nothing. Only what execve
       // would skip too is dropped (ENOENT, ENOTDIR); relative entries are left to the
       // child, which resolves them from the working directory.
-      size_t first = 0;
-      while (first + 1 < plan->candidates.size()) {
+      const auto now = SteadyClock::now();
+      std::optional<size_t> cached = path_cache.Find(path, prog, now);
+      // Trusted only while the program is still where it was found (one check, not one
+      // per directory); otherwise search again, as a shell does with a stale hash entry.
+      if (cached && (*cached >= plan->candidates.size() || plan->candidates[*cached][0] != '/' ||
+                     faccessat(AT_FDCWD, plan->candidates[*cached].c_str(), F_OK, AT_EACCESS) != 0))
+        cached.reset();
+      size_t first = cached.value_or(0);
+      while (!cached && first + 1 < plan->candidates.size()) {
         const std::string& c = plan->candidates[first];
         if (c[0] != '/' || faccessat(AT_FDCWD, c.c_str(), F_OK, AT_EACCESS) == 0) break;
         if (errno != ENOENT && errno != ENOTDIR) break;
         ++first;
       }
+      if (!cached) path_cache.Put(path, prog, first, now);
       plan->candidates.erase(plan->candidates.begin(), plan->candidates.begin() + static_cast<std::ptrdiff_t>(first));
     }
   }
@@ -333,7 +375,8 @@ bool SplitPlainCommand(std::string_view command, std::vector<std::string>* argv)
 
 
 namespace asio = boost::asio;
-using SteadyClock = std::chrono::steady_clock;
+
+struct SubprocessRunner::PathCache : PathSkipCache {};
 
 struct SubprocessRunner::Attempt {
   AttemptSpec spec;
@@ -356,7 +399,10 @@ struct SubprocessRunner::Attempt {
 };
 
 SubprocessRunner::SubprocessRunner(asio::io_context& io, SubprocessRunnerOptions options)
-    : io_(io), options_(std::move(options)), self_(std::make_shared<SubprocessRunner*>(this)) {
+    : io_(io),
+      options_(std::move(options)),
+      path_cache_(std::make_unique<PathCache>()),
+      self_(std::make_shared<SubprocessRunner*>(this)) {
   if (options_.workers < 1) throw std::invalid_argument("SubprocessRunner: workers must be >= 1");
   struct sigaction chld;
   if (sigaction(SIGCHLD, nullptr, &chld) == 0 &&
@@ -474,7 +520,7 @@ void SubprocessRunner::Launch(Attempt& attempt) {
   if (log.get() < 0) return spawn_error("cannot open log file '" + spec.log_path + "': " + Errno(errno));
 
   ExecPlan plan;
-  BuildPlan(spec, options_.direct_exec, &plan);
+  BuildPlan(spec, options_.direct_exec, *path_cache_, &plan);
   ChildArgs args;
   args.argv = plan.argv.data();
   args.envp = plan.envp.data();

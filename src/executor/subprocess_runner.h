@@ -88,6 +88,7 @@ class SubprocessRunner final : public TaskRunner {
 
  private:
   struct Attempt;
+  struct PathCache;
   enum class KilledFor { kNothing, kTimeout, kCancel };
 
   // Spawns the attempt now; a spawn error is reported through a posted handler.
@@ -113,6 +114,7 @@ class SubprocessRunner final : public TaskRunner {
   void* child_stack_ = nullptr;  // for the clone()d child, while it shares our memory
   std::unique_ptr<OrphanGuard> guard_;  // null when options_.orphan_guard is off
   std::unique_ptr<LogFileReserve> log_files_;
+  std::unique_ptr<PathCache> path_cache_;  // where PATH lookups found programs lately
 
   std::deque<uint64_t> queue_;                                     // waiting for capacity
   std::unordered_map<uint64_t, std::unique_ptr<Attempt>> live_;    // queued + running

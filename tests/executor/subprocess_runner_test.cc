@@ -489,6 +489,31 @@ TEST_F(SubprocessRunnerTest, DirectExecSearchesPathLikeExecvpSkippingNonExecutab
   EXPECT_EQ(Log(2), "relative\n");
 }
 
+TEST_F(SubprocessRunnerTest, DirectExecFindsAProgramAgainAfterItMovedToAnotherPathDirectory) {
+  // Where PATH lookups found a program is remembered; a stale entry must not hide it.
+  fs::create_directories(dir_ / "a");
+  fs::create_directories(dir_ / "b");
+  WriteFile(dir_ / "b" / "tool", "#!/bin/sh\necho in-b\n", fs::perms::owner_all);
+  RunnerOnLoop runner({.workers = 1});
+  Collector c;
+  auto spec = [&](uint64_t id) {
+    AttemptSpec s = Spec(id, "tool");
+    s.env = {"PATH=/nonexistent:" + (dir_ / "a").string() + ":" + (dir_ / "b").string()};
+    return s;
+  };
+  runner.Start(spec(1), c.Callback());
+  EXPECT_EQ(c.Wait(1).end, AttemptEnd::kSuccess) << Log(1);
+  EXPECT_EQ(Log(1), "in-b\n");
+  fs::rename(dir_ / "b" / "tool", dir_ / "a" / "tool");
+  runner.Start(spec(2), c.Callback());
+  EXPECT_EQ(c.Wait(2).end, AttemptEnd::kSuccess) << Log(2);
+  EXPECT_EQ(Log(2), "in-b\n");  // the same script, now found in a
+  fs::remove(dir_ / "a" / "tool");
+  runner.Start(spec(3), c.Callback());
+  EXPECT_EQ(c.Wait(3).exit_code, 127);
+  EXPECT_EQ(Log(3), "batchd: tool: not found\n");
+}
+
 TEST_F(SubprocessRunnerTest, DirectExecWithoutPathInTheEnvUsesTheShellsDefaultPath) {
   AttemptSpec s = Spec(1, "printf ok");
   s.env = {};
