@@ -719,11 +719,17 @@ void Engine::Pump() {
   //    logs) need not delay the next process.
   for (auto& spec : to_start) {
     runner_.Start(std::move(spec), [self = self_, &io = io_](executor::AttemptResult result) {
-      asio::post(io, [self, result = std::move(result)]() mutable {
+      auto deliver = [self, result = std::move(result)]() mutable {
         if (!*self) return;
         (*self)->inbox_.push_back(std::move(result));
         (*self)->SchedulePump();
-      });
+      };
+      // SubprocessRunner reports on the loop's thread already; a fake may not.
+      if (io.get_executor().running_in_this_thread()) {
+        deliver();
+      } else {
+        asio::post(io, std::move(deliver));
+      }
     });
   }
   // 7. Tell observers, now that it is committed.
