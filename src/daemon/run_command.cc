@@ -44,11 +44,19 @@ class ProgressPrinter final : public engine::EngineObserver {
     if (tty_) {
       Redraw(plan, false);
     } else if (IsTerminal(inst.state)) {
-      std::cout << Stamp() << " " << inst.task << "[" << inst.partition << "] " << ToString(inst.state);
-      if (!inst.reason.empty()) std::cout << " (" << inst.reason << ")";
-      if (inst.attempts > 0) std::cout << " attempts=" << inst.attempts;
-      if (inst.exit_code) std::cout << " exit=" << *inst.exit_code;
-      std::cout << "\n";
+      std::string line = Stamp();
+      line += ' ';
+      line += inst.task;
+      line += '[';
+      line += inst.partition;
+      line += "] ";
+      line += ToString(inst.state);
+      if (!inst.reason.empty()) line += " (" + inst.reason + ")";
+      if (inst.attempts > 0) line += " attempts=" + std::to_string(inst.attempts);
+      if (inst.exit_code) line += " exit=" + std::to_string(*inst.exit_code);
+      line += '\n';
+      std::fwrite(line.data(), 1, line.size(), stdout);
+      FlushNowAndThen();
     }
   }
 
@@ -77,9 +85,23 @@ class ProgressPrinter final : public engine::EngineObserver {
   RunState final_state() const { return final_state_; }
 
  private:
-  static std::string Stamp() {
-    auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-    return date::format("%H:%M:%S", now);
+  // "HH:MM:SS" (UTC), formatted once per second: a fan-out prints thousands of lines.
+  const std::string& Stamp() {
+    const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+    if (now != stamp_second_) {
+      stamp_second_ = now;
+      stamp_ = date::format("%H:%M:%S", now);
+    }
+    return stamp_;
+  }
+
+  // Piped or redirected, stdout is block-buffered: flush at most every 100 ms, so that
+  // the lines stay live in a log without a write per line.
+  void FlushNowAndThen() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_flush_ < std::chrono::milliseconds(100)) return;
+    last_flush_ = now;
+    std::fflush(stdout);
   }
 
   void Line(const engine::RunPlan& plan, const std::string& text) {
@@ -155,6 +177,9 @@ class ProgressPrinter final : public engine::EngineObserver {
   bool done_ = false;
   RunState final_state_ = RunState::kFailed;
   std::chrono::steady_clock::time_point last_draw_{};
+  std::chrono::steady_clock::time_point last_flush_{};
+  std::chrono::sys_seconds stamp_second_{};
+  std::string stamp_;
 };
 
 
