@@ -125,6 +125,7 @@ class Statement {
   int64_t Int(int column) const;
   double Double(int column) const;
   std::string Text(int column) const;
+  int ColumnCount() const;
   std::optional<int64_t> OptInt(int column) const;
   std::optional<std::string> OptText(int column) const;
 

@@ -31,7 +31,7 @@ namespace batchd::store {
 
 class Database;
 
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 struct DagVersion {
   std::string dag;

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <random>
+#include <sstream>
 
 #include "store/store_test_util.h"
 
@@ -309,6 +310,47 @@ TEST(StoreOpenTest, NegativeSchemaVersionIsCorruption) {
 const char* const kTables[] = {"dag_versions", "dags", "runs", "task_instances", "attempts", "idempotency_keys",
                                "audit"};
 
+// Every table and index with its columns, keys, clustering and partial-index condition,
+// independent of how the DDL was spelled (a renamed table's text is quoted, for one).
+std::string SchemaFingerprint(const std::string& db_path) {
+  auto db = Database::Open(db_path);
+  EXPECT_TRUE(db.ok());
+  auto rows = [&](const std::string& sql) {
+    std::string out;
+    auto s = (*db)->Prepare(sql);
+    EXPECT_TRUE(s.ok()) << sql;
+    if (!s.ok()) return out;
+    for (;;) {
+      auto row = (*s)->Step();
+      if (!row.ok() || !*row) break;
+      for (int c = 0; c < (*s)->ColumnCount(); ++c) out += (*s)->Text(c) + "|";
+      out += "\n";
+    }
+    (*s)->Reset();
+    return out;
+  };
+  std::string fp;
+  const std::string objects = rows("SELECT type, name, tbl_name FROM sqlite_schema ORDER BY name");
+  fp += objects;
+  std::istringstream lines(objects);
+  for (std::string line; std::getline(lines, line);) {
+    const std::string type = line.substr(0, line.find('|'));
+    std::string name = line.substr(type.size() + 1);
+    name = name.substr(0, name.find('|'));
+    if (type == "table") {
+      fp += rows("SELECT * FROM pragma_table_xinfo('" + name + "')");
+      fp += rows("SELECT wr, strict FROM pragma_table_list WHERE name = '" + name + "'");
+      fp += rows("SELECT \"table\", \"from\", \"to\", on_delete FROM pragma_foreign_key_list('" + name + "')");
+      fp += rows("SELECT name, \"unique\", origin, partial FROM pragma_index_list('" + name + "') ORDER BY name");
+    } else if (type == "index") {
+      fp += rows("SELECT * FROM pragma_index_xinfo('" + name + "')");
+      fp += rows("SELECT substr(sql, instr(sql, ' WHERE ')) FROM sqlite_schema WHERE name = '" + name +
+                 "' AND sql LIKE '% WHERE %'");
+    }
+  }
+  return fp;
+}
+
 void ExpectCurrentSchema(const std::string& db_path) {
   EXPECT_EQ(QueryInt(db_path, "SELECT version FROM schema_version"), kSchemaVersion);
   EXPECT_EQ(QueryInt(db_path, "SELECT COUNT(*) FROM schema_version"), 1);
@@ -364,7 +406,9 @@ TEST(StoreOpenTest, MigratesVersionOneKeepingIdempotencyKeys) {
                           "CREATE TABLE k1 (dag TEXT NOT NULL, key TEXT NOT NULL, run_id TEXT NOT NULL, "
                           "succeeded_at INTEGER NOT NULL, PRIMARY KEY (dag, key)); "
                           "INSERT INTO k1 SELECT * FROM idempotency_keys; DROP TABLE idempotency_keys; "
-                          "ALTER TABLE k1 RENAME TO idempotency_keys; UPDATE schema_version SET version = 1")
+                          "ALTER TABLE k1 RENAME TO idempotency_keys; "
+                          "CREATE INDEX attempts_running ON attempts (outcome) WHERE outcome = 'running'; "
+                          "UPDATE schema_version SET version = 1")
                   .ok());
   ASSERT_EQ(QueryInt(db, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'instances_by_state'"), 1);
   {
@@ -380,6 +424,38 @@ TEST(StoreOpenTest, MigratesVersionOneKeepingIdempotencyKeys) {
   EXPECT_EQ(QueryInt(db, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'instances_failed'"), 1);
   EXPECT_EQ(QueryInt(db, "SELECT COUNT(*) FROM pragma_table_list WHERE name = 'idempotency_keys' AND wr = 1"), 1)
       << "clustered on (dag, key)";
+  EXPECT_EQ(QueryInt(db, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'attempts_running'"), 0);
+
+  // What the migrations built is what a new database gets in one step.
+  TempDir fresh;
+  { ASSERT_NE(OpenOrDie(fresh.path()), nullptr); }
+  EXPECT_EQ(SchemaFingerprint(db), SchemaFingerprint(fresh / "batchd.db"));
+}
+
+TEST(StoreOpenTest, MigratesVersionTwoAndRecoveryStillFindsRunningAttempts) {
+  TempDir tmp;
+  const std::string db = tmp / "batchd.db";
+  int64_t instance_id = 0;
+  {
+    auto store = OpenOrDie(tmp.path());
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->CreateRun(MakeRun("r1", "billing", "k1", 1000, RunState::kRunning)).ok());
+    std::vector<InstanceRecord> instances{MakeInstance("r1", "extract")};
+    ASSERT_TRUE(store->InsertInstances(instances).ok());
+    instance_id = instances[0].id;
+    AttemptRecord a = MakeAttempt(instance_id, 1);
+    ASSERT_TRUE(store->InsertAttempt(a).ok());
+  }
+  ASSERT_TRUE(ExecSql(db, "CREATE INDEX attempts_running ON attempts (outcome) WHERE outcome = 'running'; "
+                          "UPDATE schema_version SET version = 2")
+                  .ok());
+  auto store = OpenOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  ExpectCurrentSchema(db);
+  EXPECT_EQ(QueryInt(db, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'attempts_running'"), 0);
+  auto lost = store->MarkRunningAttemptsLost(AtMs(9000));
+  ASSERT_TRUE(lost.ok()) << lost.status().ToString();
+  EXPECT_EQ(*lost, std::vector<int64_t>{instance_id});
 }
 
 TEST(StoreOpenTest, ReopenAfterCloseKeepsEverything) {

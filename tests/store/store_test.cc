@@ -663,6 +663,26 @@ TEST_F(StoreTest, MarkRunningAttemptsLostEndsOnlyRunningAttempts) {
   EXPECT_EQ((*store_->ListAttempts(instances[2].id))[0].ended_at, AtMs(9000));
 }
 
+TEST_F(StoreTest, MarkRunningAttemptsLostFindsThemInRunningAndCancelledRunsOfEveryDag) {
+  // Recovery looks through the runs that have not ended; a cancel leaves its attempts
+  // running until they are reported, so a crash then must find them too.
+  ASSERT_TRUE(store_->CreateRun(MakeRun("running", "billing", "k1", 1000, RunState::kRunning)).ok());
+  ASSERT_TRUE(store_->CreateRun(MakeRun("cancelled", "ads", "k1", 2000, RunState::kCancelled)).ok());
+  ASSERT_TRUE(store_->CreateRun(MakeRun("finished", "ads", "k2", 3000, RunState::kSuccess)).ok());
+  auto instances = AddInstances({MakeInstance("running", "a"), MakeInstance("cancelled", "b"),
+                                 MakeInstance("finished", "c")});
+  for (int i = 0; i < 3; ++i) {
+    AttemptRecord a = MakeAttempt(instances[i].id, 1);
+    ASSERT_TRUE(store_->InsertAttempt(a).ok());
+  }
+  auto lost = store_->MarkRunningAttemptsLost(AtMs(9000));
+  ASSERT_TRUE(lost.ok()) << lost.status().ToString();
+  EXPECT_EQ(*lost, (std::vector<int64_t>{instances[0].id, instances[1].id}));
+  EXPECT_EQ((*store_->ListAttempts(instances[1].id))[0].outcome, AttemptOutcome::kLost);
+  // A run only ends when none of its attempts runs; a row saying otherwise is left as it is.
+  EXPECT_EQ((*store_->ListAttempts(instances[2].id))[0].outcome, AttemptOutcome::kRunning);
+}
+
 // --- Idempotency keys ---
 
 TEST_F(StoreTest, IdempotencyKeysAreRecordedPerDag) {
