@@ -41,7 +41,8 @@ bool Name(int fd, const std::string& path) {
 
 }  // namespace
 
-LogFileReserve::LogFileReserve(int spares) : target_(spares) {
+LogFileReserve::LogFileReserve(int spares, std::chrono::microseconds slow_create)
+    : target_(spares), slow_create_(slow_create), active_(slow_create.count() == 0) {
   if (target_ > 0) thread_ = std::thread([this] { Refill(); });
 }
 
@@ -68,6 +69,11 @@ int LogFileReserve::SparesUsed() {
   return used_;
 }
 
+bool LogFileReserve::Active() {
+  std::lock_guard lock(mu_);
+  return active_;
+}
+
 void LogFileReserve::CloseSparesNotIn(const std::string& dir) {
   std::erase_if(spares_, [&](const Spare& s) {
     if (s.dir == dir) return false;
@@ -79,7 +85,13 @@ void LogFileReserve::CloseSparesNotIn(const std::string& dir) {
 int LogFileReserve::Open(const std::string& path) {
   if (path.empty()) return AboveStdio(open("/dev/null", O_WRONLY | O_CLOEXEC | O_NOCTTY));
   int spare = -1;
+  bool active = false;
   if (target_ > 0) {
+    std::lock_guard lock(mu_);
+    active = active_;
+  }
+  if (target_ > 0 && !active) return CreateTimed(path);
+  if (active) {
     std::string dir = DirOf(path);
     std::lock_guard lock(mu_);
     for (size_t i = 0; i < spares_.size(); ++i) {
@@ -97,7 +109,7 @@ int LogFileReserve::Open(const std::string& path) {
       candidate_dir_ = std::move(dir);
     }
   }
-  if (target_ > 0) cv_.notify_one();
+  if (active) cv_.notify_one();
   if (spare >= 0) {
     if (Name(spare, path)) {
       futimens(spare, nullptr);  // its times say when the attempt started, not the spare
@@ -110,12 +122,30 @@ int LogFileReserve::Open(const std::string& path) {
   return AboveStdio(open(path.c_str(), kLogFlags | O_CREAT, kLogMode));
 }
 
+int LogFileReserve::CreateTimed(const std::string& path) {
+  const auto start = std::chrono::steady_clock::now();
+  const int fd = AboveStdio(open(path.c_str(), kLogFlags | O_CREAT, kLogMode));
+  const int err = errno;
+  if (fd >= 0 && std::chrono::steady_clock::now() - start > slow_create_) {
+    {
+      std::lock_guard lock(mu_);
+      if (++slow_creates_ >= 3 && !active_) {
+        active_ = true;
+        wanted_dir_ = DirOf(path);
+      }
+    }
+    cv_.notify_one();
+  }
+  errno = err;
+  return fd;
+}
+
 void LogFileReserve::Refill() {
   std::unique_lock lock(mu_);
   for (;;) {
     cv_.wait(lock, [&] {
       if (stopping_) return true;
-      if (wanted_dir_.empty() || wanted_dir_ == unsupported_dir_) return false;
+      if (!active_ || wanted_dir_.empty() || wanted_dir_ == unsupported_dir_) return false;
       int ready = 0;
       for (const Spare& s : spares_) ready += s.dir == wanted_dir_ ? 1 : 0;
       return ready < target_ || ready != static_cast<int>(spares_.size());

@@ -15,12 +15,18 @@
 // churn (each move frees the old directory's spares); the run that does not have them
 // creates its files as before.
 //
+// Spares start only once creating files has proven slow: on a healthy file system a plain
+// creation (~30 us) is as cheap as naming a spare, and the spare thread and its wake-ups
+// cost CPU for nothing. Three creations slower than `slow_create` switch them on for the
+// rest of the reserve's life.
+//
 // Falls back to a plain open when no spare can be used (none ready yet, another
 // directory, a file system without O_TMPFILE, no /proc, the name already taken: the
 // attempt then appends to the existing file, as a plain open would).
 //
 // Thread-safe. Owns one thread, stopped by the destructor.
 
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <string>
@@ -31,8 +37,10 @@ namespace batchd::executor {
 
 class LogFileReserve {
  public:
-  // Keeps up to `spares` inodes ready (0: no thread, every Open creates its file).
-  explicit LogFileReserve(int spares);
+  // Keeps up to `spares` inodes ready (0: no thread, every Open creates its file), from
+  // the start if `slow_create` is zero, else once three plain creations took longer.
+  explicit LogFileReserve(int spares, std::chrono::microseconds slow_create = kDefaultSlowCreate);
+  static constexpr std::chrono::microseconds kDefaultSlowCreate{250};
   ~LogFileReserve();
   LogFileReserve(const LogFileReserve&) = delete;
   LogFileReserve& operator=(const LogFileReserve&) = delete;
@@ -42,9 +50,11 @@ class LogFileReserve {
   // spares in `path`'s directory for the next calls.
   int Open(const std::string& path);
 
-  // Spares ready in `path`'s directory, and how many opens named a spare (for tests).
+  // Spares ready in `path`'s directory, how many opens named a spare, and whether spares
+  // are kept at all yet (for tests).
   int SparesFor(const std::string& path);
   int SparesUsed();
+  bool Active();
 
  private:
   struct Spare {
@@ -52,9 +62,12 @@ class LogFileReserve {
     std::string dir;
   };
   void Refill();
+  // A plain creation, timed: the third slow one switches spares on.
+  int CreateTimed(const std::string& path);
   void CloseSparesNotIn(const std::string& dir);  // REQUIRES: mu_ held
 
   const int target_;
+  const std::chrono::microseconds slow_create_;
   std::mutex mu_;
   std::condition_variable cv_;     // wanted_dir_ changed, a spare was taken, or stopping_
   std::vector<Spare> spares_;      // GUARDED_BY(mu_)
@@ -62,6 +75,8 @@ class LogFileReserve {
   std::string candidate_dir_;      // GUARDED_BY(mu_): another directory just opened in, once
   std::string unsupported_dir_;    // GUARDED_BY(mu_): last directory refusing O_TMPFILE
   bool stopping_ = false;          // GUARDED_BY(mu_)
+  bool active_ = false;            // GUARDED_BY(mu_): spares are kept
+  int slow_creates_ = 0;           // GUARDED_BY(mu_): plain creations slower than slow_create_
   int used_ = 0;                   // GUARDED_BY(mu_)
   std::thread thread_;
 };

@@ -61,8 +61,8 @@ struct SubprocessRunnerOptions {
   // Kill every running attempt's process group if this process dies, kill -9 included
   // (OrphanGuard: one helper process).
   bool orphan_guard = true;
-  // Keep `workers` log-file inodes allocated ahead of time, on a thread of their own
-  // (LogFileReserve): creating a file can cost more than spawning the task.
+  // Keep `workers` log-file inodes allocated ahead of time, on a thread of their own, once
+  // creating files has proven slow (LogFileReserve): it can cost more than spawning the task.
   bool spare_log_files = true;
   // Source of started_at/ended_at; null means the system clock. Not owned; must
   // outlive the runner.

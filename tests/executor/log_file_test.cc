@@ -19,6 +19,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Spares from the first open, whatever creating a file costs here.
+constexpr std::chrono::microseconds kAlways{0};
+
 std::string ReadFile(const fs::path& p) {
   std::ifstream in(p);
   std::stringstream ss;
@@ -51,7 +54,7 @@ class LogFileReserveTest : public ::testing::Test {
 };
 
 TEST_F(LogFileReserveTest, FirstOpenCreatesTheFileAndAsksForSparesThere) {
-  LogFileReserve reserve(2);
+  LogFileReserve reserve(2, kAlways);
   const std::string first = (dir_ / "a.1.log").string();
   int fd = reserve.Open(first);
   ASSERT_GE(fd, 3);
@@ -64,7 +67,7 @@ TEST_F(LogFileReserveTest, FirstOpenCreatesTheFileAndAsksForSparesThere) {
 }
 
 TEST_F(LogFileReserveTest, NextOpenNamesASpareWithTheUsualModeAndAppends) {
-  LogFileReserve reserve(1);
+  LogFileReserve reserve(1, kAlways);
   close(reserve.Open((dir_ / "a.1.log").string()));
   const std::string second = (dir_ / "a.2.log").string();
   ASSERT_TRUE(WaitForSpares(reserve, second, 1));
@@ -85,7 +88,7 @@ TEST_F(LogFileReserveTest, NextOpenNamesASpareWithTheUsualModeAndAppends) {
 }
 
 TEST_F(LogFileReserveTest, AnExistingFileIsAppendedToNotReplaced) {
-  LogFileReserve reserve(1);
+  LogFileReserve reserve(1, kAlways);
   const std::string path = (dir_ / "a.1.log").string();
   std::ofstream(path) << "before\n";
   close(reserve.Open((dir_ / "other.log").string()));
@@ -99,7 +102,7 @@ TEST_F(LogFileReserveTest, AnExistingFileIsAppendedToNotReplaced) {
 }
 
 TEST_F(LogFileReserveTest, SparesFollowTheDirectoryOfTheLastOpen) {
-  LogFileReserve reserve(1);
+  LogFileReserve reserve(1, kAlways);
   fs::create_directory(dir_ / "run1");
   fs::create_directory(dir_ / "run2");
   close(reserve.Open((dir_ / "run1" / "t.1.log").string()));
@@ -125,7 +128,7 @@ TEST_F(LogFileReserveTest, SparesFollowTheDirectoryOfTheLastOpen) {
 }
 
 TEST_F(LogFileReserveTest, ErrorsAreThoseOfAPlainOpen) {
-  LogFileReserve reserve(1);
+  LogFileReserve reserve(1, kAlways);
   errno = 0;
   EXPECT_EQ(reserve.Open((dir_ / "missing" / "a.log").string()), -1);
   EXPECT_EQ(errno, ENOENT);
@@ -143,6 +146,41 @@ TEST_F(LogFileReserveTest, EmptyPathIsDevNullAndWithoutSparesEveryFileIsCreated)
   close(fd);
   EXPECT_TRUE(fs::exists(path));
   EXPECT_EQ(none.SparesFor(path), 0);
+}
+
+TEST_F(LogFileReserveTest, SparesStartOnlyAfterThreeSlowCreations) {
+  // Every creation takes longer than 1 us: the third switches spares on, in that directory.
+  LogFileReserve reserve(1, std::chrono::microseconds(1));
+  for (int i = 1; i <= 3; ++i) {
+    EXPECT_FALSE(reserve.Active()) << i;
+    const std::string path = (dir_ / ("a." + std::to_string(i) + ".log")).string();
+    int fd = reserve.Open(path);
+    ASSERT_GE(fd, 3);
+    close(fd);
+    EXPECT_TRUE(fs::exists(path));
+  }
+  EXPECT_TRUE(reserve.Active());
+  const std::string next = (dir_ / "a.4.log").string();
+  ASSERT_TRUE(WaitForSpares(reserve, next, 1));
+  int fd = reserve.Open(next);
+  ASSERT_GE(fd, 3);
+  close(fd);
+  EXPECT_EQ(reserve.SparesUsed(), 1);
+  EXPECT_TRUE(fs::exists(next));
+}
+
+TEST_F(LogFileReserveTest, FastCreationsNeverStartSpares) {
+  LogFileReserve reserve(2, std::chrono::seconds(10));
+  for (int i = 1; i <= 10; ++i) {
+    int fd = reserve.Open((dir_ / ("a." + std::to_string(i) + ".log")).string());
+    ASSERT_GE(fd, 3);
+    close(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(reserve.Active());
+  EXPECT_EQ(reserve.SparesFor((dir_ / "x.log").string()), 0);
+  EXPECT_EQ(reserve.SparesUsed(), 0);
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 10);
 }
 
 }  // namespace
