@@ -37,6 +37,18 @@ std::optional<int> OptInt32(const Statement& s, int c) {
 int64_t Secs(SysSeconds t) { return t.time_since_epoch().count(); }
 SysSeconds FromSecs(int64_t v) { return SysSeconds(std::chrono::seconds(v)); }
 
+// fsyncs a directory (the entries of files created in it); "" or the error.
+std::string SyncDirectory(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    return "cannot sync directory '" + dir + "': " + std::strerror(err);
+  }
+  ::close(fd);
+  return "";
+}
+
 // Each entry migrates from version (index) to (index + 1). Never edit a shipped entry:
 // append a new one and bump kSchemaVersion (docs/store-schema.md, "Versioning").
 const char* const kMigrations[] = {
@@ -549,7 +561,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& data_dir_arg, Sync
   store->sync_mode_ = sync;
   if (sync == SyncMode::kOnFlush) {
     RETURN_IF_ERROR(store->db_->DeferSyncs());
-    store->creation_durable_ = !*creating;
+    if (*creating) store->StartCreationSync();
   } else if (*creating) {
     RETURN_IF_ERROR(store->MakeCreationDurable());
     RETURN_IF_ERROR(store->db_->Exec("PRAGMA synchronous=FULL"));
@@ -557,11 +569,20 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& data_dir_arg, Sync
   return store;
 }
 
+void Store::StartCreationSync() {
+  const std::string db_path = db_->path();
+  creation_sync_fd_ = ::open(db_path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int db_fd = creation_sync_fd_;
+  creation_sync_ = std::async(std::launch::async, [db_fd, db_path, dir = data_dir_]() -> std::string {
+    if (db_fd < 0 || ::fdatasync(db_fd) != 0) return "cannot sync database '" + db_path + "': " + std::strerror(errno);
+    return SyncDirectory(dir);
+  });
+}
+
 Status Store::Flush() {
   if (sync_mode_ != SyncMode::kOnFlush) return Status::Ok();
-  if (!creation_durable_) {
-    RETURN_IF_ERROR(MakeCreationDurable());
-    creation_durable_ = true;
+  if (creation_sync_.valid()) {
+    if (std::string error = creation_sync_.get(); !error.empty()) return Status::IoError(error);
   }
   RETURN_IF_ERROR(db_->SyncWal());
   db_->SkipCheckpointOnClose();
@@ -573,13 +594,7 @@ Status Store::MakeCreationDurable() {
   // its WAL. The WAL's content is synced by the first FULL commit, before anything is
   // acknowledged.
   RETURN_IF_ERROR(db_->SyncMainFile());
-  int fd = ::open(data_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0 || ::fsync(fd) != 0) {
-    const int err = errno;
-    if (fd >= 0) ::close(fd);
-    return Status::IoError("cannot sync directory '" + data_dir_ + "': " + std::strerror(err));
-  }
-  ::close(fd);
+  if (std::string error = SyncDirectory(data_dir_); !error.empty()) return Status::IoError(error);
   return Status::Ok();
 }
 
@@ -587,7 +602,9 @@ Store::Store(std::string data_dir, int lock_fd, std::unique_ptr<Database> db)
     : data_dir_(std::move(data_dir)), lock_fd_(lock_fd), db_(std::move(db)) {}
 
 Store::~Store() {
+  if (creation_sync_.valid()) creation_sync_.wait();
   db_.reset();  // an open transaction is rolled back by SQLite on close
+  if (creation_sync_fd_ >= 0) ::close(creation_sync_fd_);  // SQLite's locks are gone with it
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 

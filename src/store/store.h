@@ -17,6 +17,7 @@
 // return NotFound; duplicate keys return AlreadyExists; a damaged file returns Corruption.
 
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -234,8 +235,13 @@ class Store {
   Status Configure(bool creating);
   Status Migrate();
   Status MakeCreationDurable();
+  // kOnFlush, new database: syncs its file and directory on a thread while the run goes
+  // on, through a descriptor of our own that stays open until SQLite has closed the file
+  // (closing any descriptor of it would drop SQLite's POSIX locks). Flush() waits for it.
+  void StartCreationSync();
   SyncMode sync_mode_ = SyncMode::kEveryCommit;
-  bool creation_durable_ = true;  // false while a store created with kOnFlush awaits Flush()
+  std::future<std::string> creation_sync_;  // "" when synced, else the error
+  int creation_sync_fd_ = -1;
   // Deletes the log directories of `run_ids` now, or after the outermost Commit() when a
   // transaction is open: a crash in between leaves files, never rows without their logs.
   void RemoveRunLogs(std::vector<std::string> run_ids);
