@@ -46,6 +46,7 @@ class OffsetClock final : public Clock {
 }  // namespace
 
 int Serve(const Config& config, const std::string& config_path) {
+  executor::OrphanGuard guard;  // first: forked while the process is small (SubprocessRunnerOptions::guard)
   if (Status st = SetupLogging(config.log_level, config.log_format); !st.ok()) {
     std::cerr << "batchd: " << st.message() << "\n";
     return 2;
@@ -64,6 +65,7 @@ int Serve(const Config& config, const std::string& config_path) {
   executor::SubprocessRunnerOptions runner_options;
   runner_options.workers = workers;
   runner_options.shutdown_grace = config.shutdown_grace;
+  runner_options.guard = &guard;
   executor::SubprocessRunner runner(io, runner_options);
 
   engine::DagVersionCache versions(store);

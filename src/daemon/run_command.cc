@@ -186,6 +186,7 @@ class ProgressPrinter final : public engine::EngineObserver {
 }  // namespace
 
 int RunForeground(const RunCommandOptions& options) {
+  executor::OrphanGuard guard;  // first: forked while the process is small (SubprocessRunnerOptions::guard)
   if (Status st = SetupLogging(options.log_level, "text"); !st.ok()) {
     std::cerr << "batchd: " << st.message() << "\n";
     return 2;
@@ -227,6 +228,7 @@ int RunForeground(const RunCommandOptions& options) {
   asio::io_context io;
   executor::SubprocessRunnerOptions runner_options;
   runner_options.workers = options.workers > 0 ? options.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  runner_options.guard = &guard;
   executor::SubprocessRunner runner(io, runner_options);
   engine::DagVersionCache versions(**store);
   versions.Add(dag);

@@ -423,7 +423,12 @@ SubprocessRunner::SubprocessRunner(asio::io_context& io, SubprocessRunnerOptions
   }
   child_stack_ = stack;
   try {
-    if (options_.orphan_guard) guard_ = std::make_unique<OrphanGuard>();
+    if (options_.orphan_guard && options_.guard != nullptr) {
+      guard_ = options_.guard;
+    } else if (options_.orphan_guard) {
+      own_guard_ = std::make_unique<OrphanGuard>();
+      guard_ = own_guard_.get();
+    }
     log_files_ = std::make_unique<LogFileReserve>(options_.spare_log_files ? options_.workers : 0);
   } catch (...) {
     close(devnull_fd_);
