@@ -47,6 +47,7 @@ class OffsetClock final : public Clock {
 
 int Serve(const Config& config, const std::string& config_path) {
   executor::OrphanGuard guard;  // first: forked while the process is small (SubprocessRunnerOptions::guard)
+  guard.DetachHelper();         // the process exits right after this function
   if (Status st = SetupLogging(config.log_level, config.log_format); !st.ok()) {
     std::cerr << "batchd: " << st.message() << "\n";
     return 2;

@@ -187,6 +187,7 @@ class ProgressPrinter final : public engine::EngineObserver {
 
 int RunForeground(const RunCommandOptions& options) {
   executor::OrphanGuard guard;  // first: forked while the process is small (SubprocessRunnerOptions::guard)
+  guard.DetachHelper();         // the process exits right after this function
   if (Status st = SetupLogging(options.log_level, "text"); !st.ok()) {
     std::cerr << "batchd: " << st.message() << "\n";
     return 2;

@@ -91,7 +91,7 @@ OrphanGuard::OrphanGuard() {
 OrphanGuard::~OrphanGuard() {
   if (fd_ < 0) return;
   close(fd_);
-  while (waitpid(helper_, nullptr, 0) < 0 && errno == EINTR) {
+  while (wait_for_helper_ && waitpid(helper_, nullptr, 0) < 0 && errno == EINTR) {
   }
   munmap(slots_, kTableBytes);
 }

@@ -47,6 +47,10 @@ class OrphanGuard {
   OrphanGuard& operator=(const OrphanGuard&) = delete;
 
   bool active() const { return fd_ >= 0; }
+  // The destructor will not wait for the helper to exit (~0.8 ms: the teardown of a
+  // forked copy of this process). For a process about to exit itself: the helper, left
+  // to finish on its own, is reaped by whoever inherits it.
+  void DetachHelper() { wait_for_helper_ = false; }
   pid_t helper_pid() const { return helper_; }
   // Registers a group. A group already registered keeps its one registration; when the
   // table is full the group is not tracked.
@@ -56,6 +60,7 @@ class OrphanGuard {
  private:
   int fd_ = -1;
   pid_t helper_ = -1;
+  bool wait_for_helper_ = true;
   std::atomic<int32_t>* slots_ = nullptr;  // shared with the helper; 0 = free
 
   // This process's index of the shared table, so that both calls are O(1).

@@ -178,6 +178,26 @@ TEST(OrphanGuardTest, DestructorKillsRegisteredGroupsAndReapsHelper) {
   EXPECT_EQ(waitpid(helper, nullptr, WNOHANG), -1);
 }
 
+TEST(OrphanGuardTest, DetachedHelperStillKillsRegisteredGroupsAndExitsOnItsOwn) {
+  pid_t registered = SpawnGroup();
+  ASSERT_GT(registered, 0);
+  pid_t helper;
+  {
+    OrphanGuard guard;
+    ASSERT_TRUE(guard.active());
+    helper = guard.helper_pid();
+    guard.Started(registered);
+    guard.DetachHelper();
+  }
+  // The destructor did not reap it: it is still our child, exiting or exited.
+  int status = ReapWithin(helper, milliseconds(3000));
+  ASSERT_NE(status, -1) << "the detached helper did not exit";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  status = ReapWithin(registered, milliseconds(3000));
+  EXPECT_NE(status, -1) << "the registered group survived the detached guard";
+  if (status == -1) KillGroup(registered);
+}
+
 TEST(OrphanGuardTest, SlotsAreFreedAfterManyCycles) {
   OwnerReport left = RunOwnerThatDies([] {
     auto* guard = new OrphanGuard;
