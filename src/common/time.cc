@@ -71,9 +71,6 @@ std::string FormatWall(std::chrono::time_point<Clock, seconds> t) {
   return buf;
 }
 
-}  // namespace
-
-namespace {
 // The default zone, used by every DAG without `timezone`. Looking it up in the tz
 // database, or asking a database zone for its offsets, first indexes the whole database (a
 // stat of every file under /usr/share/zoneinfo, ~3 ms, paid by every `batchd run`).

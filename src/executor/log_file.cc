@@ -84,32 +84,32 @@ void LogFileReserve::CloseSparesNotIn(const std::string& dir) {
 
 int LogFileReserve::Open(const std::string& path) {
   if (path.empty()) return AboveStdio(open("/dev/null", O_WRONLY | O_CLOEXEC | O_NOCTTY));
+  if (target_ == 0) return Create(path);
   int spare = -1;
-  bool active = false;
-  if (target_ > 0) {
+  bool active;
+  {
     std::lock_guard lock(mu_);
     active = active_;
-  }
-  if (target_ > 0 && !active) return CreateTimed(path);
-  if (active) {
-    std::string dir = DirOf(path);
-    std::lock_guard lock(mu_);
-    for (size_t i = 0; i < spares_.size(); ++i) {
-      if (spares_[i].dir != dir) continue;
-      spare = spares_[i].fd;
-      spares_.erase(spares_.begin() + static_cast<std::ptrdiff_t>(i));
-      break;
-    }
-    if (dir == wanted_dir_) {
-      candidate_dir_.clear();
-    } else if (wanted_dir_.empty() || dir == candidate_dir_) {
-      wanted_dir_ = std::move(dir);
-      candidate_dir_.clear();
-    } else {
-      candidate_dir_ = std::move(dir);
+    if (active) {
+      std::string dir = DirOf(path);
+      for (size_t i = 0; i < spares_.size(); ++i) {
+        if (spares_[i].dir != dir) continue;
+        spare = spares_[i].fd;
+        spares_.erase(spares_.begin() + static_cast<std::ptrdiff_t>(i));
+        break;
+      }
+      if (dir == wanted_dir_) {
+        candidate_dir_.clear();
+      } else if (wanted_dir_.empty() || dir == candidate_dir_) {
+        wanted_dir_ = std::move(dir);
+        candidate_dir_.clear();
+      } else {
+        candidate_dir_ = std::move(dir);
+      }
     }
   }
-  if (active) cv_.notify_one();
+  if (!active) return CreateTimed(path);
+  cv_.notify_one();
   if (spare >= 0) {
     if (Name(spare, path)) {
       futimens(spare, nullptr);  // its times say when the attempt started, not the spare
@@ -119,12 +119,16 @@ int LogFileReserve::Open(const std::string& path) {
     }
     close(spare);  // EEXIST: append to the existing file; anything else: create it
   }
+  return Create(path);
+}
+
+int LogFileReserve::Create(const std::string& path) {
   return AboveStdio(open(path.c_str(), kLogFlags | O_CREAT, kLogMode));
 }
 
 int LogFileReserve::CreateTimed(const std::string& path) {
   const auto start = std::chrono::steady_clock::now();
-  const int fd = AboveStdio(open(path.c_str(), kLogFlags | O_CREAT, kLogMode));
+  const int fd = Create(path);
   const int err = errno;
   if (fd >= 0 && std::chrono::steady_clock::now() - start > slow_create_) {
     {

@@ -62,7 +62,8 @@ class LogFileReserve {
     std::string dir;
   };
   void Refill();
-  // A plain creation, timed: the third slow one switches spares on.
+  // A plain creation; timed: the third slow one switches spares on.
+  static int Create(const std::string& path);
   int CreateTimed(const std::string& path);
   void CloseSparesNotIn(const std::string& dir);  // REQUIRES: mu_ held
 

@@ -454,14 +454,18 @@ SubprocessRunner::Attempt* SubprocessRunner::Find(uint64_t attempt_id, uint64_t 
   return it != live_.end() && it->second->serial == serial ? it->second.get() : nullptr;
 }
 
+AttemptResult SubprocessRunner::NeverSpawned(uint64_t attempt_id, std::string error) const {
+  AttemptResult r;
+  r.attempt_id = attempt_id;
+  r.end = AttemptEnd::kCancelled;
+  r.started_at = r.ended_at = Now();
+  r.error = std::move(error);
+  return r;
+}
+
 void SubprocessRunner::Start(AttemptSpec spec, DoneCallback done) {
   if (stopping_) {
-    AttemptResult r;
-    r.attempt_id = spec.attempt_id;
-    r.end = AttemptEnd::kCancelled;
-    r.started_at = r.ended_at = Now();
-    r.error = "runner is shut down";
-    done(std::move(r));
+    done(NeverSpawned(spec.attempt_id, "runner is shut down"));
     return;
   }
   const uint64_t id = spec.attempt_id;
@@ -485,11 +489,7 @@ void SubprocessRunner::Cancel(uint64_t attempt_id) {
   if (a.pending_report) return;  // already has its result
   if (a.pid == 0) {              // queued: never spawned
     queue_.erase(std::find(queue_.begin(), queue_.end(), attempt_id));
-    AttemptResult r;
-    r.attempt_id = attempt_id;
-    r.end = AttemptEnd::kCancelled;
-    r.started_at = r.ended_at = Now();
-    PostReport(a, std::move(r));
+    PostReport(a, NeverSpawned(attempt_id));
     return;
   }
   Terminate(a, KilledFor::kCancel, a.spec.kill_grace);
@@ -683,8 +683,7 @@ void SubprocessRunner::Report(uint64_t attempt_id, AttemptResult result) {
 }
 
 void SubprocessRunner::Shutdown(Millis grace) {
-  if (shut_down_) return;
-  stopping_ = true;
+  stopping_ = true;  // a second call finds nothing live or queued: a no-op
   // Queued attempts were never spawned; known results (spawn errors) are reported now.
   std::vector<uint64_t> ids;
   for (const auto& [id, a] : live_) ids.push_back(id);
@@ -693,11 +692,7 @@ void SubprocessRunner::Shutdown(Millis grace) {
     if (a.pending_report) {
       Report(id, *a.pending_report);
     } else if (a.pid == 0) {
-      AttemptResult r;
-      r.attempt_id = id;
-      r.end = AttemptEnd::kCancelled;
-      r.started_at = r.ended_at = Now();
-      Report(id, std::move(r));
+      Report(id, NeverSpawned(id));
     } else {
       Terminate(a, KilledFor::kCancel, grace);
     }
@@ -736,7 +731,6 @@ void SubprocessRunner::Shutdown(Millis grace) {
       }
     }
   }
-  shut_down_ = true;
 }
 
 }  // namespace batchd::executor

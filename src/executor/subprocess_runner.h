@@ -112,6 +112,8 @@ class SubprocessRunner final : public TaskRunner {
   // The live attempt a handler was armed for, or null if it has been reported since.
   Attempt* Find(uint64_t attempt_id, uint64_t serial);
   SysMillis Now() const;
+  // The result of an attempt cancelled before it was spawned.
+  AttemptResult NeverSpawned(uint64_t attempt_id, std::string error = "") const;
 
   boost::asio::io_context& io_;
   const SubprocessRunnerOptions options_;
@@ -127,7 +129,6 @@ class SubprocessRunner final : public TaskRunner {
   int running_ = 0;
   uint64_t next_serial_ = 0;
   bool stopping_ = false;
-  bool shut_down_ = false;
   // Lets handlers still queued in io_ after the runner is gone do nothing.
   std::shared_ptr<SubprocessRunner*> self_;
 };

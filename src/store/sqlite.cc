@@ -86,15 +86,6 @@ Status Database::Exec(std::string_view sql) {
   return Error((code & 0xff) == (rc & 0xff) ? code : rc, msg);
 }
 
-Status Database::SyncMainFile() {
-  sqlite3_file* file = nullptr;
-  int rc = sqlite3_file_control(db_, "main", SQLITE_FCNTL_FILE_POINTER, &file);
-  if (rc == SQLITE_OK && (file == nullptr || file->pMethods == nullptr)) rc = SQLITE_MISUSE;
-  if (rc == SQLITE_OK) rc = file->pMethods->xSync(file, SQLITE_SYNC_NORMAL);
-  if (rc != SQLITE_OK) return Error(rc, "cannot sync database '" + path_ + "'");
-  return Status::Ok();
-}
-
 Status Database::DeferSyncs() {
   if (Status st = SetRelaxedSync(true); !st.ok()) return st;
   syncs_deferred_ = true;

@@ -64,9 +64,6 @@ class Database {
   // SetRelaxedSync(false) unless a transaction is open: before any write that would
   // commit on its own.
   Status RestoreFullSyncOutsideTransaction();
-  // fsyncs the database file through SQLite's own descriptor (closing another descriptor
-  // of the file would drop SQLite's POSIX locks on it).
-  Status SyncMainFile();
   // Every commit from now on is relaxed, inside a transaction or not, until SyncWal():
   // the owner makes them durable in one go (Store's SyncMode::kOnFlush).
   Status DeferSyncs();

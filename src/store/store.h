@@ -234,11 +234,11 @@ class Store {
   Store(std::string data_dir, int lock_fd, std::unique_ptr<Database> db);
   Status Configure(bool creating);
   Status Migrate();
-  Status MakeCreationDurable();
-  // kOnFlush, new database: syncs its file and directory on a thread while the run goes
-  // on, through a descriptor of our own that stays open until SQLite has closed the file
-  // (closing any descriptor of it would drop SQLite's POSIX locks). Flush() waits for it.
-  void StartCreationSync();
+  // A new database: syncs its file and directory, through a descriptor of our own that
+  // stays open until SQLite has closed the file (closing any descriptor of it would drop
+  // SQLite's POSIX locks). std::launch::async (kOnFlush) runs it on a thread while the
+  // run goes on, and Flush() waits for it; deferred runs it at creation_sync_.get().
+  void StartCreationSync(std::launch when);
   SyncMode sync_mode_ = SyncMode::kEveryCommit;
   std::future<std::string> creation_sync_;  // "" when synced, else the error
   int creation_sync_fd_ = -1;
