@@ -73,6 +73,7 @@ int Serve(const Config& config, const std::string& config_path) {
   engine::EngineOptions engine_options;
   engine_options.pools = config.pools;
   engine_options.base_env = engine::InheritedEnvironment();
+  engine_options.orphan_guard = &guard;
   engine::Engine engine(io, store, runner, clock, engine_options,
                         [&](const std::string& name, const std::string& hash) { return versions.Resolve(name, hash); });
 

@@ -235,6 +235,7 @@ int RunForeground(const RunCommandOptions& options) {
   versions.Add(dag);
   engine::EngineOptions engine_options;
   engine_options.base_env = engine::InheritedEnvironment();
+  engine_options.orphan_guard = &guard;
   engine_options.only_dag = dag->name;
   engine::Engine engine(io, **store, runner, SystemClock::Instance(), engine_options,
                         [&](const std::string& name, const std::string& hash) { return versions.Resolve(name, hash); });

@@ -125,7 +125,7 @@ Engine::Engine(asio::io_context& io, store::Store& store, executor::TaskRunner& 
       resolver_(std::move(resolver)),
       rng_(options_.seed ? options_.seed : std::random_device{}()),
       timers_(std::make_unique<Timers>()),
-      expander_(options_.background_partition_commands ? std::make_unique<PartitionExpander>() : nullptr),
+      expander_(options_.background_partition_commands ? std::make_unique<PartitionExpander>(options_.orphan_guard) : nullptr),
       self_(std::make_shared<Engine*>(this)) {}
 
 Engine::~Engine() {
@@ -441,9 +441,10 @@ Status Engine::StartRun(RunRecord run, const PartitionCommandOutputs* outputs) {
   // requires, see exactly the same partitions.
   PartitionCommandOutputs inline_outputs;
   if (!outputs) {
+    RunningCommand running(options_.orphan_guard);
     for (const dag::Task& task : PartitionCommandsOf(**dag, run))
       inline_outputs.emplace(PartitionCommandKey{task.partitions.command, task.working_dir},
-                             ExpandPartitions(task, PartitionCommandEnv(**dag), limits));
+                             ExpandPartitions(task, PartitionCommandEnv(**dag), limits, &running));
     outputs = &inline_outputs;
   }
   const auto vars = RunTemplateVars(**dag, run);

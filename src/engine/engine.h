@@ -62,6 +62,9 @@ struct EngineOptions {
   // attempts then run again; sinks deduplicate on BATCHD_IDEMPOTENCY_KEY). API
   // mutations and scheduler fires are always fsync'd before they are acknowledged.
   bool fsync_engine_commits = false;
+  // Kills running partitions commands when this process dies (attempts get theirs
+  // through the runner). May be null.
+  executor::OrphanGuard* orphan_guard = nullptr;
   // When set, the engine plans and starts only this DAG's runs (`batchd run` on a data
   // directory that also holds other DAGs' history).
   std::optional<std::string> only_dag;

@@ -2,7 +2,7 @@
 
 namespace batchd::engine {
 
-PartitionExpander::PartitionExpander() : thread_([this] { Loop(); }) {}
+PartitionExpander::PartitionExpander(executor::OrphanGuard* guard) : running_(guard), thread_([this] { Loop(); }) {}
 
 PartitionExpander::~PartitionExpander() {
   {

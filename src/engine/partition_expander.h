@@ -43,7 +43,8 @@ class PartitionExpander {
     std::function<void(std::string run_id, PartitionCommandOutputs outputs)> done;
   };
 
-  PartitionExpander();
+  // `guard` (may be null) kills a running command if this process dies.
+  explicit PartitionExpander(executor::OrphanGuard* guard = nullptr);
   ~PartitionExpander();
   PartitionExpander(const PartitionExpander&) = delete;
   PartitionExpander& operator=(const PartitionExpander&) = delete;

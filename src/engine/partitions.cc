@@ -106,11 +106,13 @@ Result<std::vector<std::string>> RunPartitionCommand(const dag::Task& task, cons
 void RunningCommand::Set(pid_t pgid) {
   std::lock_guard lock(mu_);
   pgid_ = pgid;
+  if (guard_) guard_->Started(pgid);
   if (killed_) ::kill(-pgid_, SIGKILL);  // Kill() came first: this one must not run either
 }
 
 void RunningCommand::Clear() {
   std::lock_guard lock(mu_);
+  if (guard_ && pgid_ > 0) guard_->Ended(pgid_);
   pgid_ = 0;
 }
 

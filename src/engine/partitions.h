@@ -9,6 +9,7 @@
 
 #include "common/status.h"
 #include "dag/dag.h"
+#include "executor/orphan_guard.h"
 
 namespace batchd::engine {
 
@@ -24,15 +25,19 @@ struct PartitionCommandLimits {
 // problem: exit status, timeout, too many partitions, no output, duplicates.
 // Lets another thread kill a partitions command while it runs (shutdown). The group id
 // is cleared under the lock before the leader is reaped, so Kill() can never reach a
-// recycled process group.
+// recycled process group. With a guard, the group is also registered with it while it
+// runs, so that it dies with this process even by kill -9 (posix_spawn cannot set
+// PR_SET_PDEATHSIG, and that would reach only the shell anyway).
 class RunningCommand {
  public:
+  explicit RunningCommand(executor::OrphanGuard* guard = nullptr) : guard_(guard) {}
   void Set(pid_t pgid);
   void Clear();
   // SIGKILL to the command's process group, now and for any command Set() later.
   void Kill();
 
  private:
+  executor::OrphanGuard* const guard_;
   std::mutex mu_;
   pid_t pgid_ = 0;       // GUARDED_BY(mu_)
   bool killed_ = false;  // GUARDED_BY(mu_)

@@ -100,6 +100,27 @@ class BatchdRunTest : public ::testing::Test {
     return out;
   }
 
+  // Starts `batchd run` on `dag_file`, whose command (a task's, or a partitions command)
+  // writes @TMP@/shell.pid and @TMP@/background.pid (a `sleep 300 &` of it) and waits;
+  // SIGKILLs batchd once both exist, then expects both processes to die. `what` names the
+  // command in failure messages.
+  void ExpectGroupDiesWithKilledBatchd(const std::string& dag_file, const std::string& what) {
+    Process run(RunArgs(dag_file));
+    ASSERT_TRUE(WaitFor([&] { return ReadNumber(tmp_ / "shell.pid").has_value(); }, milliseconds(10000)))
+        << run.Stdout() << run.Stderr();
+    const pid_t background = static_cast<pid_t>(*ReadNumber(tmp_ / "background.pid"));
+    const pid_t shell = static_cast<pid_t>(*ReadNumber(tmp_ / "shell.pid"));
+    ASSERT_TRUE(PidAlive(background));
+    run.Signal(SIGKILL);
+    ASSERT_EQ(run.Wait(milliseconds(5000)).signal, SIGKILL);
+    EXPECT_TRUE(WaitFor([&] { return !PidAlive(shell); }, milliseconds(2000)))
+        << what << " " << shell << " outlived batchd";
+    EXPECT_TRUE(WaitFor([&] { return !PidAlive(background); }, milliseconds(2000)))
+        << "background job " << background << " of " << what << " outlived batchd";
+    for (pid_t pid : {shell, background})
+      if (PidAlive(pid)) ::kill(pid, SIGKILL);
+  }
+
   TempDir tmp_;
   std::string data_ = tmp_ / "data";
   std::string db_ = data_ + "/batchd.db";
@@ -631,18 +652,37 @@ tasks:
       echo $$ > @TMP@/shell.pid
       wait
 )");
-  Process run(RunArgs(dag));
-  ASSERT_TRUE(WaitFor([&] { return ReadNumber(tmp_ / "shell.pid").has_value(); }, milliseconds(10000)))
-      << run.Stdout() << run.Stderr();
-  const pid_t background = static_cast<pid_t>(*ReadNumber(tmp_ / "background.pid"));
-  const pid_t shell = static_cast<pid_t>(*ReadNumber(tmp_ / "shell.pid"));
-  ASSERT_TRUE(PidAlive(background));
-  run.Signal(SIGKILL);
-  ASSERT_EQ(run.Wait(milliseconds(5000)).signal, SIGKILL);
-  EXPECT_TRUE(WaitFor([&] { return !PidAlive(shell); }, milliseconds(2000))) << "the shell survived";
-  EXPECT_TRUE(WaitFor([&] { return !PidAlive(background); }, milliseconds(2000)))
-      << "background job " << background << " outlived batchd";
-  if (PidAlive(background)) ::kill(background, SIGKILL);
+  ExpectGroupDiesWithKilledBatchd(dag, "the task's shell");
+}
+
+TEST_F(BatchdRunTest, PartitionsCommandDiesWithAKilledBatchd) {
+  // A partitions command is a child of batchd too (run on the expander's thread): it and
+  // its background jobs must not outlive a batchd killed while the run is being planned.
+  std::string dag = WriteDag(R"(
+dag: slow_partitions
+tasks:
+  - id: fan
+    partitions:
+      command: |
+        if [ ! -e @TMP@/second ]; then
+          sleep 300 &
+          echo $! > @TMP@/background.pid
+          echo $$ > @TMP@/shell.pid
+          wait
+        fi
+        echo eu; echo us
+    command: "true"
+)");
+  ExpectGroupDiesWithKilledBatchd(dag, "the partitions command");
+  EXPECT_EQ(V("SELECT state FROM runs"), "queued") << "killed while planning: nothing was started";
+
+  // The next invocation plans the run afresh.
+  WriteFile(tmp_ / "second", "");
+  ProcResult second = RunBatchd(dag);
+  ASSERT_EQ(second.exit_code, 0) << second.Describe();
+  EXPECT_EQ(V("SELECT count(*) FROM runs"), "1");
+  EXPECT_EQ(Instance("fan", "eu")["state"], "success");
+  EXPECT_EQ(Instance("fan", "us")["state"], "success");
 }
 
 // A killed invocation of one date, then an invocation of another date: the unfinished
