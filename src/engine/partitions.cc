@@ -32,6 +32,10 @@ Result<std::vector<std::string>> RunPartitionCommand(const dag::Task& task, cons
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
   if (!task.working_dir.empty()) posix_spawn_file_actions_addchdir_np(&actions, task.working_dir.c_str());
+  // Everything else is closed before the exec, not at it: close-on-exec files stay open
+  // in the child until after posix_spawn has returned, and with them the epoll
+  // registrations of any the engine closes meanwhile (SubprocessRunner::Finish).
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);

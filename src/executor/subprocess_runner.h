@@ -105,8 +105,11 @@ class SubprocessRunner final : public TaskRunner {
   void OnDeadline(Attempt& a);
   // SIGTERMs the group now and SIGKILLs it `grace` later (a later, shorter grace wins).
   void Terminate(Attempt& a, KilledFor why, Millis grace);
-  // The leader has exited: clears out its group, reaps it, and reports.
+  // The pidfd is readable: if the leader has really exited, clears out its group, reaps
+  // it, and reports; otherwise waits again.
   void Finish(uint64_t attempt_id);
+  // Whether the group's leader has exited (a zombie not yet reaped), without reaping it.
+  static bool LeaderExited(const Attempt& a);
   // Removes the attempt from live_, starts the next queued one, and calls `done`.
   void Report(uint64_t attempt_id, AttemptResult result);
   // The live attempt a handler was armed for, or null if it has been reported since.

@@ -26,6 +26,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -97,6 +98,7 @@ class RunnerOnLoop {
   void Cancel(uint64_t id) { OnLoop([&] { runner_->Cancel(id); }); }
   void Shutdown(milliseconds grace) { OnLoop([&] { runner_->Shutdown(grace); }); }
   int Capacity() const { return runner_->Capacity(); }
+  boost::asio::io_context& io() { return io_; }
   // Runs `f` on the loop's thread and waits for it.
   void OnLoop(const std::function<void()>& f) {
     std::promise<void> done;
@@ -215,6 +217,43 @@ TEST_F(SubprocessRunnerTest, ReportsSignalItDidNotSendAsFailed) {
   EXPECT_EQ(r.end, AttemptEnd::kFailed);
   EXPECT_EQ(r.signal, SIGKILL);
   EXPECT_FALSE(r.exit_code);
+}
+
+// The kernel keeps an epoll registration while any copy of its file is open, and Asio
+// closes a socket it opened itself without EPOLL_CTL_DEL. Events on a registration left
+// behind that way reach whatever descriptor reuses its reactor slot, here the pidfd of a
+// running attempt: a readiness that is not the attempt's exit. It must go on running.
+TEST_F(SubprocessRunnerTest, StaleReadinessOnItsPidfdDoesNotEndARunningAttempt) {
+  using boost::asio::local::stream_protocol;
+  RunnerOnLoop runner({});
+  Collector c;
+  const std::string path = (dir_ / "stale.sock").string();
+  stream_protocol::acceptor acceptor(runner.io());
+  stream_protocol::socket closed(runner.io()), peer(runner.io());
+  int copy = -1;
+  runner.OnLoop([&] {
+    acceptor.open();
+    acceptor.bind(stream_protocol::endpoint(path));
+    acceptor.listen();
+    closed.open();  // opened by Asio: its close() skips EPOLL_CTL_DEL
+    closed.connect(stream_protocol::endpoint(path));
+    acceptor.accept(peer);
+    copy = ::dup(closed.native_handle());  // keeps the file, and so its registration
+    closed.close();                        // frees the reactor slot
+  });
+  ASSERT_GE(copy, 0);
+  runner.Start(Spec(1, "sleep 0.3"), c.Callback());  // its pidfd takes the freed slot
+  ASSERT_EQ(::write(peer.native_handle(), "x", 1), 1);  // an event on the stale registration
+  AttemptResult r = c.Wait(1);
+  EXPECT_EQ(r.end, AttemptEnd::kSuccess) << r.error;
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_FALSE(r.signal) << "killed as if it had exited: signal " << r.signal.value_or(0);
+  EXPECT_GE(r.ended_at - r.started_at, milliseconds(250));
+  ::close(copy);
+  runner.OnLoop([&] {
+    peer.close();
+    acceptor.close();
+  });
 }
 
 TEST_F(SubprocessRunnerTest, PassesExactlyTheGivenEnvironment) {
