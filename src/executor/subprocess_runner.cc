@@ -649,8 +649,8 @@ void SubprocessRunner::Finish(uint64_t attempt_id) {
   // to the next descriptor while events for its previous owner may still arrive: e.g. the
   // kernel keeps an epoll registration while any copy of its file is open, and Asio closes
   // a socket it opened itself without EPOLL_CTL_DEL. Acting on such a readiness SIGKILLed a
-  // running task's group and recorded it as killed (about once in 30 runs of a daemon test
-  // on a loaded machine, ~1 in 1,000 spawns). Wait again instead.
+  // running task's group and recorded it as killed (4 of 134 runs of a daemon test on a
+  // loaded machine). Wait again instead.
   if (!LeaderExited(a)) return WaitForExit(a);
   // The leader is a zombie, so the group id cannot have been reused: clear out what is
   // left of the group (background jobs; or everything after a timeout/cancel, where a

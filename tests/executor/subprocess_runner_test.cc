@@ -227,7 +227,8 @@ TEST_F(SubprocessRunnerTest, StaleReadinessOnItsPidfdDoesNotEndARunningAttempt) 
   using boost::asio::local::stream_protocol;
   RunnerOnLoop runner({});
   Collector c;
-  const std::string path = (dir_ / "stale.sock").string();
+  // Abstract (leading NUL): no file, and no limit from a long TMPDIR.
+  const std::string path = std::string("\0batchd-stale-", 14) + std::to_string(::getpid());
   stream_protocol::acceptor acceptor(runner.io());
   stream_protocol::socket closed(runner.io()), peer(runner.io());
   int copy = -1;
