@@ -645,12 +645,13 @@ bool SubprocessRunner::LeaderExited(const Attempt& a) {
 
 void SubprocessRunner::Finish(uint64_t attempt_id) {
   Attempt& a = *live_.at(attempt_id);
-  // A readiness of the pidfd is not proof of the exit. Asio hands out a freed reactor slot
-  // to the next descriptor while events for its previous owner may still arrive: e.g. the
-  // kernel keeps an epoll registration while any copy of its file is open, and Asio closes
-  // a socket it opened itself without EPOLL_CTL_DEL. Acting on such a readiness SIGKILLed a
-  // running task's group and recorded it as killed (4 of 134 runs of a daemon test on a
-  // loaded machine). Wait again instead.
+  // A readiness of the pidfd is not proof of the exit. Boost.Asio 1.74 gives a closed
+  // descriptor's reactor slot to the next descriptor registered at once, even while a
+  // readiness of the closed one is still queued; and the kernel keeps the epoll
+  // registration of a socket Asio opened itself (closed without EPOLL_CTL_DEL) while any
+  // copy of its file is open. The next descriptor is often a new attempt's pidfd. Acting on
+  // such a readiness SIGKILLed a running task's group and recorded it as killed (4 of 134
+  // runs of a daemon test on a loaded machine). Wait again instead.
   if (!LeaderExited(a)) return WaitForExit(a);
   // The leader is a zombie, so the group id cannot have been reused: clear out what is
   // left of the group (background jobs; or everything after a timeout/cancel, where a

@@ -26,6 +26,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/local/connect_pair.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <gmock/gmock.h>
@@ -99,6 +100,8 @@ class RunnerOnLoop {
   void Shutdown(milliseconds grace) { OnLoop([&] { runner_->Shutdown(grace); }); }
   int Capacity() const { return runner_->Capacity(); }
   boost::asio::io_context& io() { return io_; }
+  // For code already running on the loop's thread (the methods above would deadlock there).
+  SubprocessRunner& OnLoopRunner() { return *runner_; }
   // Runs `f` on the loop's thread and waits for it.
   void OnLoop(const std::function<void()>& f) {
     std::promise<void> done;
@@ -254,6 +257,39 @@ TEST_F(SubprocessRunnerTest, StaleReadinessOnItsPidfdDoesNotEndARunningAttempt) 
   runner.OnLoop([&] {
     peer.close();
     acceptor.close();
+  });
+}
+
+// What the daemon ran into: Boost.Asio 1.74 frees a closed socket's reactor slot at once,
+// even while a readiness of that socket is queued, and gives the slot to the next descriptor
+// registered. Here the handler of one socket's readiness closes a second socket whose
+// readiness came in the same epoll_wait, then starts an attempt: the attempt's pidfd takes
+// the slot, and the queued readiness completes its wait.
+TEST_F(SubprocessRunnerTest, QueuedReadinessOfAClosedSocketDoesNotEndARunningAttempt) {
+  using boost::asio::local::stream_protocol;
+  RunnerOnLoop runner({});
+  Collector c;
+  stream_protocol::socket first(runner.io()), first_peer(runner.io()), closed(runner.io()), closed_peer(runner.io());
+  runner.OnLoop([&] {
+    boost::asio::local::connect_pair(first, first_peer);
+    boost::asio::local::connect_pair(closed, closed_peer);
+    first.async_wait(stream_protocol::socket::wait_read, [&](const boost::system::error_code&) {
+      closed.close();
+      runner.OnLoopRunner().Start(Spec(1, "sleep 0.3"), c.Callback());
+    });
+    // Both ready before the loop's next epoll_wait, in this order.
+    ASSERT_EQ(::write(first_peer.native_handle(), "x", 1), 1);
+    ASSERT_EQ(::write(closed_peer.native_handle(), "y", 1), 1);
+  });
+  AttemptResult r = c.Wait(1);
+  EXPECT_EQ(r.end, AttemptEnd::kSuccess) << r.error;
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_FALSE(r.signal) << "killed as if it had exited: signal " << r.signal.value_or(0);
+  EXPECT_GE(r.ended_at - r.started_at, milliseconds(250));
+  runner.OnLoop([&] {
+    first.close();
+    first_peer.close();
+    closed_peer.close();
   });
 }
 
