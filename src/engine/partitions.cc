@@ -34,7 +34,7 @@ Result<std::vector<std::string>> RunPartitionCommand(const dag::Task& task, cons
   if (!task.working_dir.empty()) posix_spawn_file_actions_addchdir_np(&actions, task.working_dir.c_str());
   // Everything else is closed before the exec, not at it: close-on-exec files stay open
   // in the child until after posix_spawn has returned, and with them the epoll
-  // registrations of any the engine closes meanwhile (SubprocessRunner::Finish).
+  // registrations of any the engine closes meanwhile (SubprocessRunner::WaitForExit).
   posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);

@@ -147,7 +147,7 @@ int ChildMain(void* arg) {
   // table (no CLONE_FILES), so this does not touch the parent's. Closed now rather than
   // marked close-on-exec: execve closes those only after it has released our memory, so
   // the daemon would already be running again while the child still holds its files, and
-  // with them the epoll registrations of any it closes meanwhile (SubprocessRunner::Finish).
+  // with them the epoll registrations of any it closes meanwhile (SubprocessRunner::WaitForExit).
   if (close_range(3, ~0U, 0) != 0) close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 
   if (a->working_dir != nullptr && chdir(a->working_dir) != 0) ChildFail(a, kStageChdir);
@@ -592,8 +592,19 @@ void SubprocessRunner::WaitForExit(Attempt& a) {
   a.pidfd->async_wait(asio::posix::descriptor_base::wait_read,
                       [self = self_, id = a.spec.attempt_id, serial = a.serial](const boost::system::error_code& ec) {
                         if (ec == asio::error::operation_aborted || *self == nullptr) return;
-                        // Any other error cannot happen on a pidfd; the blocking reap copes.
-                        if ((*self)->Find(id, serial) != nullptr) (*self)->Finish(id);
+                        Attempt* a = (*self)->Find(id, serial);
+                        if (a == nullptr) return;
+                        // A readiness is not proof of the exit. Boost.Asio 1.74 gives a closed
+                        // descriptor's reactor slot to the next descriptor registered at once,
+                        // even while a readiness of the closed one is still queued; and the
+                        // kernel keeps the epoll registration of a socket Asio opened itself
+                        // (closed without EPOLL_CTL_DEL) while any copy of its file is open. The
+                        // next descriptor is often a new attempt's pidfd. Acting on such a
+                        // readiness SIGKILLed a running task's group and recorded it as killed
+                        // (4 of 134 runs of a daemon test on a loaded machine).
+                        if (!ec && !LeaderExited(*a)) return (*self)->WaitForExit(*a);
+                        // Any error cannot happen on a pidfd; the blocking reap copes.
+                        (*self)->Finish(id);
                       });
 }
 
@@ -645,14 +656,6 @@ bool SubprocessRunner::LeaderExited(const Attempt& a) {
 
 void SubprocessRunner::Finish(uint64_t attempt_id) {
   Attempt& a = *live_.at(attempt_id);
-  // A readiness of the pidfd is not proof of the exit. Boost.Asio 1.74 gives a closed
-  // descriptor's reactor slot to the next descriptor registered at once, even while a
-  // readiness of the closed one is still queued; and the kernel keeps the epoll
-  // registration of a socket Asio opened itself (closed without EPOLL_CTL_DEL) while any
-  // copy of its file is open. The next descriptor is often a new attempt's pidfd. Acting on
-  // such a readiness SIGKILLed a running task's group and recorded it as killed (4 of 134
-  // runs of a daemon test on a loaded machine). Wait again instead.
-  if (!LeaderExited(a)) return WaitForExit(a);
   // The leader is a zombie, so the group id cannot have been reused: clear out what is
   // left of the group (background jobs; or everything after a timeout/cancel, where a
   // member may have survived the SIGTERM) before reaping.

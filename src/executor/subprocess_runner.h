@@ -105,8 +105,8 @@ class SubprocessRunner final : public TaskRunner {
   void OnDeadline(Attempt& a);
   // SIGTERMs the group now and SIGKILLs it `grace` later (a later, shorter grace wins).
   void Terminate(Attempt& a, KilledFor why, Millis grace);
-  // The pidfd is readable: if the leader has really exited, clears out its group, reaps
-  // it, and reports; otherwise waits again.
+  // The leader has exited (or must be reaped now): clears out its group, reaps it (blocking),
+  // and reports.
   void Finish(uint64_t attempt_id);
   // Whether the group's leader has exited (a zombie not yet reaped), without reaping it.
   static bool LeaderExited(const Attempt& a);

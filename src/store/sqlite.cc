@@ -70,7 +70,7 @@ Status Database::SetRelaxedSync(bool relaxed) {
 }
 
 Status Database::RestoreFullSyncOutsideTransaction() {
-  if (!relaxed_sync_ || syncs_deferred_ || InTransaction()) return Status::Ok();
+  if (!relaxed_sync_ || InTransaction()) return Status::Ok();  // deferred syncs stay relaxed: SetRelaxedSync
   return SetRelaxedSync(false);
 }
 
