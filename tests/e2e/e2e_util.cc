@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -96,7 +97,16 @@ Process::Process(std::vector<std::string> argv, std::vector<std::string> env_ext
   for (auto& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
   std::vector<std::string> env_store;
-  for (char** e = environ; e && *e; ++e) env_store.emplace_back(*e);
+  // env_extra replaces inherited variables of the same name: getenv() would find the
+  // inherited one first (e.g. a BATCHD_SOCKET in the shell that runs the tests).
+  auto overridden = [&](std::string_view entry) {
+    const std::string_view name = entry.substr(0, entry.find('='));
+    for (const auto& kv : env_extra)
+      if (std::string_view(kv).substr(0, kv.find('=')) == name) return true;
+    return false;
+  };
+  for (char** e = environ; e && *e; ++e)
+    if (!overridden(*e)) env_store.emplace_back(*e);
   for (auto& kv : env_extra) env_store.push_back(kv);
   std::vector<char*> envp;
   for (auto& kv : env_store) envp.push_back(kv.data());

@@ -59,7 +59,7 @@ struct ProcResult {
 class Process {
  public:
   // argv[0] is the program path; `env_extra` entries ("K=V") are added to the
-  // inherited environment.
+  // inherited environment, replacing inherited variables of the same name.
   explicit Process(std::vector<std::string> argv, std::vector<std::string> env_extra = {});
   ~Process();
   Process(const Process&) = delete;
