@@ -89,6 +89,8 @@ struct ChildArgs {
   const char* working_dir = nullptr;  // null: inherit
   int stdin_fd = -1;
   int log_fd = -1;
+  const int* reset_signals = nullptr;  // to set back to SIG_DFL (SignalsToReset)
+  size_t n_reset_signals = 0;
   pid_t parent_pid = 0;
   const char* err_prefix = nullptr;  // "batchd: prog: ", for exec failures written to the log
   size_t err_prefix_len = 0;
@@ -126,15 +128,13 @@ int ChildMain(void* arg) {
   if (getppid() != a->parent_pid) _exit(127);
 
   // A fresh process: default dispositions (the daemon's handlers point into memory that
-  // exec discards; its ignored SIGPIPE would survive exec) and an empty signal mask.
+  // exec discards; its ignored SIGPIPE would survive exec) and an empty signal mask. The
+  // parent found which signals need it (SignalsToReset), so this costs a few syscalls
+  // rather than a scan of all 64 while the parent waits.
   struct sigaction dfl;
   memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig == SIGKILL || sig == SIGSTOP) continue;
-    struct sigaction old;
-    if (sigaction(sig, nullptr, &old) == 0 && old.sa_handler != SIG_DFL) sigaction(sig, &dfl, nullptr);
-  }
+  for (size_t i = 0; i < a->n_reset_signals; ++i) sigaction(a->reset_signals[i], &dfl, nullptr);
   sigset_t empty;
   sigemptyset(&empty);
   sigprocmask(SIG_SETMASK, &empty, nullptr);
@@ -538,6 +538,9 @@ void SubprocessRunner::Launch(Attempt& attempt) {
   args.working_dir = spec.working_dir.empty() ? nullptr : spec.working_dir.c_str();
   args.stdin_fd = devnull_fd_;
   args.log_fd = log.get();
+  const std::vector<int>& reset_signals = SignalsToReset();
+  args.reset_signals = reset_signals.data();
+  args.n_reset_signals = reset_signals.size();
   args.parent_pid = getpid();
   args.err_prefix = plan.err_prefix.c_str();
   args.err_prefix_len = plan.err_prefix.size();
@@ -578,6 +581,22 @@ void SubprocessRunner::Launch(Attempt& attempt) {
     ArmDeadline(attempt);
   }
   WaitForExit(attempt);
+}
+
+const std::vector<int>& SubprocessRunner::SignalsToReset() {
+  const auto now = SteadyClock::now();
+  if (signals_scanned_at_ && now - *signals_scanned_at_ < kSignalRescanInterval) return reset_signals_;
+  signals_scanned_at_ = now;
+  // The ones batchd itself catches or ignores (daemon.cc, run_command.cc, the orphan guard's
+  // fork), always: one set up since the last scan must not reach a task either.
+  reset_signals_ = {SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGUSR1, SIGUSR2, SIGCHLD};
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    if (std::find(reset_signals_.begin(), reset_signals_.end(), sig) != reset_signals_.end()) continue;
+    struct sigaction current;
+    if (sigaction(sig, nullptr, &current) == 0 && current.sa_handler != SIG_DFL) reset_signals_.push_back(sig);
+  }
+  return reset_signals_;
 }
 
 void SubprocessRunner::PostReport(Attempt& a, AttemptResult result) {

@@ -27,9 +27,11 @@
 //
 // Requires Linux >= 5.3 (CLONE_PIDFD, poll on pidfds).
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -91,6 +93,10 @@ class SubprocessRunner final : public TaskRunner {
   // time SIGKILL takes). Idempotent.
   void Shutdown(Millis grace);
 
+  // How long a change of this process's signal dispositions may take to reach new tasks
+  // (SignalsToReset), except for the signals batchd handles itself, which are reset always.
+  static constexpr std::chrono::seconds kSignalRescanInterval{1};
+
  private:
   struct Attempt;
   struct PathCache;
@@ -98,6 +104,12 @@ class SubprocessRunner final : public TaskRunner {
 
   // Spawns the attempt now; a spawn error is reported through a posted handler.
   void Launch(Attempt& attempt);
+  // The signals a child must set back to SIG_DFL before exec: those this process catches
+  // or ignores. Scanning all 64 dispositions takes 64 sigaction() calls (~30 us here), which
+  // the child would pay on every spawn while the engine thread waits; dispositions change
+  // only while batchd sets up its signal handling, so the scan is redone at most every
+  // kSignalRescanInterval, and the signals batchd itself handles are always in the list.
+  const std::vector<int>& SignalsToReset();
   // Reports a result known at once from a posted handler: never from inside Start/Cancel.
   void PostReport(Attempt& a, AttemptResult result);
   void WaitForExit(Attempt& a);
@@ -126,6 +138,8 @@ class SubprocessRunner final : public TaskRunner {
   OrphanGuard* guard_ = nullptr;            // null when options_.orphan_guard is off
   std::unique_ptr<LogFileReserve> log_files_;
   std::unique_ptr<PathCache> path_cache_;  // where PATH lookups found programs lately
+  std::vector<int> reset_signals_;                             // SignalsToReset()
+  std::optional<std::chrono::steady_clock::time_point> signals_scanned_at_;  // never yet: nullopt
 
   std::deque<uint64_t> queue_;                                     // waiting for capacity
   std::unordered_map<uint64_t, std::unique_ptr<Attempt>> live_;    // queued + running

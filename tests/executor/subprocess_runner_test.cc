@@ -634,6 +634,30 @@ TEST_F(SubprocessRunnerTest, ChildStartsWithDefaultSignalDispositionsAndEmptyMas
   EXPECT_EQ(Log(1), "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
 }
 
+TEST_F(SubprocessRunnerTest, DispositionsChangedAfterTheFirstSpawnReachNoTaskAfterTheRescan) {
+  // The runner scans dispositions at most once per kSignalRescanInterval; the signals batchd
+  // sets up itself (SIGPIPE here) are reset at every spawn regardless.
+  RunnerOnLoop runner({});
+  Collector c;
+  auto run = [&](uint64_t id) {
+    runner.Start(Spec(id, "grep SigIgn /proc/self/status"), c.Callback());
+    EXPECT_EQ(c.Wait(id).end, AttemptEnd::kSuccess);
+  };
+  run(1);
+  struct sigaction ign {}, old_pipe, old_winch;
+  ign.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &ign, &old_pipe);
+  sigaction(SIGWINCH, &ign, &old_winch);
+  run(2);
+  std::this_thread::sleep_for(SubprocessRunner::kSignalRescanInterval + std::chrono::milliseconds(100));
+  run(3);
+  sigaction(SIGWINCH, &old_winch, nullptr);
+  sigaction(SIGPIPE, &old_pipe, nullptr);
+  EXPECT_EQ(Log(1), "SigIgn:\t0000000000000000\n");
+  EXPECT_EQ(Log(2), "SigIgn:\t0000000008000000\n");  // SIGWINCH (28) until the next scan
+  EXPECT_EQ(Log(3), "SigIgn:\t0000000000000000\n");
+}
+
 TEST_F(SubprocessRunnerTest, DoesNotLeakTheDaemonsFileDescriptors) {
   int fd = open("/dev/null", O_RDONLY);  // deliberately without O_CLOEXEC
   ASSERT_GE(fd, 3);
