@@ -699,7 +699,11 @@ tasks:
 )");
   {
     Process first(RunArgs(dag, {}, "2026-03-01"));
-    ASSERT_TRUE(WaitFor([&] { return Exists(tmp_ / "order"); }, milliseconds(10000))) << first.Stderr();
+    // The line, not the file: `>>` creates the file before echo writes, and the task dies
+    // with batchd.
+    ASSERT_TRUE(WaitFor([&] { return ReadFile(tmp_ / "order") == "2026-03-01T00:00:00+00:00 attempt 1\n"; },
+                        milliseconds(10000)))
+        << first.Stderr();
     first.Signal(SIGKILL);
     first.Wait(milliseconds(5000));
   }
