@@ -13,7 +13,11 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <random>
+#include <set>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -721,8 +725,88 @@ tasks:
   EXPECT_LE(runs[0]["ended_at"].get<int64_t>(), runs[1]["started_at"].get<int64_t>()) << "max_active_runs: 1";
 }
 
-// Same, when the task's shell is the group leader and the work is its child: the whole
-// process group must die with batchd (SPEC 6: no orphans).
+// SPEC 6 under fire: `batchd run` is SIGKILLed at random moments, over and over, and then
+// runs to the end. Every task appends "KEY ATTEMPT" to a ledger before it exits (0, or 1 one
+// time in five). Whatever the timing: every execution is an attempt row (the row is committed
+// before the spawn), no attempt number runs twice, nothing runs after its success, and in the
+// end every instance has succeeded exactly once.
+TEST_F(BatchdRunTest, RandomKillNinesNeitherLoseNorRepeatWork) {
+  std::string dag = WriteDag(R"(
+dag: ledger
+max_active_tasks: 8
+tasks:
+  - id: charge
+    partitions: {range: [0, 48]}
+    retry: {retries: 40, delay: 10ms}
+    command: |
+      r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+      sleep 0.0$(( r % 10 ))
+      echo "$BATCHD_IDEMPOTENCY_KEY $BATCHD_ATTEMPT" >> @TMP@/ledger
+      [ $(( r % 5 )) -ne 0 ] || exit 1
+  - id: settle
+    depends_on:
+      - {task: charge, partitions: same}
+    partitions: {range: [0, 48]}
+    retry: {retries: 40, delay: 10ms}
+    command: sleep 0.02; echo "$BATCHD_IDEMPOTENCY_KEY $BATCHD_ATTEMPT" >> @TMP@/ledger
+)");
+  std::random_device seed_source;
+  const unsigned seed = seed_source();
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> delay_ms(5, 120);
+  std::string delays;  // for the failure message: the timing that broke it
+  int killed = 0;
+  bool finished = false;  // an invocation ended before its kill
+  for (int kill = 0; kill < 12; ++kill) {
+    Process run(RunArgs(dag));
+    const int ms = delay_ms(rng);
+    std::this_thread::sleep_for(milliseconds(ms));
+    run.Signal(SIGKILL);
+    ProcResult r = run.Wait(milliseconds(10000));
+    delays += std::to_string(ms) + (r.signal == SIGKILL ? "ms " : "ms(finished first) ");
+    ASSERT_FALSE(r.timed_out) << r.Describe();
+    if (r.signal != SIGKILL) {
+      ASSERT_EQ(r.exit_code, 0) << r.Describe();
+      finished = true;
+      break;
+    }
+    ++killed;
+  }
+  SCOPED_TRACE("seed " + std::to_string(seed) + ", kills after " + delays);
+  EXPECT_GE(killed, 5) << "the run finished before most kills: the test no longer tests much";
+  if (!finished) {
+    ProcResult last = RunBatchd(dag);
+    ASSERT_EQ(last.exit_code, 0) << last.Describe();
+  }
+
+  std::map<std::string, std::vector<int>> executed;  // key -> attempt numbers, in ledger order
+  std::istringstream ledger(ReadFile(tmp_ / "ledger").value_or(""));
+  for (std::string line; std::getline(ledger, line);) {
+    const size_t space = line.rfind(' ');
+    executed[line.substr(0, space)].push_back(std::stoi(line.substr(space + 1)));
+  }
+  std::map<std::string, std::map<int, std::string>> recorded;  // key -> number -> outcome
+  for (const Json& row : Q("SELECT i.idempotency_key AS key, a.number, a.outcome FROM attempts a "
+                           "JOIN task_instances i ON i.id = a.instance_id"))
+    recorded[row["key"]][row["number"].get<int>()] = row["outcome"];
+  EXPECT_EQ(V("SELECT count(*) FROM task_instances WHERE state = 'success'"), "96");
+  EXPECT_EQ(V("SELECT count(*) FROM runs"), "1");
+  ASSERT_EQ(executed.size(), 96u);
+  for (const auto& [key, numbers] : executed) {
+    std::vector<int> successes;
+    for (const auto& [number, outcome] : recorded[key])
+      if (outcome == "success") successes.push_back(number);
+    ASSERT_EQ(successes.size(), 1u) << key;
+    std::set<int> seen;
+    for (int number : numbers) {
+      EXPECT_TRUE(seen.insert(number).second) << key << ": attempt " << number << " ran twice";
+      EXPECT_TRUE(recorded[key].count(number)) << key << ": attempt " << number << " ran without a row";
+      EXPECT_LE(number, successes[0]) << key << ": attempt " << number << " ran after attempt "
+                                      << successes[0] << " succeeded";
+    }
+  }
+}
+
 // --- Bad input, usage errors, the data directory lock --------------------------------
 
 TEST_F(BatchdRunTest, InvalidDagFileChangesNothing) {
