@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <regex>
 #include <set>
 #include <string>
@@ -832,6 +833,61 @@ tasks:
   ASSERT_EQ(status["tasks"].size(), 1u);
   EXPECT_EQ(status["tasks"][0]["attempts"], 2);
   EXPECT_EQ(status["tasks"][0]["state"], "success");
+}
+
+// The daemon SIGKILLed at random moments while clients trigger runs back to back, six times
+// over. Every trigger batchctl acknowledged (exit 0, a run id) must be in the store and end
+// in success; every task execution (a ledger line, LedgerViolations) must have its attempt
+// row, and nothing may run twice or after its success.
+TEST_F(DaemonTest, RandomKillNinesLoseNoAcknowledgedTriggerAndRepeatNoWork) {
+  ASSERT_TRUE(StartDaemon());
+  SubmitDag("ledger.yaml", R"(dag: ledger
+max_active_runs: 4
+tasks:
+  - id: charge
+    partitions: {range: [0, 4]}
+)" + std::string(kLedgerTaskBody));
+  std::random_device seed_source;
+  const unsigned seed = seed_source();
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> window_ms(30, 300), gap_ms(5, 40);
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::vector<std::string> acknowledged;  // run ids
+  int day = 0, refused = 0;
+  for (int round = 0; round < 6; ++round) {
+    if (round > 0) {
+      ASSERT_TRUE(StartDaemon());
+    }
+    std::vector<std::unique_ptr<Process>> clients;
+    const auto kill_at = steady_clock::now() + milliseconds(window_ms(rng));
+    while (steady_clock::now() < kill_at) {
+      const std::string date = IsoUtc(1767225600 + 86400 * int64_t{day++}).substr(0, 10);  // from 2026-01-01
+      clients.push_back(std::make_unique<Process>(
+          std::vector<std::string>{BATCHCTL_BIN, "--socket", socket_, "--json", "trigger", "ledger", "--date", date}));
+      std::this_thread::sleep_for(milliseconds(gap_ms(rng)));
+    }
+    KillDaemon();
+    for (auto& client : clients) {
+      ProcResult r = client->Wait(milliseconds(10000));
+      Json reply = Json::parse(r.out, nullptr, false);
+      if (r.exit_code == 0 && reply.is_object() && reply.contains("run_id")) {
+        acknowledged.push_back(reply["run_id"].get<std::string>());
+      } else {
+        ++refused;  // cut off by the kill: may or may not have been committed
+      }
+    }
+  }
+  ASSERT_TRUE(StartDaemon());
+  EXPECT_GE(acknowledged.size(), 6u) << refused << " refused";
+  for (const auto& id : acknowledged) ASSERT_TRUE(WaitRunState(id, "success", milliseconds(60000))) << id;
+  // Runs committed without their reply reaching the client finish too.
+  ASSERT_TRUE(WaitFor([&] { return Count("SELECT COUNT(*) FROM runs WHERE state NOT IN ('success', 'failed')") == 0; },
+                      milliseconds(60000)));
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM runs WHERE state != 'success'"), 0);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM task_instances WHERE state != 'success'"), 0);
+  size_t keys = 0;
+  EXPECT_THAT(LedgerViolations(tmp_ / "ledger", db_, &keys), ::testing::IsEmpty());
+  EXPECT_EQ(keys, static_cast<size_t>(Count("SELECT COUNT(*) FROM task_instances")));
 }
 
 TEST_F(DaemonTest, KillNineLeavesNoOrphanedTaskProcesses) {

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 #include <string_view>
 #include <thread>
@@ -265,6 +267,45 @@ bool PidAlive(pid_t pid) {
   if (close_paren == std::string::npos || close_paren + 2 >= stat->size()) return true;
   char state = (*stat)[close_paren + 2];
   return state != 'Z' && state != 'X';
+}
+
+const char* const kLedgerTaskBody = R"(    retry: {retries: 40, delay: 10ms}
+    command: |
+      r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+      sleep 0.0$(( r % 10 ))
+      echo "$BATCHD_IDEMPOTENCY_KEY $BATCHD_ATTEMPT" >> @TMP@/ledger
+      [ $(( r % 5 )) -ne 0 ] || exit 1
+)";
+
+std::vector<std::string> LedgerViolations(const std::string& ledger, const std::string& db, size_t* keys_executed) {
+  std::map<std::string, std::vector<int>> executed;  // key -> attempt numbers, in ledger order
+  std::istringstream lines(ReadFile(ledger).value_or(""));
+  for (std::string line; std::getline(lines, line);) {
+    const size_t space = line.rfind(' ');
+    executed[line.substr(0, space)].push_back(std::stoi(line.substr(space + 1)));
+  }
+  std::map<std::string, std::map<int, std::string>> recorded;  // key -> number -> outcome
+  for (const auto& row : Query(db, "SELECT i.idempotency_key AS key, a.number, a.outcome FROM attempts a "
+                                   "JOIN task_instances i ON i.id = a.instance_id"))
+    recorded[row["key"].get<std::string>()][row["number"].get<int>()] = row["outcome"].get<std::string>();
+
+  std::vector<std::string> violations;
+  for (const auto& [key, numbers] : executed) {
+    std::vector<int> successes;
+    for (const auto& [number, outcome] : recorded[key])
+      if (outcome == "success") successes.push_back(number);
+    if (successes.size() > 1) violations.push_back(key + ": " + std::to_string(successes.size()) + " successes");
+    std::set<int> seen;
+    for (int number : numbers) {
+      const std::string attempt = key + ": attempt " + std::to_string(number);
+      if (!seen.insert(number).second) violations.push_back(attempt + " ran twice");
+      if (!recorded[key].count(number)) violations.push_back(attempt + " ran without an attempt row");
+      if (!successes.empty() && number > successes[0])
+        violations.push_back(attempt + " ran after attempt " + std::to_string(successes[0]) + " succeeded");
+    }
+  }
+  *keys_executed = executed.size();
+  return violations;
 }
 
 }  // namespace batchd::e2e
