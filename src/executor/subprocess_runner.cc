@@ -129,8 +129,8 @@ int ChildMain(void* arg) {
 
   // A fresh process: default dispositions (the daemon's handlers point into memory that
   // exec discards; its ignored SIGPIPE would survive exec) and an empty signal mask. The
-  // parent found which signals need it (SignalsToReset), so this costs a few syscalls
-  // rather than a scan of all 64 while the parent waits.
+  // parent listed which signals need it (SignalsToReset, from a scan at most a second old),
+  // so this costs a few syscalls rather than a scan of all 64 while the parent waits.
   struct sigaction dfl;
   memset(&dfl, 0, sizeof dfl);
   dfl.sa_handler = SIG_DFL;
@@ -587,8 +587,9 @@ const std::vector<int>& SubprocessRunner::SignalsToReset() {
   const auto now = SteadyClock::now();
   if (signals_scanned_at_ && now - *signals_scanned_at_ < kSignalRescanInterval) return reset_signals_;
   signals_scanned_at_ = now;
-  // The ones batchd itself catches or ignores (daemon.cc, run_command.cc, the orphan guard's
-  // fork), always: one set up since the last scan must not reach a task either.
+  // Always: the signals daemon.cc and run_command.cc catch or ignore (HUP, INT, PIPE, TERM),
+  // and the other ones programs commonly do, so that none set up since the last scan
+  // reaches a task.
   reset_signals_ = {SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGUSR1, SIGUSR2, SIGCHLD};
   for (int sig = 1; sig < NSIG; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;

@@ -93,8 +93,11 @@ class SubprocessRunner final : public TaskRunner {
   // time SIGKILL takes). Idempotent.
   void Shutdown(Millis grace);
 
-  // How long a change of this process's signal dispositions may take to reach new tasks
-  // (SignalsToReset), except for the signals batchd handles itself, which are reset always.
+  // Tasks start with every signal at SIG_DFL, as of a scan of this process's dispositions
+  // at most this old (SignalsToReset). So for up to this long after this process ignores a
+  // signal, tasks may start with it ignored too (SIG_IGN survives exec; a caught signal does
+  // not) -- except HUP, INT, QUIT, PIPE, TERM, USR1, USR2 and CHLD, which are reset always.
+  // batchd sets its own dispositions before its first spawn.
   static constexpr std::chrono::seconds kSignalRescanInterval{1};
 
  private:
@@ -106,9 +109,9 @@ class SubprocessRunner final : public TaskRunner {
   void Launch(Attempt& attempt);
   // The signals a child must set back to SIG_DFL before exec: those this process catches
   // or ignores. Scanning all 64 dispositions takes 64 sigaction() calls (~30 us here), which
-  // the child would pay on every spawn while the engine thread waits; dispositions change
-  // only while batchd sets up its signal handling, so the scan is redone at most every
-  // kSignalRescanInterval, and the signals batchd itself handles are always in the list.
+  // the child would pay on every spawn while the engine thread waits (glibc's posix_spawn
+  // does); dispositions change only while batchd sets up its signal handling, so the scan
+  // is redone at most every kSignalRescanInterval, with a fixed list of common ones added.
   const std::vector<int>& SignalsToReset();
   // Reports a result known at once from a posted handler: never from inside Start/Cancel.
   void PostReport(Attempt& a, AttemptResult result);

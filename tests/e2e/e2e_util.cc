@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -269,39 +270,54 @@ bool PidAlive(pid_t pid) {
   return state != 'Z' && state != 'X';
 }
 
-const char* const kLedgerTaskBody = R"(    retry: {retries: 40, delay: 10ms}
-    command: |
-      r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-      sleep 0.0$(( r % 10 ))
-      echo "$BATCHD_IDEMPOTENCY_KEY $BATCHD_ATTEMPT" >> @TMP@/ledger
-      [ $(( r % 5 )) -ne 0 ] || exit 1
-)";
-
 std::vector<std::string> LedgerViolations(const std::string& ledger, const std::string& db, size_t* keys_executed) {
-  std::map<std::string, std::vector<int>> executed;  // key -> attempt numbers, in ledger order
+  std::vector<std::string> violations;
+  // The ledger names instances by key: instances sharing one would look like one instance.
+  for (const auto& row : Query(db, "SELECT idempotency_key AS key, COUNT(*) AS n FROM task_instances "
+                                   "WHERE attempts > 0 GROUP BY idempotency_key HAVING COUNT(*) > 1"))
+    violations.push_back(row["key"].get<std::string>() + ": key of " + std::to_string(row["n"].get<int>()) +
+                         " instances that ran; the ledger cannot tell them apart");
+
+  std::map<std::string, std::set<int>> executed;  // key -> attempt numbers that ran
   std::istringstream lines(ReadFile(ledger).value_or(""));
   for (std::string line; std::getline(lines, line);) {
     const size_t space = line.rfind(' ');
-    executed[line.substr(0, space)].push_back(std::stoi(line.substr(space + 1)));
+    int number = 0;
+    const char* end = line.data() + line.size();
+    auto [parsed_to, error] = std::from_chars(line.data() + (space == std::string::npos ? 0 : space + 1), end, number);
+    if (space == std::string::npos || space == 0 || error != std::errc() || parsed_to != end) {
+      violations.push_back("malformed ledger line '" + line + "'");
+      continue;
+    }
+    const std::string key = line.substr(0, space);
+    if (!executed[key].insert(number).second) violations.push_back(key + ": attempt " + std::to_string(number) + " ran twice");
   }
   std::map<std::string, std::map<int, std::string>> recorded;  // key -> number -> outcome
   for (const auto& row : Query(db, "SELECT i.idempotency_key AS key, a.number, a.outcome FROM attempts a "
                                    "JOIN task_instances i ON i.id = a.instance_id"))
     recorded[row["key"].get<std::string>()][row["number"].get<int>()] = row["outcome"].get<std::string>();
 
-  std::vector<std::string> violations;
-  for (const auto& [key, numbers] : executed) {
+  for (const auto& [key, attempts] : recorded) {
     std::vector<int> successes;
-    for (const auto& [number, outcome] : recorded[key])
+    for (const auto& [number, outcome] : attempts)
       if (outcome == "success") successes.push_back(number);
     if (successes.size() > 1) violations.push_back(key + ": " + std::to_string(successes.size()) + " successes");
-    std::set<int> seen;
+    auto ran = executed.find(key);
+    for (int number : successes)
+      if (ran == executed.end() || !ran->second.count(number))
+        violations.push_back(key + ": attempt " + std::to_string(number) + " succeeded without running");
+  }
+  for (const auto& [key, numbers] : executed) {
+    auto rows = recorded.find(key);
+    std::optional<int> success;
+    if (rows != recorded.end())
+      for (const auto& [number, outcome] : rows->second)
+        if (outcome == "success" && !success) success = number;
     for (int number : numbers) {
       const std::string attempt = key + ": attempt " + std::to_string(number);
-      if (!seen.insert(number).second) violations.push_back(attempt + " ran twice");
-      if (!recorded[key].count(number)) violations.push_back(attempt + " ran without an attempt row");
-      if (!successes.empty() && number > successes[0])
-        violations.push_back(attempt + " ran after attempt " + std::to_string(successes[0]) + " succeeded");
+      if (rows == recorded.end() || !rows->second.count(number)) violations.push_back(attempt + " ran without an attempt row");
+      if (success && number > *success)
+        violations.push_back(attempt + " ran after attempt " + std::to_string(*success) + " succeeded");
     }
   }
   *keys_executed = executed.size();

@@ -101,14 +101,22 @@ bool WaitFor(const std::function<bool()>& pred, milliseconds timeout, millisecon
 bool PidAlive(pid_t pid);
 
 // For tests that SIGKILL batchd at random moments: every task appends the line
-// "$BATCHD_IDEMPOTENCY_KEY $BATCHD_ATTEMPT" to a ledger file before it exits. Checks the
-// ledger against the attempts in `db` (SPEC 6): every execution has its attempt row (the row
-// is committed before the spawn), no attempt number runs twice, no instance succeeds twice,
-// and nothing runs after its instance's success. Returns one message per violation (empty
-// when there is none) and sets `keys_executed` to how many keys the ledger names.
+// "$BATCHD_IDEMPOTENCY_KEY $BATCHD_ATTEMPT" to a ledger file before it exits, and every
+// instance that runs has a key of its own. Checks the ledger against the attempts in `db`
+// (SPEC 6): every execution has its attempt row (the row is committed before the spawn), no
+// attempt number runs twice, every success ran, no instance succeeds twice, and nothing runs
+// after its instance's success. Returns one message per violation (empty when there is none)
+// and sets `keys_executed` to how many keys the ledger names.
 std::vector<std::string> LedgerViolations(const std::string& ledger, const std::string& db, size_t* keys_executed);
 // The rest of a DAG task (YAML, after its id and partitions) that keeps such a ledger in
-// @TMP@/ledger: it sleeps 0-90 ms, appends its line, fails one time in five and has 40 retries.
-extern const char* const kLedgerTaskBody;
+// @TMP@/ledger: it sleeps 0-90 ms, appends its line, and fails one time in five, with 40
+// retries 10 ms apart.
+inline constexpr char kLedgerTaskBody[] = R"(    retry: {retries: 40, delay: 10ms, backoff: fixed}
+    command: |
+      r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+      sleep 0.0$(( r % 10 ))
+      echo "$BATCHD_IDEMPOTENCY_KEY $BATCHD_ATTEMPT" >> @TMP@/ledger
+      [ $(( r / 10 % 5 )) -ne 0 ] || exit 1
+)";
 
 }  // namespace batchd::e2e

@@ -654,7 +654,10 @@ TEST_F(SubprocessRunnerTest, DispositionsChangedAfterTheFirstSpawnReachNoTaskAft
   sigaction(SIGWINCH, &old_winch, nullptr);
   sigaction(SIGPIPE, &old_pipe, nullptr);
   EXPECT_EQ(Log(1), "SigIgn:\t0000000000000000\n");
-  EXPECT_EQ(Log(2), "SigIgn:\t0000000008000000\n");  // SIGWINCH (28) until the next scan
+  // SIGPIPE (bit 12) is reset at once; SIGWINCH (bit 27) may still be ignored until the
+  // next scan, unless this machine was slow enough for one to happen already.
+  const std::string second = Log(2);
+  EXPECT_TRUE(second == "SigIgn:\t0000000008000000\n" || second == "SigIgn:\t0000000000000000\n") << second;
   EXPECT_EQ(Log(3), "SigIgn:\t0000000000000000\n");
 }
 
