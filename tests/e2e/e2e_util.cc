@@ -297,10 +297,13 @@ std::vector<std::string> LedgerViolations(const std::string& ledger, const std::
                                    "JOIN task_instances i ON i.id = a.instance_id"))
     recorded[row["key"].get<std::string>()][row["number"].get<int>()] = row["outcome"].get<std::string>();
 
+  std::map<std::string, int> first_success;  // key -> the lowest attempt number that succeeded
   for (const auto& [key, attempts] : recorded) {
     std::vector<int> successes;
     for (const auto& [number, outcome] : attempts)
       if (outcome == "success") successes.push_back(number);
+    if (successes.empty()) continue;
+    first_success[key] = successes[0];
     if (successes.size() > 1) violations.push_back(key + ": " + std::to_string(successes.size()) + " successes");
     auto ran = executed.find(key);
     for (int number : successes)
@@ -309,15 +312,12 @@ std::vector<std::string> LedgerViolations(const std::string& ledger, const std::
   }
   for (const auto& [key, numbers] : executed) {
     auto rows = recorded.find(key);
-    std::optional<int> success;
-    if (rows != recorded.end())
-      for (const auto& [number, outcome] : rows->second)
-        if (outcome == "success" && !success) success = number;
+    auto success = first_success.find(key);
     for (int number : numbers) {
       const std::string attempt = key + ": attempt " + std::to_string(number);
       if (rows == recorded.end() || !rows->second.count(number)) violations.push_back(attempt + " ran without an attempt row");
-      if (success && number > *success)
-        violations.push_back(attempt + " ran after attempt " + std::to_string(*success) + " succeeded");
+      if (success != first_success.end() && number > success->second)
+        violations.push_back(attempt + " ran after attempt " + std::to_string(success->second) + " succeeded");
     }
   }
   *keys_executed = executed.size();
