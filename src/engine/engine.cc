@@ -151,6 +151,52 @@ void Engine::EnsureLogDir(const std::string& run_id) {
   log_dirs_.insert(run_id);
 }
 
+void Engine::CreateLogsAhead(const std::vector<std::pair<RunPlan*, size_t>>& started) {
+  const size_t limit = static_cast<size_t>(std::max(runner_.Capacity(), 1));
+  for (const auto& [plan, index] : started) {
+    for (size_t next : plan->downstream_of(index)) {
+      if (logs_ahead_.size() >= limit) return;
+      const InstanceRecord& inst = plan->instance(next);
+      if (inst.state != InstanceState::kPending || logs_ahead_.count(inst.id)) continue;
+      // Only an instance whose other upstream instances are decided: it waits for
+      // nothing but attempts that are running now.
+      bool waits_only_on_running = true;
+      for (size_t up : plan->upstream_of(next)) {
+        const InstanceState s = plan->instance(up).state;
+        if (s != InstanceState::kRunning && !IsTerminal(s)) {
+          waits_only_on_running = false;
+          break;
+        }
+      }
+      if (!waits_only_on_running) continue;
+      LogAhead ahead{plan->run().run_id, LogPath(plan->run().run_id, inst.task, inst.partition, inst.attempts + 1)};
+      runner_.CreateLogAhead(ahead.path);
+      logs_ahead_.emplace(inst.id, std::move(ahead));
+    }
+  }
+}
+
+void Engine::TakeLogAhead(int64_t instance_id, const std::string& log_path) {
+  auto it = logs_ahead_.find(instance_id);
+  if (it == logs_ahead_.end()) return;
+  if (it->second.path != log_path) runner_.DropLogAhead(it->second.path);  // runner's Open takes a match
+  logs_ahead_.erase(it);
+}
+
+void Engine::DropStaleLogsAhead() {
+  for (auto it = logs_ahead_.begin(); it != logs_ahead_.end();) {
+    const RunPlan* plan = FindActiveRun(it->second.run_id);
+    const auto index = plan ? plan->IndexOf(it->first) : std::nullopt;
+    const InstanceState state = index ? plan->instance(*index).state : InstanceState::kCancelled;
+    if (state == InstanceState::kPending || state == InstanceState::kQueued) {
+      ++it;
+      continue;
+    }
+    runner_.DropLogAhead(it->second.path);
+    it = logs_ahead_.erase(it);
+  }
+}
+
 const RunPlan* Engine::FindActiveRun(const std::string& run_id) const {
   auto it = plans_.find(run_id);
   return it == plans_.end() ? nullptr : it->second.get();
@@ -637,6 +683,7 @@ void Engine::Pump() {
   };
   int free_slots = runner_.Capacity() - static_cast<int>(running_.size());
   std::vector<executor::AttemptSpec> to_start;
+  std::vector<std::pair<RunPlan*, size_t>> started;
   while (free_slots > 0 && !heads.empty()) {
     size_t h = 0;
     for (size_t k = 1; k < heads.size(); ++k)
@@ -672,6 +719,7 @@ void Engine::Pump() {
     running->attempt.started_at = now;
     running->attempt.log_path = LogPath(plan.run().run_id, inst.task, inst.partition, inst.attempts);
     EnsureLogDir(plan.run().run_id);
+    if (!logs_ahead_.empty()) TakeLogAhead(inst.id, running->attempt.log_path);
     if (Status st = store_.InsertAttempt(running->attempt); !st.ok()) Fail(st);
 
     executor::AttemptSpec spec;
@@ -683,6 +731,7 @@ void Engine::Pump() {
     spec.timeout = task.timeout;
     spec.kill_grace = task.kill_grace;
     to_start.push_back(std::move(spec));
+    started.emplace_back(&plan, index);
     if (!task.pool.empty()) pool_used_[task.pool]++;
     running_[running->attempt.id] = std::move(running);
     --free_slots;
@@ -733,6 +782,11 @@ void Engine::Pump() {
       }
     });
   }
+  // While those run: the log files of what their success would start, and away with the
+  // ones made for instances that will not start.
+  if (!started.empty()) CreateLogsAhead(started);
+  if (!logs_ahead_.empty()) DropStaleLogsAhead();
+
   // 7. Tell observers, now that it is committed.
   for (const auto& [plan, rec] : finished_attempts)
     for (auto* o : observers_) o->OnAttemptFinished(*plan, rec.first, rec.second);

@@ -176,6 +176,14 @@ class Engine {
   static std::string NothingToRetry(const std::string& run_id, const std::optional<std::string>& task,
                                     const std::optional<std::string>& partition);
   void EnsureLogDir(const std::string& run_id);
+  // Log files made ahead (TaskRunner::CreateLogAhead): for the instances that only wait
+  // for attempts started in this pass, created after the spawn while they run.
+  void CreateLogsAhead(const std::vector<std::pair<RunPlan*, size_t>>& started);
+  // At dispatch: forgets the file made ahead for this instance (a stale attempt number
+  // drops it).
+  void TakeLogAhead(int64_t instance_id, const std::string& log_path);
+  // Drops the files made ahead for instances that can no longer start.
+  void DropStaleLogsAhead();
   std::vector<std::string> AttemptEnv(RunPlan& plan, size_t index, int attempt) const;
   Status Fail(const Status& st);
 
@@ -199,6 +207,11 @@ class Engine {
   // partitions back); StartQueuedRuns queries the store only then.
   bool may_start_queued_runs_ = true;
   std::set<std::string> log_dirs_;                         // run ids whose log dir exists
+  struct LogAhead {
+    std::string run_id;
+    std::string path;
+  };
+  std::map<int64_t, LogAhead> logs_ahead_;                 // by instance id; <= Capacity()
   struct Timers;
   std::unique_ptr<Timers> timers_;
   std::unique_ptr<PartitionExpander> expander_;           // null: commands run inline

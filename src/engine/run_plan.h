@@ -89,6 +89,8 @@ class RunPlan {
   // Computed once per run for the DAG-wide part and once per task with env of its own
   // (attempts of a partitioned task share it). `base` must be the same on every call.
   const std::vector<std::string>& TaskEnvironment(size_t task_index, const std::vector<std::string>& base);
+  const std::vector<size_t>& upstream_of(size_t i) const { return upstream_[i]; }
+  const std::vector<size_t>& downstream_of(size_t i) const { return downstream_[i]; }
   size_t task_index_of(size_t i) const { return static_cast<size_t>(task_index_[i]); }
 
   // Whether instance i's idempotency key was checked since it last became queued.

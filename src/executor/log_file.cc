@@ -54,6 +54,64 @@ LogFileReserve::~LogFileReserve() {
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   for (const Spare& s : spares_) close(s.fd);
+  for (const auto& [path, ahead] : ahead_) {
+    close(ahead.fd);
+    if (ahead.created) unlink(path.c_str());
+  }
+}
+
+bool LogFileReserve::CreateAhead(const std::string& path) {
+  if (path.empty()) return false;
+  {
+    std::lock_guard lock(mu_);
+    if (ahead_.size() >= kMaxAhead || ahead_.count(path)) return false;
+  }
+  // O_EXCL first: a file already there (left by a process that died, or a name taken some
+  // other way) is used but never removed by DropAhead.
+  bool created = true;
+  int fd = AboveStdio(open(path.c_str(), kLogFlags | O_CREAT | O_EXCL, kLogMode));
+  if (fd < 0 && errno == EEXIST) {
+    created = false;
+    fd = AboveStdio(open(path.c_str(), kLogFlags, kLogMode));
+  }
+  if (fd < 0) return false;
+  std::lock_guard lock(mu_);
+  ahead_.emplace(path, Ahead{fd, created, std::chrono::steady_clock::now()});
+  return true;
+}
+
+void LogFileReserve::DropAhead(const std::string& path) {
+  Ahead ahead;
+  {
+    std::lock_guard lock(mu_);
+    auto it = ahead_.find(path);
+    if (it == ahead_.end()) return;
+    ahead = it->second;
+    ahead_.erase(it);
+  }
+  close(ahead.fd);
+  if (ahead.created) unlink(path.c_str());
+}
+
+size_t LogFileReserve::AheadCount() {
+  std::lock_guard lock(mu_);
+  return ahead_.size();
+}
+
+int LogFileReserve::TakeAhead(const std::string& path) {
+  Ahead ahead;
+  {
+    std::lock_guard lock(mu_);
+    if (ahead_.empty()) return -1;
+    auto it = ahead_.find(path);
+    if (it == ahead_.end()) return -1;
+    ahead = it->second;
+    ahead_.erase(it);
+  }
+  // Made while the upstream ran: if that took a while, let the file's times say when the
+  // attempt started (a chain of short tasks skips this syscall).
+  if (std::chrono::steady_clock::now() - ahead.made > std::chrono::seconds(1)) futimens(ahead.fd, nullptr);
+  return ahead.fd;
 }
 
 int LogFileReserve::SparesFor(const std::string& path) {
@@ -84,6 +142,7 @@ void LogFileReserve::CloseSparesNotIn(const std::string& dir) {
 
 int LogFileReserve::Open(const std::string& path) {
   if (path.empty()) return AboveStdio(open("/dev/null", O_WRONLY | O_CLOEXEC | O_NOCTTY));
+  if (int fd = TakeAhead(path); fd >= 0) return fd;
   if (target_ == 0) return Create(path);
   int spare = -1;
   bool active;

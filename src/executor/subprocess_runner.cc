@@ -485,6 +485,10 @@ void SubprocessRunner::Start(AttemptSpec spec, DoneCallback done) {
   }
 }
 
+void SubprocessRunner::CreateLogAhead(const std::string& log_path) { log_files_->CreateAhead(log_path); }
+
+void SubprocessRunner::DropLogAhead(const std::string& log_path) { log_files_->DropAhead(log_path); }
+
 void SubprocessRunner::Cancel(uint64_t attempt_id) {
   auto it = live_.find(attempt_id);
   if (it == live_.end()) return;  // finished or unknown: nothing to do

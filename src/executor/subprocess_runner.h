@@ -86,6 +86,8 @@ class SubprocessRunner final : public TaskRunner {
   void Start(AttemptSpec spec, DoneCallback done) override;
   void Cancel(uint64_t attempt_id) override;
   int Capacity() const override { return options_.workers; }
+  void CreateLogAhead(const std::string& log_path) override;
+  void DropLogAhead(const std::string& log_path) override;
 
   // Stops accepting work, cancels everything queued or running (SIGTERM to each
   // process group, SIGKILL after `grace`), and returns once every child is reaped and

@@ -520,6 +520,44 @@ tasks:
   EXPECT_THAT(files, ElementsAre("silent@-.1.log", "silent_failure@-.1.log", "talker@-.1.log"));
 }
 
+// Log files are created ahead, while the upstream runs (LogFileReserve::CreateAhead):
+// each still holds exactly its own attempt's output, and the ones made for instances that
+// never started are gone.
+TEST_F(BatchdRunTest, LogFilesMadeAheadHoldTheirAttemptAndNoneIsLeftForWhatDidNotRun) {
+  std::string dag = WriteDag(R"(
+dag: ahead
+tasks:
+  - id: a
+    command: echo a
+  - id: b
+    depends_on: [a]
+    retry: {retries: 1, delay: 10ms, backoff: fixed}
+    command: echo b; exit 3
+  - id: c
+    depends_on: [b]
+    command: echo c
+  - id: d
+    depends_on: [c]
+    command: echo d
+  - id: side
+    depends_on: [a]
+    command: echo side
+)");
+  ProcResult r = RunBatchd(dag);
+  ASSERT_EQ(r.exit_code, 1) << r.Describe();
+  std::string run_id = LatestRunId();
+  EXPECT_EQ(Instance("c")["state"], "upstream_failed");
+  EXPECT_EQ(LogOf(run_id, "a", "-", 1), "a\n");
+  EXPECT_EQ(LogOf(run_id, "b", "-", 1), "b\n");
+  EXPECT_EQ(LogOf(run_id, "b", "-", 2), "b\n");
+  EXPECT_EQ(LogOf(run_id, "side", "-", 1), "side\n");
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(data_ + "/logs/" + run_id))
+    files.push_back(e.path().filename());
+  std::sort(files.begin(), files.end());
+  EXPECT_THAT(files, ElementsAre("a@-.1.log", "b@-.1.log", "b@-.2.log", "side@-.1.log"));
+}
+
 TEST_F(BatchdRunTest, PartitionsRunPerPartitionWithTheirOwnLogs) {
   std::string dag = WriteDag(R"(
 dag: parts

@@ -183,5 +183,92 @@ TEST_F(LogFileReserveTest, FastCreationsNeverStartSpares) {
   EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 10);
 }
 
+// --- Files made ahead -------------------------------------------------------------
+
+ino_t InodeOf(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+ino_t InodeOf(int fd) {
+  struct stat st {};
+  return fstat(fd, &st) == 0 ? st.st_ino : 0;
+}
+
+TEST_F(LogFileReserveTest, OpenTakesTheFileMadeAheadWithItsModeAndFlags) {
+  LogFileReserve reserve(0);
+  const std::string path = (dir_ / "b@-.1.log").string();
+  ASSERT_TRUE(reserve.CreateAhead(path));
+  EXPECT_FALSE(reserve.CreateAhead(path)) << "made ahead once";
+  EXPECT_EQ(reserve.AheadCount(), 1u);
+  const ino_t made = InodeOf(path);
+  ASSERT_NE(made, 0u) << "the file exists, empty, before the attempt starts";
+  EXPECT_EQ(fs::file_size(path), 0u);
+
+  int fd = reserve.Open(path);
+  ASSERT_GE(fd, 3);
+  EXPECT_EQ(InodeOf(fd), made);
+  EXPECT_EQ(reserve.AheadCount(), 0u);
+  EXPECT_NE(fcntl(fd, F_GETFL) & O_APPEND, 0);
+  EXPECT_NE(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+  Write(fd, "b ran\n");
+  close(fd);
+  EXPECT_EQ(ReadFile(path), "b ran\n");
+  const mode_t umask_now = umask(0);
+  umask(umask_now);
+  EXPECT_EQ(fs::status(path).permissions() & fs::perms::all, static_cast<fs::perms>(0640 & ~umask_now));
+
+  // Taken: dropping it now must not remove the attempt's log.
+  reserve.DropAhead(path);
+  EXPECT_EQ(ReadFile(path), "b ran\n");
+}
+
+TEST_F(LogFileReserveTest, DropAheadRemovesTheFileItCreatedButNotOneThatWasThere) {
+  LogFileReserve reserve(0);
+  const std::string made = (dir_ / "c@-.1.log").string();
+  const std::string existing = (dir_ / "d@-.1.log").string();
+  std::ofstream(existing) << "left by an earlier process\n";
+  ASSERT_TRUE(reserve.CreateAhead(made));
+  ASSERT_TRUE(reserve.CreateAhead(existing));
+  reserve.DropAhead(made);
+  reserve.DropAhead(existing);
+  reserve.DropAhead((dir_ / "never-made.log").string());  // ignored
+  EXPECT_FALSE(fs::exists(made));
+  EXPECT_EQ(ReadFile(existing), "left by an earlier process\n");
+  EXPECT_EQ(reserve.AheadCount(), 0u);
+
+  // An existing file made ahead is appended to when the attempt starts.
+  ASSERT_TRUE(reserve.CreateAhead(existing));
+  int fd = reserve.Open(existing);
+  ASSERT_GE(fd, 3);
+  Write(fd, "resumed\n");
+  close(fd);
+  EXPECT_EQ(ReadFile(existing), "left by an earlier process\nresumed\n");
+}
+
+TEST_F(LogFileReserveTest, UnusedFilesMadeAheadAreRemovedWithTheReserve) {
+  const std::string unused = (dir_ / "e@-.1.log").string();
+  const std::string used = (dir_ / "f@-.1.log").string();
+  {
+    LogFileReserve reserve(1, kAlways);
+    ASSERT_TRUE(reserve.CreateAhead(unused));
+    ASSERT_TRUE(reserve.CreateAhead(used));
+    close(reserve.Open(used));
+  }
+  EXPECT_FALSE(fs::exists(unused));
+  EXPECT_TRUE(fs::exists(used));
+}
+
+TEST_F(LogFileReserveTest, CreateAheadFailsQuietlyAndOpenReportsTheError) {
+  LogFileReserve reserve(0);
+  const std::string path = (dir_ / "missing-dir" / "g@-.1.log").string();
+  EXPECT_FALSE(reserve.CreateAhead(path));
+  EXPECT_FALSE(reserve.CreateAhead(""));
+  EXPECT_EQ(reserve.AheadCount(), 0u);
+  errno = 0;
+  EXPECT_EQ(reserve.Open(path), -1);
+  EXPECT_EQ(errno, ENOENT);
+}
+
 }  // namespace
 }  // namespace batchd::executor
