@@ -574,6 +574,27 @@ tasks:
   EXPECT_EQ(RunStateOf(run), "failed");
 }
 
+TEST_F(EngineTest, LogFilesMadeAheadAreDroppedWhenTheRunIsCancelled) {
+  auto dag = AddDag(R"yaml(dag: ahead_cancel
+tasks:
+  - id: a
+    command: "true"
+  - id: b
+    command: "true"
+    depends_on: [a]
+)yaml");
+  NewEngine();
+  std::string run = Trigger(dag);
+  EXPECT_THAT(runner_->TakeLogAheadCalls(), ElementsAre("create b@-.1.log"));
+  ASSERT_TRUE(engine_->CancelRun(run).ok());
+  Drain();
+  EXPECT_EQ(StoredState(run, "b"), "cancelled");
+  EXPECT_THAT(runner_->TakeLogAheadCalls(), ElementsAre("drop b@-.1.log"));
+  Complete("a", "-", AttemptEnd::kCancelled);
+  EXPECT_EQ(RunStateOf(run), "cancelled");
+  EXPECT_THAT(runner_->TakeLogAheadCalls(), IsEmpty());
+}
+
 TEST_F(EngineTest, LogFilesMadeAheadAreAtMostTheRunnerCapacity) {
   capacity_ = 2;
   runner_ = std::make_unique<FakeRunner>(clock_, capacity_);
