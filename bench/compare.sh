@@ -111,57 +111,62 @@ gen_chain() {  # N no-op tasks, each depending on the previous one
 
 now() { date +%s.%N; }
 
-# best_of CMD...: runs CMD $RUNS times (after a `prepare` hook each time) and prints
-# "WALL CPU": the best wall time, and the best user+sys CPU time of the command and its
-# children (from /usr/bin/time; less sensitive than wall time to a busy machine).
-best_of() {
-  local best="" best_cpu="" t0 t1 dt cpu
-  for ((r = 0; r < RUNS; r++)); do
-    prepare
-    t0=$(now)
-    if ! /usr/bin/time -f '%U %S' -o "$WORK/time.out" "$@" >"$WORK/last.out" 2>&1; then
-      echo "compare.sh: failed: $*" >&2
-      tail -20 "$WORK/last.out" >&2
-      exit 1
-    fi
-    t1=$(now)
-    dt=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
-    cpu=$(awk '{ printf "%.2f", $1 + $2 }' "$WORK/time.out")
-    if [ -z "$best" ] || awk -v d="$dt" -v b="$best" 'BEGIN { exit !(d < b) }'; then best=$dt; fi
-    if [ -z "$best_cpu" ] || awk -v d="$cpu" -v b="$best_cpu" 'BEGIN { exit !(d < b) }'; then best_cpu=$cpu; fi
-  done
-  printf '%.3f %s' "$best" "$best_cpu"
+# timed CMD...: runs CMD once and prints "WALL CPU": its wall time, and the user+sys CPU
+# time of the command and its children (from /usr/bin/time; less sensitive than wall time
+# to a busy machine).
+timed() {
+  local t0 t1
+  t0=$(now)
+  if ! /usr/bin/time -f '%U %S' -o "$WORK/time.out" "$@" >"$WORK/last.out" 2>&1; then
+    echo "compare.sh: failed: $*" >&2
+    tail -20 "$WORK/last.out" >&2
+    exit 1
+  fi
+  t1=$(now)
+  awk -v a="$t0" -v b="$t1" '{ printf "%.6f %.2f\n", b - a, $1 + $2 }' "$WORK/time.out"
 }
 
-prepare() { :; }
+# summary FILE: "BEST_WALL MEDIAN_WALL BEST_CPU" of the "WALL CPU" lines in FILE.
+summary() {
+  sort -n -k1,1 "$1" | awk '{ w[NR] = $1; if (NR == 1 || $2 < c) c = $2 }
+    END { m = (NR % 2) ? w[(NR + 1) / 2] : (w[NR / 2] + w[NR / 2 + 1]) / 2; printf "%.3f %.3f %.2f", w[1], m, c }'
+}
 
 run_case() {  # name dir jobs
-  local name=$1 dir=$2 j=$3 b m n
+  local name=$1 dir=$2 j=$3 r
   cd "$dir"
+  # The three tools take turns (batchd, make, ninja, batchd, ...), so that a machine that
+  # gets slower or faster during the case affects them alike.
+  #
   # batchd: a fresh data directory each time (so every instance really runs, and the
   # cost of creating the SQLite database is included, as for a first run). The previous
   # ones are kept until the end: ext4 skips inodes freed in the last minute when it
   # allocates new ones, so an `rm -rf` of the last run's 2,000 log files right before the
   # timed run makes each file creation scan past them (3 s instead of 1.5 s here). That
   # is the harness's doing, not batchd's, so it stays out of the measurement.
-  local data rep=0
-  data="$DATA_BASE/$(basename "$dir")-data"
-  prepare() {
-    rep=$((rep + 1))
-    mkdir -p "$data.$j.$rep"
-    ln -sfn "$data.$j.$rep" "$data"
-  }
-  b=($(best_of "$BATCHD" run dag.yaml --data-dir "$data" --workers "$j" --date 2026-01-01))
-  prepare() { :; }
-  m=($(best_of make -s -j"$j" -f Makefile all))
-  prepare() { rm -f "$dir/.ninja_log" "$dir/.ninja_deps"; }
-  n=($(best_of ninja -j"$j" -f build.ninja all))
-  prepare() { :; }
-  local ratio cpu_ratio
+  # ninja: its log removed each time, so that it runs every edge.
+  local data="$DATA_BASE/$(basename "$dir")-data"
+  : >"$WORK/batchd.times"
+  : >"$WORK/make.times"
+  : >"$WORK/ninja.times"
+  for ((r = 1; r <= RUNS; r++)); do
+    mkdir -p "$data.$j.$r"
+    timed "$BATCHD" run dag.yaml --data-dir "$data.$j.$r" --workers "$j" --date 2026-01-01 >>"$WORK/batchd.times"
+    timed make -s -j"$j" -f Makefile all >>"$WORK/make.times"
+    rm -f "$dir/.ninja_log" "$dir/.ninja_deps"
+    timed ninja -j"$j" -f build.ninja all >>"$WORK/ninja.times"
+  done
+  local b m n
+  b=($(summary "$WORK/batchd.times"))
+  m=($(summary "$WORK/make.times"))
+  n=($(summary "$WORK/ninja.times"))
+  # Ratios against the faster of make and ninja: of the best runs, of the medians, of CPU.
+  local ratio median_ratio cpu_ratio
   ratio=$(awk -v b="${b[0]}" -v m="${m[0]}" -v n="${n[0]}" 'BEGIN { printf "%.2f", b / (m < n ? m : n) }')
-  cpu_ratio=$(awk -v b="${b[1]}" -v m="${m[1]}" -v n="${n[1]}" 'BEGIN { x = (m < n ? m : n); printf "%.2f", (x > 0 ? b / x : 0) }')
-  printf '%-20s %2d | %8s %8s %8s %7sx | %6s %6s %6s %7sx\n' "$name" "$j" "${b[0]}" "${m[0]}" "${n[0]}" "$ratio" \
-    "${b[1]}" "${m[1]}" "${n[1]}" "$cpu_ratio"
+  median_ratio=$(awk -v b="${b[1]}" -v m="${m[1]}" -v n="${n[1]}" 'BEGIN { printf "%.2f", b / (m < n ? m : n) }')
+  cpu_ratio=$(awk -v b="${b[2]}" -v m="${m[2]}" -v n="${n[2]}" 'BEGIN { x = (m < n ? m : n); printf "%.2f", (x > 0 ? b / x : 0) }')
+  printf '%-20s %2d | %8s %8s %8s %7sx | %7sx | %6s %6s %6s %7sx\n' "$name" "$j" "${b[0]}" "${m[0]}" "${n[0]}" \
+    "$ratio" "$median_ratio" "${b[2]}" "${m[2]}" "${n[2]}" "$cpu_ratio"
   cd - >/dev/null
 }
 
@@ -169,7 +174,7 @@ gen_fanout "$WORK/fanout" "$FANOUT"
 gen_chain "$WORK/chain" "$CHAIN"
 
 echo "batchd: $BATCHD ($("$BATCHD" --version 2>/dev/null || echo '?'))"
-echo "make:   $(make --version | head -1); ninja: $(ninja --version); $(nproc) CPUs; best of $RUNS"
+echo "make:   $(make --version | head -1); ninja: $(ninja --version); $(nproc) CPUs; $RUNS runs of each, taking turns"
 echo "batchd data dirs under $DATA_BASE ($(df -T "$DATA_BASE" | awk 'NR == 2 { print $2 }'))"
 # An ext4 without a journal makes every file creation slow for minutes after deletions
 # nearby (bench/README.md), and batchd creates a log file per attempt: say so.
@@ -179,8 +184,8 @@ if [ "$(df -T "$DATA_BASE" | awk 'NR == 2 { print $2 }')" = ext4 ] && [ -d /proc
   echo "warning: $data_dev is ext4 without a journal: batchd's figures depend on what was deleted there" \
     "in the last minutes; see bench/README.md (-d on a journaled file system)" >&2
 fi
-printf '%-20s %2s | %8s %8s %8s %8s | %6s %6s %6s %8s\n' "" "" "wall s" "" "" "" "cpu s" "" "" ""
-printf '%-20s %2s | %8s %8s %8s %8s | %6s %6s %6s %8s\n' CASE J BATCHD MAKE NINJA "B/min" BATCHD MAKE NINJA "B/min"
+printf '%-20s %2s | %8s %8s %8s %8s | %8s | %6s %6s %6s %8s\n' "" "" "best wall s" "" "" "" "median" "best cpu s" "" "" ""
+printf '%-20s %2s | %8s %8s %8s %8s | %8s | %6s %6s %6s %8s\n' CASE J BATCHD MAKE NINJA "B/min" "B/min" BATCHD MAKE NINJA "B/min"
 for j in $JOBS; do
   run_case "fanout $FANOUT x true" "$WORK/fanout" "$j"
   run_case "chain $CHAIN x true" "$WORK/chain" "$j"
