@@ -28,6 +28,19 @@ namespace {
 
 namespace asio = boost::asio;
 
+// Ends the process once the run is durable (Store::Flush) and its output written, without
+// destructors: they would only free memory, wait for threads (a WAL checkpoint in
+// progress, log-file spares) and close the database. SQLite needs no close: the WAL is
+// synced, and a checkpoint cut short here is redone by the next open. The orphan guard's
+// helper finds no task group left to kill.
+[[noreturn]] void ExitWithoutTeardown(int code) {
+  std::cout.flush();
+  std::cerr.flush();
+  if (auto logger = spdlog::default_logger()) logger->flush();
+  std::fflush(nullptr);
+  ::_exit(code);
+}
+
 double Seconds(const std::optional<SysMillis>& a, const std::optional<SysMillis>& b) {
   if (!a || !b) return 0;
   return std::chrono::duration<double>(*b - *a).count();
@@ -296,9 +309,9 @@ int RunForeground(const RunCommandOptions& options) {
   }
   if (interrupted) {
     std::cerr << "batchd: interrupted; run " << created->run.run_id << " resumes on the next `batchd run`\n";
-    return 1;
+    ExitWithoutTeardown(1);
   }
-  return progress.final_state() == RunState::kSuccess ? 0 : 1;
+  ExitWithoutTeardown(progress.final_state() == RunState::kSuccess ? 0 : 1);
 }
 
 }  // namespace batchd::daemon
