@@ -679,6 +679,41 @@ tasks:
   EXPECT_EQ(attempts[0]["error"], "the daemon stopped while the attempt ran");
 }
 
+// The log file made ahead for `after` outlives a SIGKILL, empty and without an attempt row
+// (docs/store-schema.md, "Logs"); the resumed run's attempt appends to it.
+TEST_F(BatchdRunTest, LogFileMadeAheadBeforeAKillIsUsedByTheResumedRun) {
+  std::string dag = WriteDag(R"(
+dag: crash_ahead
+tasks:
+  - id: long
+    retry: {retries: 1, delay: 100ms}
+    command: |
+      echo $$ > @TMP@/attempt$BATCHD_ATTEMPT.pid
+      [ "$BATCHD_ATTEMPT" != 1 ] || exec sleep 30
+  - id: after
+    depends_on: [long]
+    command: echo after ran
+)");
+  Process first(RunArgs(dag));
+  ASSERT_TRUE(WaitFor([&] { return ReadNumber(tmp_ / "attempt1.pid").has_value(); }, milliseconds(10000)))
+      << first.Stdout() << first.Stderr();
+  const std::string run_id = V("SELECT run_id FROM runs");
+  const std::string ahead = data_ + "/logs/" + run_id + "/after@-.1.log";
+  ASSERT_TRUE(WaitFor([&] { return Exists(ahead); }, milliseconds(5000))) << "no log file made ahead";
+  first.Signal(SIGKILL);
+  ASSERT_EQ(first.Wait(milliseconds(5000)).signal, SIGKILL);
+  EXPECT_EQ(ReadFile(ahead), "");
+  EXPECT_EQ(V("SELECT count(*) FROM attempts a JOIN task_instances i ON i.id = a.instance_id WHERE i.task = 'after'"),
+            "0");
+
+  ProcResult second = RunBatchd(dag);
+  ASSERT_EQ(second.exit_code, 0) << second.Describe();
+  Json attempts = Attempts("after");
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0]["log_path"], ahead);
+  EXPECT_EQ(ReadFile(ahead), "after ran\n");
+}
+
 TEST_F(BatchdRunTest, BackgroundChildrenOfATaskDieWithAKilledBatchd) {
   // PR_SET_PDEATHSIG reaches only the task's shell; its background job is the rest of the
   // process group, which the orphan guard kills when batchd dies.
