@@ -129,7 +129,7 @@ timed() {
 # summary FILE: "BEST_WALL MEDIAN_WALL BEST_CPU" of the "WALL CPU" lines in FILE.
 summary() {
   sort -n -k1,1 "$1" | awk '{ w[NR] = $1; if (NR == 1 || $2 < c) c = $2 }
-    END { m = (NR % 2) ? w[(NR + 1) / 2] : (w[NR / 2] + w[NR / 2 + 1]) / 2; printf "%.3f %.3f %.2f", w[1], m, c }'
+    END { m = (NR % 2) ? w[(NR + 1) / 2] : (w[NR / 2] + w[NR / 2 + 1]) / 2; printf "%.6f %.6f %.2f", w[1], m, c }'
 }
 
 run_case() {  # name dir jobs
@@ -165,7 +165,7 @@ run_case() {  # name dir jobs
   ratio=$(awk -v b="${b[0]}" -v m="${m[0]}" -v n="${n[0]}" 'BEGIN { printf "%.2f", b / (m < n ? m : n) }')
   median_ratio=$(awk -v b="${b[1]}" -v m="${m[1]}" -v n="${n[1]}" 'BEGIN { printf "%.2f", b / (m < n ? m : n) }')
   cpu_ratio=$(awk -v b="${b[2]}" -v m="${m[2]}" -v n="${n[2]}" 'BEGIN { x = (m < n ? m : n); printf "%.2f", (x > 0 ? b / x : 0) }')
-  printf '%-20s %2d | %8s %8s %8s %7sx | %7sx | %6s %6s %6s %7sx\n' "$name" "$j" "${b[0]}" "${m[0]}" "${n[0]}" \
+  printf '%-20s %2d | %8.3f %8.3f %8.3f %7sx | %7sx | %6s %6s %6s %7sx\n' "$name" "$j" "${b[0]}" "${m[0]}" "${n[0]}" \
     "$ratio" "$median_ratio" "${b[2]}" "${m[2]}" "${n[2]}" "$cpu_ratio"
   cd - >/dev/null
 }
@@ -184,7 +184,7 @@ if [ "$(df -T "$DATA_BASE" | awk 'NR == 2 { print $2 }')" = ext4 ] && [ -d /proc
   echo "warning: $data_dev is ext4 without a journal: batchd's figures depend on what was deleted there" \
     "in the last minutes; see bench/README.md (-d on a journaled file system)" >&2
 fi
-printf '%-20s %2s | %8s %8s %8s %8s | %8s | %6s %6s %6s %8s\n' "" "" "best wall s" "" "" "" "median" "best cpu s" "" "" ""
+printf '%-20s %2s | %-35s | %8s | %-29s\n' "" "" "wall s, best run" "median" "cpu s, best run"
 printf '%-20s %2s | %8s %8s %8s %8s | %8s | %6s %6s %6s %8s\n' CASE J BATCHD MAKE NINJA "B/min" "B/min" BATCHD MAKE NINJA "B/min"
 for j in $JOBS; do
   run_case "fanout $FANOUT x true" "$WORK/fanout" "$j"

@@ -158,6 +158,12 @@ void Engine::CreateLogsAhead(const std::vector<std::pair<RunPlan*, size_t>>& sta
       if (logs_ahead_.size() >= limit) return;
       const InstanceRecord& inst = plan->instance(next);
       if (inst.state != InstanceState::kPending || logs_ahead_.count(inst.id)) continue;
+      // Only where the running attempts' success starts it (not a task that runs on
+      // failure), and not a wide fan-in: it starts once, and scanning its upstream on
+      // every upstream start would cost the square of its width.
+      const dag::TriggerRule rule = plan->task_of(next).trigger_rule;
+      if (rule == dag::TriggerRule::kOneFailed || rule == dag::TriggerRule::kAllFailed) continue;
+      if (plan->upstream_of(next).size() > kMaxFanInAhead) continue;
       // Only an instance whose other upstream instances are decided: it waits for
       // nothing but attempts that are running now.
       bool waits_only_on_running = true;
@@ -176,7 +182,7 @@ void Engine::CreateLogsAhead(const std::vector<std::pair<RunPlan*, size_t>>& sta
   }
 }
 
-void Engine::TakeLogAhead(int64_t instance_id, const std::string& log_path) {
+void Engine::ForgetLogAhead(int64_t instance_id, const std::string& log_path) {
   auto it = logs_ahead_.find(instance_id);
   if (it == logs_ahead_.end()) return;
   if (it->second.path != log_path) runner_.DropLogAhead(it->second.path);  // runner's Open takes a match
@@ -719,7 +725,7 @@ void Engine::Pump() {
     running->attempt.started_at = now;
     running->attempt.log_path = LogPath(plan.run().run_id, inst.task, inst.partition, inst.attempts);
     EnsureLogDir(plan.run().run_id);
-    if (!logs_ahead_.empty()) TakeLogAhead(inst.id, running->attempt.log_path);
+    if (!logs_ahead_.empty()) ForgetLogAhead(inst.id, running->attempt.log_path);
     if (Status st = store_.InsertAttempt(running->attempt); !st.ok()) Fail(st);
 
     executor::AttemptSpec spec;
@@ -784,8 +790,8 @@ void Engine::Pump() {
   }
   // While those run: the log files of what their success would start, and away with the
   // ones made for instances that will not start.
-  if (!started.empty()) CreateLogsAhead(started);
   if (!logs_ahead_.empty()) DropStaleLogsAhead();
+  if (!started.empty()) CreateLogsAhead(started);
 
   // 7. Tell observers, now that it is committed.
   for (const auto& [plan, rec] : finished_attempts)

@@ -179,9 +179,10 @@ class Engine {
   // Log files made ahead (TaskRunner::CreateLogAhead): for the instances that only wait
   // for attempts started in this pass, created after the spawn while they run.
   void CreateLogsAhead(const std::vector<std::pair<RunPlan*, size_t>>& started);
-  // At dispatch: forgets the file made ahead for this instance (a stale attempt number
-  // drops it).
-  void TakeLogAhead(int64_t instance_id, const std::string& log_path);
+  // At dispatch: forgets the file made ahead for this instance (the runner opens it by
+  // path; one made for a stale attempt number is dropped).
+  void ForgetLogAhead(int64_t instance_id, const std::string& log_path);
+  static constexpr size_t kMaxFanInAhead = 64;  // wider fan-ins get no file made ahead
   // Drops the files made ahead for instances that can no longer start.
   void DropStaleLogsAhead();
   std::vector<std::string> AttemptEnv(RunPlan& plan, size_t index, int attempt) const;

@@ -54,10 +54,7 @@ LogFileReserve::~LogFileReserve() {
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   for (const Spare& s : spares_) close(s.fd);
-  for (const auto& [path, ahead] : ahead_) {
-    close(ahead.fd);
-    if (ahead.created) unlink(path.c_str());
-  }
+  DropAllAhead();
 }
 
 bool LogFileReserve::CreateAhead(const std::string& path) {
@@ -76,21 +73,37 @@ bool LogFileReserve::CreateAhead(const std::string& path) {
   }
   if (fd < 0) return false;
   std::lock_guard lock(mu_);
+  if (ahead_.count(path)) {  // made ahead meanwhile by another thread: the file is theirs
+    close(fd);
+    return false;
+  }
+  if (ahead_.size() >= kMaxAhead) {
+    close(fd);
+    if (created) unlink(path.c_str());
+    return false;
+  }
   ahead_.emplace(path, Ahead{fd, created, std::chrono::steady_clock::now()});
   return true;
 }
 
 void LogFileReserve::DropAhead(const std::string& path) {
-  Ahead ahead;
-  {
-    std::lock_guard lock(mu_);
-    auto it = ahead_.find(path);
-    if (it == ahead_.end()) return;
-    ahead = it->second;
-    ahead_.erase(it);
+  // Unlinked under the lock: a concurrent CreateAhead of the same name must not register
+  // the file just before it goes.
+  std::lock_guard lock(mu_);
+  auto it = ahead_.find(path);
+  if (it == ahead_.end()) return;
+  close(it->second.fd);
+  if (it->second.created) unlink(path.c_str());
+  ahead_.erase(it);
+}
+
+void LogFileReserve::DropAllAhead() {
+  std::lock_guard lock(mu_);
+  for (const auto& [path, ahead] : ahead_) {
+    close(ahead.fd);
+    if (ahead.created) unlink(path.c_str());
   }
-  close(ahead.fd);
-  if (ahead.created) unlink(path.c_str());
+  ahead_.clear();
 }
 
 size_t LogFileReserve::AheadCount() {

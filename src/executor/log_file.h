@@ -67,6 +67,8 @@ class LogFileReserve {
   // Forgets a file made ahead that will not be used: closed, and removed if CreateAhead
   // created it (rather than finding it there). Paths not made ahead are ignored.
   void DropAhead(const std::string& path);
+  // Drops every file made ahead and not yet taken (a process about to exit; the destructor).
+  void DropAllAhead();
   size_t AheadCount();
 
   // Spares ready in `path`'s directory, how many opens named a spare, and whether spares

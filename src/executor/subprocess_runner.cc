@@ -457,9 +457,10 @@ SubprocessRunner::Attempt* SubprocessRunner::Find(uint64_t attempt_id, uint64_t 
   return it != live_.end() && it->second->serial == serial ? it->second.get() : nullptr;
 }
 
-AttemptResult SubprocessRunner::NeverSpawned(uint64_t attempt_id, std::string error) const {
+AttemptResult SubprocessRunner::NeverSpawned(const AttemptSpec& spec, std::string error) {
+  log_files_->DropAhead(spec.log_path);
   AttemptResult r;
-  r.attempt_id = attempt_id;
+  r.attempt_id = spec.attempt_id;
   r.end = AttemptEnd::kCancelled;
   r.started_at = r.ended_at = Now();
   r.error = std::move(error);
@@ -468,7 +469,7 @@ AttemptResult SubprocessRunner::NeverSpawned(uint64_t attempt_id, std::string er
 
 void SubprocessRunner::Start(AttemptSpec spec, DoneCallback done) {
   if (stopping_) {
-    done(NeverSpawned(spec.attempt_id, "runner is shut down"));
+    done(NeverSpawned(spec, "runner is shut down"));
     return;
   }
   const uint64_t id = spec.attempt_id;
@@ -489,6 +490,8 @@ void SubprocessRunner::CreateLogAhead(const std::string& log_path) { log_files_-
 
 void SubprocessRunner::DropLogAhead(const std::string& log_path) { log_files_->DropAhead(log_path); }
 
+void SubprocessRunner::DropLogsAhead() { log_files_->DropAllAhead(); }
+
 void SubprocessRunner::Cancel(uint64_t attempt_id) {
   auto it = live_.find(attempt_id);
   if (it == live_.end()) return;  // finished or unknown: nothing to do
@@ -496,7 +499,7 @@ void SubprocessRunner::Cancel(uint64_t attempt_id) {
   if (a.pending_report) return;  // already has its result
   if (a.pid == 0) {              // queued: never spawned
     queue_.erase(std::find(queue_.begin(), queue_.end(), attempt_id));
-    PostReport(a, NeverSpawned(attempt_id));
+    PostReport(a, NeverSpawned(a.spec));
     return;
   }
   Terminate(a, KilledFor::kCancel, a.spec.kill_grace);
@@ -508,6 +511,7 @@ void SubprocessRunner::Launch(Attempt& attempt) {
   const AttemptSpec& spec = attempt.spec;
   attempt.started_at = Now();
   auto spawn_error = [&](std::string msg) {
+    log_files_->DropAhead(spec.log_path);  // a file made ahead that Open did not take
     AttemptResult r;
     r.attempt_id = spec.attempt_id;
     r.end = AttemptEnd::kSpawnError;
@@ -737,7 +741,7 @@ void SubprocessRunner::Shutdown(Millis grace) {
     if (a.pending_report) {
       Report(id, *a.pending_report);
     } else if (a.pid == 0) {
-      Report(id, NeverSpawned(id));
+      Report(id, NeverSpawned(a.spec));
     } else {
       Terminate(a, KilledFor::kCancel, grace);
     }

@@ -88,6 +88,8 @@ class SubprocessRunner final : public TaskRunner {
   int Capacity() const override { return options_.workers; }
   void CreateLogAhead(const std::string& log_path) override;
   void DropLogAhead(const std::string& log_path) override;
+  // Drops every log file made ahead and not yet used (before exiting without destructors).
+  void DropLogsAhead();
 
   // Stops accepting work, cancels everything queued or running (SIGTERM to each
   // process group, SIGKILL after `grace`), and returns once every child is reaped and
@@ -132,8 +134,8 @@ class SubprocessRunner final : public TaskRunner {
   // The live attempt a handler was armed for, or null if it has been reported since.
   Attempt* Find(uint64_t attempt_id, uint64_t serial);
   SysMillis Now() const;
-  // The result of an attempt cancelled before it was spawned.
-  AttemptResult NeverSpawned(uint64_t attempt_id, std::string error = "") const;
+  // The result of an attempt cancelled before it was spawned; drops its log file made ahead.
+  AttemptResult NeverSpawned(const AttemptSpec& spec, std::string error = "");
 
   boost::asio::io_context& io_;
   const SubprocessRunnerOptions options_;

@@ -969,6 +969,8 @@ tasks:
       << batchd.Stdout() << batchd.Stderr();
   pid_t task_pid = static_cast<pid_t>(*ReadNumber(tmp_ / "first.pid"));
   std::string run_id = V("SELECT run_id FROM runs");
+  const std::string second_log = data_ + "/logs/" + run_id + "/second@-.1.log";
+  ASSERT_TRUE(WaitFor([&] { return Exists(second_log); }, milliseconds(5000))) << "no log file made ahead";
 
   auto t0 = steady_clock::now();
   batchd.Signal(SIGINT);
@@ -981,6 +983,7 @@ tasks:
   EXPECT_THAT(Outcomes(Attempts("first")), ElementsAre("cancelled"));
   EXPECT_EQ(Instance("first")["state"], "queued");
   EXPECT_EQ(Instance("second")["state"], "pending");
+  EXPECT_FALSE(Exists(second_log)) << "the log file made ahead for a task that did not start stays behind";
 
   // Retries: 0, yet the instance runs again: a cancelled attempt is not a failure.
   ProcResult again = RunBatchd(dag);

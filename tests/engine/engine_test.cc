@@ -15,6 +15,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <regex>
 #include <memory>
 #include <string>
 #include <thread>
@@ -593,6 +594,49 @@ tasks:
   Complete("a", "-", AttemptEnd::kCancelled);
   EXPECT_EQ(RunStateOf(run), "cancelled");
   EXPECT_THAT(runner_->TakeLogAheadCalls(), IsEmpty());
+}
+
+TEST_F(EngineTest, NoLogFilesAheadForTasksThatRunOnFailureOrWideFanIns) {
+  capacity_ = 2;
+  runner_ = std::make_unique<FakeRunner>(clock_, capacity_);
+  std::string yaml = R"yaml(dag: ahead_rules
+tasks:
+  - id: wide
+    command: "true"
+    partitions: {range: [0, 65]}
+  - id: gather
+    command: "true"
+    depends_on: [wide]
+  - id: on_failure
+    command: "true"
+    depends_on: [wide]
+    trigger_rule: one_failed
+  - id: after_all
+    command: "true"
+    depends_on: [wide]
+    trigger_rule: all_done
+)yaml";
+  auto dag = AddDag(yaml);
+  NewEngine();
+  std::string run = Trigger(dag);
+  // 65 upstream instances (more than kMaxFanInAhead): none for gather nor after_all,
+  // even when the last two run; never for a one_failed task.
+  EXPECT_THAT(runner_->TakeLogAheadCalls(), IsEmpty());
+
+  // The same shape within the limit: all_done gets one, one_failed still none.
+  const std::string narrow = std::regex_replace(yaml, std::regex("range: \\[0, 65\\]"), "range: [0, 2]");
+  auto small = AddDag(std::regex_replace(narrow, std::regex("ahead_rules"), "ahead_rules_small"));
+  for (int i = 0; i < 63; ++i) Complete("wide", std::to_string(i));
+  EXPECT_THAT(runner_->Running(), ElementsAre("wide[63]#1", "wide[64]#1"));
+  EXPECT_THAT(runner_->TakeLogAheadCalls(), IsEmpty()) << "gather and after_all wait only for these two now";
+  Complete("wide", "63");
+  Complete("wide", "64");
+  Complete("gather");
+  Complete("after_all");
+  EXPECT_EQ(RunStateOf(run), "success");
+  runner_->TakeLogAheadCalls();
+  Trigger(small);
+  EXPECT_THAT(runner_->TakeLogAheadCalls(), ElementsAre("create gather@-.1.log", "create after_all@-.1.log"));
 }
 
 TEST_F(EngineTest, LogFilesMadeAheadAreAtMostTheRunnerCapacity) {
