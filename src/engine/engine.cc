@@ -193,8 +193,9 @@ void Engine::DropStaleLogsAhead() {
   for (auto it = logs_ahead_.begin(); it != logs_ahead_.end();) {
     const RunPlan* plan = FindActiveRun(it->second.run_id);
     const auto index = plan ? plan->IndexOf(it->first) : std::nullopt;
-    const InstanceState state = index ? plan->instance(*index).state : InstanceState::kCancelled;
-    if (state == InstanceState::kPending || state == InstanceState::kQueued) {
+    const bool may_start = index && (plan->instance(*index).state == InstanceState::kPending ||
+                                     plan->instance(*index).state == InstanceState::kQueued);
+    if (may_start) {
       ++it;
       continue;
     }

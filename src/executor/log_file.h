@@ -24,7 +24,7 @@
 // directory, a file system without O_TMPFILE, no /proc, the name already taken: the
 // attempt then appends to the existing file, as a plain open would).
 //
-// Files made ahead (CreateAhead): a chain of short tasks spends ~25-40 us per step creating
+// Files made ahead (CreateAhead): a chain of short tasks spends 40-50 us per step creating
 // the next attempt's log file, on the critical path between one task's exit and the next
 // spawn. The engine instead asks for the log files of the instances that the running
 // attempts' success would make ready, while those attempts run; starting them then only

@@ -102,16 +102,25 @@ class BatchdRunTest : public ::testing::Test {
     return out;
   }
 
+  // Waits (up to 10 s) for a task of `batchd` to write its pid to @TMP@/`name`, and returns
+  // it; fails with batchd's output if it never does.
+  pid_t WaitForTaskPid(const Process& batchd, const std::string& name) {
+    if (!WaitFor([&] { return ReadNumber(tmp_ / name).has_value(); }, milliseconds(10000))) {
+      ADD_FAILURE() << "no " << name << "; batchd wrote:\n" << batchd.Stdout() << batchd.Stderr();
+      return 0;
+    }
+    return static_cast<pid_t>(*ReadNumber(tmp_ / name));
+  }
+
   // Starts `batchd run` on `dag_file`, whose command (a task's, or a partitions command)
   // writes @TMP@/shell.pid and @TMP@/background.pid (a `sleep 300 &` of it) and waits;
   // SIGKILLs batchd once both exist, then expects both processes to die. `what` names the
   // command in failure messages.
   void ExpectGroupDiesWithKilledBatchd(const std::string& dag_file, const std::string& what) {
     Process run(RunArgs(dag_file));
-    ASSERT_TRUE(WaitFor([&] { return ReadNumber(tmp_ / "shell.pid").has_value(); }, milliseconds(10000)))
-        << run.Stdout() << run.Stderr();
+    const pid_t shell = WaitForTaskPid(run, "shell.pid");
+    ASSERT_NE(shell, 0);
     const pid_t background = static_cast<pid_t>(*ReadNumber(tmp_ / "background.pid"));
-    const pid_t shell = static_cast<pid_t>(*ReadNumber(tmp_ / "shell.pid"));
     ASSERT_TRUE(PidAlive(background));
     run.Signal(SIGKILL);
     ASSERT_EQ(run.Wait(milliseconds(5000)).signal, SIGKILL);
@@ -648,10 +657,9 @@ tasks:
       echo "second attempt"
 )");
   Process first(RunArgs(dag));
-  ASSERT_TRUE(WaitFor([&] { return ReadNumber(tmp_ / "attempt1.pid").has_value(); }, milliseconds(10000)))
-      << first.Stdout() << first.Stderr();
+  const pid_t task_pid = WaitForTaskPid(first, "attempt1.pid");
+  ASSERT_NE(task_pid, 0);
   ASSERT_EQ(V("SELECT outcome FROM attempts"), "running");
-  pid_t task_pid = static_cast<pid_t>(*ReadNumber(tmp_ / "attempt1.pid"));
 
   first.Signal(SIGKILL);
   ProcResult killed = first.Wait(milliseconds(5000));
@@ -695,8 +703,7 @@ tasks:
     command: echo after ran
 )");
   Process first(RunArgs(dag));
-  ASSERT_TRUE(WaitFor([&] { return ReadNumber(tmp_ / "attempt1.pid").has_value(); }, milliseconds(10000)))
-      << first.Stdout() << first.Stderr();
+  ASSERT_NE(WaitForTaskPid(first, "attempt1.pid"), 0);
   const std::string run_id = V("SELECT run_id FROM runs");
   const std::string ahead = data_ + "/logs/" + run_id + "/after@-.1.log";
   ASSERT_TRUE(WaitFor([&] { return Exists(ahead); }, milliseconds(5000))) << "no log file made ahead";
@@ -965,9 +972,8 @@ tasks:
     command: echo "second ran"
 )");
   Process batchd(RunArgs(dag));
-  ASSERT_TRUE(WaitFor([&] { return ReadNumber(tmp_ / "first.pid").has_value(); }, milliseconds(10000)))
-      << batchd.Stdout() << batchd.Stderr();
-  pid_t task_pid = static_cast<pid_t>(*ReadNumber(tmp_ / "first.pid"));
+  const pid_t task_pid = WaitForTaskPid(batchd, "first.pid");
+  ASSERT_NE(task_pid, 0);
   std::string run_id = V("SELECT run_id FROM runs");
   const std::string second_log = data_ + "/logs/" + run_id + "/second@-.1.log";
   ASSERT_TRUE(WaitFor([&] { return Exists(second_log); }, milliseconds(5000))) << "no log file made ahead";
