@@ -7,7 +7,9 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <future>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
@@ -197,29 +199,24 @@ class ProgressPrinter final : public engine::EngineObserver {
 };
 
 
-}  // namespace
-
-int RunForeground(const RunCommandOptions& options) {
-  executor::OrphanGuard guard;  // first: forked while the process is small (SubprocessRunnerOptions::guard)
-  guard.DetachHelper();         // the process exits right after this function
-  if (Status st = SetupLogging(options.log_level, "text"); !st.ok()) {
-    std::cerr << "batchd: " << st.message() << "\n";
-    return 2;
-  }
-  dag::LoadResult loaded = dag::LoadDagFile(options.file);
+// The DAG file as loaded, its time zone, --date and --param: prints what is wrong and
+// returns the exit status (1 for the file, 2 for the command line), or 0.
+int CheckRunInput(const RunCommandOptions& options, dag::LoadResult loaded, dag::DagPtr& dag,
+                  const date::time_zone*& zone, SysSeconds& logical) {
   if (!loaded.ok()) {
     for (const auto& d : loaded.errors) std::cerr << d.ToString() << "\n";
     return 1;
   }
-  dag::DagPtr dag = loaded.dag;
-  auto zone = LookupZone(dag->timezone);
-  if (!zone.ok()) {
-    std::cerr << "batchd: " << zone.status().message() << "\n";
+  dag = loaded.dag;
+  auto found = LookupZone(dag->timezone);
+  if (!found.ok()) {
+    std::cerr << "batchd: " << found.status().message() << "\n";
     return 1;
   }
-  SysSeconds logical = std::chrono::floor<std::chrono::seconds>(SystemClock::Instance().Now());
+  zone = *found;
+  logical = std::chrono::floor<std::chrono::seconds>(SystemClock::Instance().Now());
   if (options.date) {
-    auto parsed = ParseInstant(*options.date, *zone);
+    auto parsed = ParseInstant(*options.date, zone);
     if (!parsed.ok()) {
       std::cerr << "batchd: --date: " << parsed.status().message() << "\n";
       return 2;
@@ -232,26 +229,58 @@ int RunForeground(const RunCommandOptions& options) {
       return 2;
     }
   }
+  return 0;
+}
 
-  // Durable at exit rather than at every commit: the exit status is this command's only
-  // acknowledgement (docs/store-schema.md, "Durability").
-  auto store = store::Store::Open(options.data_dir, store::Store::SyncMode::kOnFlush);
-  if (!store.ok()) {
-    std::cerr << "batchd: " << store.status().message() << "\n";
+}  // namespace
+
+int RunForeground(const RunCommandOptions& options) {
+  executor::OrphanGuard guard;  // first: forked while the process is small (SubprocessRunnerOptions::guard)
+  guard.DetachHelper();         // the process exits right after this function
+  if (Status st = SetupLogging(options.log_level, "text"); !st.ok()) {
+    std::cerr << "batchd: " << st.message() << "\n";
+    return 2;
+  }
+  // The DAG file parses on a thread while a new store is created: each takes milliseconds
+  // (~5 and ~3 for a 200-task file). Bad input must change nothing, so what the creation
+  // made is removed again if the file or the command line turns out bad. An existing
+  // store opens only after the checks: opening it may migrate its schema.
+  const auto new_store_paths = store::NewStorePaths::Before(options.data_dir);
+  auto loading = std::async(std::launch::async, [&options] { return dag::LoadDagFile(options.file); });
+  std::optional<Result<std::unique_ptr<store::Store>>> store;
+  if (new_store_paths.creates_database()) {
+    // Durable at exit rather than at every commit: the exit status is this command's only
+    // acknowledgement (docs/store-schema.md, "Durability").
+    store = store::Store::Open(options.data_dir, store::Store::SyncMode::kOnFlush);
+  }
+  dag::DagPtr dag;
+  const date::time_zone* zone = nullptr;
+  SysSeconds logical{};
+  if (int invalid = CheckRunInput(options, loading.get(), dag, zone, logical); invalid != 0) {
+    if (store) {
+      store.reset();
+      new_store_paths.RemoveCreated();
+    }
+    return invalid;
+  }
+  if (!store) store = store::Store::Open(options.data_dir, store::Store::SyncMode::kOnFlush);
+  if (!store->ok()) {
+    std::cerr << "batchd: " << store->status().message() << "\n";
     return 1;
   }
+  store::Store& db = ***store;
   asio::io_context io;
   executor::SubprocessRunnerOptions runner_options;
   runner_options.workers = options.workers > 0 ? options.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   runner_options.guard = &guard;
   executor::SubprocessRunner runner(io, runner_options);
-  engine::DagVersionCache versions(**store);
+  engine::DagVersionCache versions(db);
   versions.Add(dag);
   engine::EngineOptions engine_options;
   engine_options.base_env = engine::InheritedEnvironment();
   engine_options.orphan_guard = &guard;
   engine_options.only_dag = dag->name;
-  engine::Engine engine(io, **store, runner, SystemClock::Instance(), engine_options,
+  engine::Engine engine(io, db, runner, SystemClock::Instance(), engine_options,
                         [&](const std::string& name, const std::string& hash) { return versions.Resolve(name, hash); });
   if (Status st = engine.Recover(); !st.ok()) {
     std::cerr << "batchd: recovering from " << options.data_dir << ": " << st.message() << "\n";
@@ -267,7 +296,7 @@ int RunForeground(const RunCommandOptions& options) {
   request.logical_date = request.interval_start = request.interval_end = logical;
   request.params = options.params;
   request.force = options.force;
-  const std::string base_key = dag->name + "@" + FormatIso(logical, *zone);
+  const std::string base_key = dag->name + "@" + FormatIso(logical, zone);
   std::optional<engine::CreatedRun> created;
   for (int n = 1; n < 10000 && !created; ++n) {
     request.run_key = n == 1 ? base_key : base_key + "#" + std::to_string(n);
@@ -304,7 +333,7 @@ int RunForeground(const RunCommandOptions& options) {
   while (!progress.done() && !interrupted) io.run_one_for(std::chrono::milliseconds(200));
   signals.cancel();
   if (interrupted) io.poll();  // records the killed attempts as cancelled, their instances as queued
-  if (Status st = (*store)->Flush(); !st.ok()) {
+  if (Status st = db.Flush(); !st.ok()) {
     std::cerr << "batchd: " << st.message() << "\n";
     return 1;
   }

@@ -37,6 +37,16 @@ std::optional<int> OptInt32(const Statement& s, int c) {
 int64_t Secs(SysSeconds t) { return t.time_since_epoch().count(); }
 SysSeconds FromSecs(int64_t v) { return SysSeconds(std::chrono::seconds(v)); }
 
+// Absolute, so log paths stay valid whatever a task's working directory is.
+Result<std::string> NormalizeDataDir(const std::string& data_dir_arg) {
+  if (data_dir_arg.empty()) return Status::InvalidArgument("the data directory must not be empty");
+  std::error_code ec;
+  std::string data_dir = fs::absolute(data_dir_arg, ec).lexically_normal().string();
+  if (ec) return Status::IoError("invalid data directory '" + data_dir_arg + "': " + ec.message());
+  while (data_dir.size() > 1 && data_dir.back() == '/') data_dir.pop_back();
+  return data_dir;
+}
+
 // fsyncs a directory (the entries of files created in it); "" or the error.
 std::string SyncDirectory(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -423,12 +433,10 @@ std::string NewRunId() {
 }
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& data_dir_arg, SyncMode sync) {
-  if (data_dir_arg.empty()) return Status::InvalidArgument("the data directory must not be empty");
+  Result<std::string> normalized = NormalizeDataDir(data_dir_arg);
+  if (!normalized.ok()) return normalized.status();
+  const std::string& data_dir = *normalized;
   std::error_code ec;
-  // Absolute, so log paths stay valid whatever a task's working directory is.
-  std::string data_dir = fs::absolute(data_dir_arg, ec).lexically_normal().string();
-  if (ec) return Status::IoError("invalid data directory '" + data_dir_arg + "': " + ec.message());
-  while (data_dir.size() > 1 && data_dir.back() == '/') data_dir.pop_back();
   fs::create_directories(data_dir, ec);
   if (ec) return Status::IoError("cannot create data directory '" + data_dir + "': " + ec.message());
 
@@ -1108,6 +1116,32 @@ Result<int> Store::PruneRunsBefore(SysMillis cutoff) {
   const int count = static_cast<int>(runs.size());
   RemoveRunLogs(std::move(runs));
   return count;
+}
+
+NewStorePaths NewStorePaths::Before(const std::string& data_dir_arg) {
+  NewStorePaths paths;
+  Result<std::string> normalized = NormalizeDataDir(data_dir_arg);
+  if (!normalized.ok()) return paths;  // Open() fails the same way and creates nothing
+  const fs::path dir(*normalized);
+  auto missing = [](const fs::path& p) {
+    struct stat st {};
+    return ::lstat(p.c_str(), &st) != 0 && errno == ENOENT;
+  };
+  // Only a new store is taken back: beside an existing database, a missing WAL is one
+  // that closing it removed, and the next open's WAL holds data.
+  paths.creates_database_ = missing(dir / "batchd.db");
+  if (!paths.creates_database_) return paths;
+  if (missing(dir / "logs")) paths.dirs_.push_back(dir / "logs");
+  for (fs::path d = dir; d.has_relative_path() && missing(d); d = d.parent_path()) paths.dirs_.push_back(d);
+  for (const char* name : {"batchd.lock", "batchd.db", "batchd.db-wal", "batchd.db-shm", "batchd.db-journal"}) {
+    if (missing(dir / name)) paths.files_.push_back(dir / name);
+  }
+  return paths;
+}
+
+void NewStorePaths::RemoveCreated() const {
+  for (const auto& f : files_) ::unlink(f.c_str());
+  for (const auto& d : dirs_) ::rmdir(d.c_str());
 }
 
 }  // namespace batchd::store

@@ -256,6 +256,26 @@ class Store {
   std::vector<std::string> pending_log_removals_;  // run ids, removed after the commit
 };
 
+// What Store::Open(data_dir) would create that is not there yet: the directory and its
+// missing parents, logs/, the lock file, the database and its WAL, shared-memory and
+// journal files. A caller that creates a store before it knows it will use it (`batchd
+// run` creates one while its DAG file parses) takes it back with RemoveCreated().
+class NewStorePaths {
+ public:
+  static NewStorePaths Before(const std::string& data_dir);
+  // Open() would create the database (there is none yet).
+  bool creates_database() const { return creates_database_; }
+  // Removes each path that was missing at Before(): files, then directories deepest
+  // first and only if empty, so nothing another process put there goes. Does nothing when
+  // the database existed. Call it once the Store is closed, before anything was stored.
+  void RemoveCreated() const;
+
+ private:
+  std::vector<std::string> files_;
+  std::vector<std::string> dirs_;  // deepest first
+  bool creates_database_ = false;
+};
+
 // A fresh run id: 12 lowercase hex characters from a random source.
 std::string NewRunId();
 

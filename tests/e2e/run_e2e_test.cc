@@ -876,12 +876,28 @@ tasks:
   - id: a
     comand: "true"
 )", "bad.yaml");
-  // Nothing stored yet: the data directory is not even created.
+  // Nothing stored yet: the data directory is not even left behind (a new store is
+  // created while the file parses, and removed again).
   ProcResult r = RunBatchd(bad);
   EXPECT_EQ(r.exit_code, 1) << r.Describe();
   EXPECT_THAT(r.err, HasSubstr(bad + ":4:5: "));
   EXPECT_THAT(r.err, HasSubstr("comand"));
-  EXPECT_FALSE(Exists(db_));
+  EXPECT_FALSE(Exists(data_));
+
+  // Nor are missing parents of it, and in a directory that exists only what batchd made
+  // goes: an operator's file and the directory stay.
+  r = RunProcess({BATCHD_BIN, "run", bad, "--data-dir", tmp_ / "new/deeper/data"}, milliseconds(20000));
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  EXPECT_THAT(r.err, HasSubstr(bad + ":4:5: "));
+  EXPECT_FALSE(Exists(tmp_ / "new"));
+  const std::string prepared = tmp_ / "prepared";
+  ASSERT_TRUE(std::filesystem::create_directory(prepared));
+  WriteFile(prepared + "/README", "batchd data\n");
+  r = RunProcess({BATCHD_BIN, "run", bad, "--data-dir", prepared}, milliseconds(20000));
+  EXPECT_EQ(r.exit_code, 1) << r.Describe();
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(prepared)) left.push_back(e.path().filename());
+  EXPECT_THAT(left, ElementsAre("README"));
 
   // With history stored, a bad file adds nothing to it.
   ASSERT_EQ(RunBatchd(good).exit_code, 0);
@@ -921,7 +937,7 @@ tasks:
   ProcResult r = RunBatchd(dag, {"--param", "regoin=us"});
   EXPECT_EQ(r.exit_code, 2) << r.Describe();
   EXPECT_EQ(r.err, "batchd: --param regoin: DAG 'params' has no parameter 'regoin'\n");
-  EXPECT_FALSE(Exists(db_));
+  EXPECT_FALSE(Exists(data_));
 
   r = RunBatchd(dag, {"--param", "region"});
   EXPECT_EQ(r.exit_code, 2) << r.Describe();
@@ -930,6 +946,7 @@ tasks:
   r = RunBatchd(dag, {}, "yesterday");
   EXPECT_EQ(r.exit_code, 2) << r.Describe();
   EXPECT_THAT(r.err, HasSubstr("--date"));
+  EXPECT_FALSE(Exists(data_));
 
   r = RunBatchd(dag, {"--bogus"});
   EXPECT_EQ(r.exit_code, 2) << r.Describe();

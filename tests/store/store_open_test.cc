@@ -6,10 +6,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <random>
 #include <sstream>
+
+#include <gmock/gmock.h>
 
 #include "store/store_test_util.h"
 
@@ -54,6 +57,67 @@ TEST(StoreOpenTest, NormalizesTheDataDirectoryToAnAbsolutePath) {
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(store->data_dir(), tmp / "data");
   EXPECT_EQ(store->LogDir(), tmp / "data/logs");
+}
+
+// NewStorePaths: what a new store's creation made is taken back, and nothing else.
+std::vector<std::string> Listing(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) names.push_back(fs::relative(e.path(), dir));
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(NewStorePathsTest, RemovesANewStoreWithTheDirectoriesItCreated) {
+  TempDir tmp;
+  const std::string dir = tmp / "a/b/data";
+  auto paths = NewStorePaths::Before(dir + "/");
+  EXPECT_TRUE(paths.creates_database());
+  {
+    auto store = Store::Open(dir, Store::SyncMode::kOnFlush);
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    EXPECT_THAT(Listing(tmp.path()), ::testing::Contains("a/b/data/batchd.db-wal"));  // open until closed
+  }
+  paths.RemoveCreated();
+  EXPECT_THAT(Listing(tmp.path()), ::testing::IsEmpty());
+}
+
+TEST(NewStorePathsTest, KeepsWhatWasThereBefore) {
+  TempDir tmp;
+  const std::string dir = tmp / "data";
+  fs::create_directories(dir + "/logs/old-run");
+  WriteFile(dir + "/batchd.lock", "1\n");
+  WriteFile(dir + "/notes.txt", "mine\n");
+  auto paths = NewStorePaths::Before(dir);
+  EXPECT_TRUE(paths.creates_database());
+  ASSERT_NE(OpenOrDie(dir), nullptr);
+  paths.RemoveCreated();
+  EXPECT_THAT(Listing(tmp.path()), ::testing::ElementsAre("data", "data/batchd.lock", "data/logs", "data/logs/old-run",
+                                               "data/notes.txt"));
+}
+
+TEST(NewStorePathsTest, NeverRemovesAnExistingStore) {
+  TempDir tmp;
+  const std::string dir = tmp / "data";
+  {
+    auto store = OpenOrDie(dir);
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->CreateRun(MakeRun("run1", "billing", "k1", 1000)).ok());
+  }
+  auto paths = NewStorePaths::Before(dir);
+  EXPECT_FALSE(paths.creates_database());
+  {
+    auto store = Store::Open(dir, Store::SyncMode::kOnFlush);
+    ASSERT_TRUE(store.ok()) << store.status().message();
+    ASSERT_TRUE((*store)->CreateRun(MakeRun("run2", "billing", "k2", 2000)).ok());
+    ASSERT_TRUE((*store)->Flush().ok());  // leaves its WAL, which Before() did not see
+  }
+  paths.RemoveCreated();
+  EXPECT_THAT(Listing(tmp.path()), ::testing::Contains("data/batchd.db-wal"));
+  auto store = OpenOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  auto run = store->GetRun("run2");
+  ASSERT_TRUE(run.ok());
+  EXPECT_TRUE(run->has_value());
 }
 
 TEST(StoreOpenTest, EmptyDataDirectoryIsInvalid) {
