@@ -257,10 +257,7 @@ int RunForeground(const RunCommandOptions& options) {
   const date::time_zone* zone = nullptr;
   SysSeconds logical{};
   if (int invalid = CheckRunInput(options, loading.get(), dag, zone, logical); invalid != 0) {
-    if (store) {
-      store.reset();
-      new_store_paths.RemoveCreated();
-    }
+    if (store) store::Store::Discard(store->ok() ? std::move(**store) : nullptr, new_store_paths);
     return invalid;
   }
   if (!store) store = store::Store::Open(options.data_dir, store::Store::SyncMode::kOnFlush);

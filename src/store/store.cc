@@ -437,23 +437,35 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& data_dir_arg, Sync
   if (!normalized.ok()) return normalized.status();
   const std::string& data_dir = *normalized;
   std::error_code ec;
-  fs::create_directories(data_dir, ec);
-  if (ec) return Status::IoError("cannot create data directory '" + data_dir + "': " + ec.message());
-
   // The lock comes first: nothing below may touch a store another process is using.
   const std::string lock_path = data_dir + "/batchd.lock";
-  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::IoError("cannot open lock file '" + lock_path + "': " + std::strerror(errno));
-  // flock locks belong to the open file description, so a second Open in this process
-  // conflicts too; the kernel drops the lock when the holder dies, even by SIGKILL.
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    const std::string holder = LockHolder(fd);
+  int fd = -1;
+  for (int tries = 1;; ++tries) {
+    fs::create_directories(data_dir, ec);
+    if (ec) return Status::IoError("cannot create data directory '" + data_dir + "': " + ec.message());
+    fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return Status::IoError("cannot open lock file '" + lock_path + "': " + std::strerror(errno));
+    // flock locks belong to the open file description, so a second Open in this process
+    // conflicts too; the kernel drops the lock when the holder dies, even by SIGKILL.
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      const std::string holder = LockHolder(fd);
+      ::close(fd);
+      if (err != EWOULDBLOCK)
+        return Status::IoError("cannot lock '" + lock_path + "': " + std::strerror(err));
+      return Status::FailedPrecondition("data directory '" + data_dir + "' is in use by another batchd process" +
+                                        (holder.empty() ? std::string() : " (pid " + holder + ")"));
+    }
+    // The file locked must still be the one at the path: Discard() removes the lock file
+    // of a store it takes back, and a process that opened it before then would otherwise
+    // hold a lock nobody else can see.
+    struct stat held {}, at_path {};
+    if (::fstat(fd, &held) == 0 && ::stat(lock_path.c_str(), &at_path) == 0 && held.st_dev == at_path.st_dev &&
+        held.st_ino == at_path.st_ino) {
+      break;
+    }
     ::close(fd);
-    if (err != EWOULDBLOCK)
-      return Status::IoError("cannot lock '" + lock_path + "': " + std::strerror(err));
-    return Status::FailedPrecondition("data directory '" + data_dir + "' is in use by another batchd process" +
-                                      (holder.empty() ? std::string() : " (pid " + holder + ")"));
+    if (tries == 3) return Status::IoError("cannot lock '" + lock_path + "': the file keeps being replaced");
   }
   // Write the pid before trimming, so a concurrent reader sees the old or the new pid
   // up to its newline, never an empty file.
@@ -475,6 +487,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& data_dir_arg, Sync
   if (!db.ok()) return fail(db.status());
   // From here the Store owns the fd: its destructor releases the lock on any error.
   std::unique_ptr<Store> store(new Store(data_dir, fd, std::move(*db)));
+  store->created_database_ = *creating;
   RETURN_IF_ERROR(store->Configure(*creating));
   RETURN_IF_ERROR(store->Migrate());
   store->sync_mode_ = sync;
@@ -1131,7 +1144,7 @@ NewStorePaths NewStorePaths::Before(const std::string& data_dir_arg) {
   // that closing it removed, and the next open's WAL holds data.
   paths.creates_database_ = missing(dir / "batchd.db");
   if (!paths.creates_database_) return paths;
-  if (missing(dir / "logs")) paths.dirs_.push_back(dir / "logs");
+  if (missing(dir / "logs")) paths.logs_dir_ = dir / "logs";
   for (fs::path d = dir; d.has_relative_path() && missing(d); d = d.parent_path()) paths.dirs_.push_back(d);
   for (const char* name : {"batchd.lock", "batchd.db", "batchd.db-wal", "batchd.db-shm", "batchd.db-journal"}) {
     if (missing(dir / name)) paths.files_.push_back(dir / name);
@@ -1139,9 +1152,18 @@ NewStorePaths NewStorePaths::Before(const std::string& data_dir_arg) {
   return paths;
 }
 
-void NewStorePaths::RemoveCreated() const {
-  for (const auto& f : files_) ::unlink(f.c_str());
-  for (const auto& d : dirs_) ::rmdir(d.c_str());
+void Store::Discard(std::unique_ptr<Store> store, const NewStorePaths& before) {
+  if (store) {
+    if (store->creation_sync_.valid()) store->creation_sync_.wait();
+    store->db_.reset();  // SQLite's files are closed; the lock is still ours
+    if (store->created_database_) {
+      for (const auto& f : before.files_) ::unlink(f.c_str());
+      // logs/ too, only while the lock is held: another store may use it once it is released.
+      if (!before.logs_dir_.empty()) ::rmdir(before.logs_dir_.c_str());
+    }
+  }
+  store.reset();  // releases the lock
+  for (const auto& d : before.dirs_) ::rmdir(d.c_str());
 }
 
 }  // namespace batchd::store

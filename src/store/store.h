@@ -120,6 +120,24 @@ struct RunFilter {
   int limit = 50;                    // at most this many, newest first; negative: all
 };
 
+// What Store::Open(data_dir) would create that is not there yet: the directory and its
+// missing parents, logs/, the lock file, the database and its WAL, shared-memory and
+// journal files. A caller that creates a store before it knows it will use it (`batchd
+// run` creates one while its DAG file parses) takes it back with Store::Discard().
+class NewStorePaths {
+ public:
+  static NewStorePaths Before(const std::string& data_dir);
+  // Open() would create the database (there is none yet).
+  bool creates_database() const { return creates_database_; }
+
+ private:
+  friend class Store;
+  std::vector<std::string> files_;
+  std::string logs_dir_;           // "" if it existed
+  std::vector<std::string> dirs_;  // the data directory and its parents, deepest first
+  bool creates_database_ = false;
+};
+
 class Store {
  public:
   // Opens or creates the store in `data_dir` (created if missing), takes the directory
@@ -135,6 +153,12 @@ class Store {
   // before exiting; a power cut during the run loses the run's record, not a reply).
   enum class SyncMode { kEveryCommit, kOnFlush };
   static Result<std::unique_ptr<Store>> Open(const std::string& data_dir, SyncMode sync = SyncMode::kEveryCommit);
+  // Takes back a store opened speculatively, before anything was stored in it: closes it
+  // and removes what `before` lists as missing, so that the data directory is as it was.
+  // Files and logs/ go only if this Open created the database, and while the lock is still
+  // held (no other process can have opened the store in between); the data directory and
+  // its parents only if empty. With a null `store` (its Open failed) only those go.
+  static void Discard(std::unique_ptr<Store> store, const NewStorePaths& before);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -249,31 +273,12 @@ class Store {
   void RollbackNow();
 
   std::string data_dir_;
+  bool created_database_ = false;  // this Open created the database file
   int lock_fd_;
   std::unique_ptr<Database> db_;
   int txn_depth_ = 0;
   bool rollback_only_ = false;                      // a nested Rollback() doomed the transaction
   std::vector<std::string> pending_log_removals_;  // run ids, removed after the commit
-};
-
-// What Store::Open(data_dir) would create that is not there yet: the directory and its
-// missing parents, logs/, the lock file, the database and its WAL, shared-memory and
-// journal files. A caller that creates a store before it knows it will use it (`batchd
-// run` creates one while its DAG file parses) takes it back with RemoveCreated().
-class NewStorePaths {
- public:
-  static NewStorePaths Before(const std::string& data_dir);
-  // Open() would create the database (there is none yet).
-  bool creates_database() const { return creates_database_; }
-  // Removes each path that was missing at Before(): files, then directories deepest
-  // first and only if empty, so nothing another process put there goes. Does nothing when
-  // the database existed. Call it once the Store is closed, before anything was stored.
-  void RemoveCreated() const;
-
- private:
-  std::vector<std::string> files_;
-  std::vector<std::string> dirs_;  // deepest first
-  bool creates_database_ = false;
 };
 
 // A fresh run id: 12 lowercase hex characters from a random source.

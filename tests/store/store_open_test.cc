@@ -72,12 +72,10 @@ TEST(NewStorePathsTest, RemovesANewStoreWithTheDirectoriesItCreated) {
   const std::string dir = tmp / "a/b/data";
   auto paths = NewStorePaths::Before(dir + "/");
   EXPECT_TRUE(paths.creates_database());
-  {
-    auto store = Store::Open(dir, Store::SyncMode::kOnFlush);
-    ASSERT_TRUE(store.ok()) << store.status().message();
-    EXPECT_THAT(Listing(tmp.path()), ::testing::Contains("a/b/data/batchd.db-wal"));  // open until closed
-  }
-  paths.RemoveCreated();
+  auto store = Store::Open(dir, Store::SyncMode::kOnFlush);
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  EXPECT_THAT(Listing(tmp.path()), ::testing::Contains("a/b/data/batchd.db-wal"));
+  Store::Discard(std::move(*store), paths);
   EXPECT_THAT(Listing(tmp.path()), ::testing::IsEmpty());
 }
 
@@ -89,35 +87,53 @@ TEST(NewStorePathsTest, KeepsWhatWasThereBefore) {
   WriteFile(dir + "/notes.txt", "mine\n");
   auto paths = NewStorePaths::Before(dir);
   EXPECT_TRUE(paths.creates_database());
-  ASSERT_NE(OpenOrDie(dir), nullptr);
-  paths.RemoveCreated();
+  auto store = OpenOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  Store::Discard(std::move(store), paths);
   EXPECT_THAT(Listing(tmp.path()), ::testing::ElementsAre("data", "data/batchd.lock", "data/logs", "data/logs/old-run",
                                                "data/notes.txt"));
 }
 
-TEST(NewStorePathsTest, NeverRemovesAnExistingStore) {
+TEST(NewStorePathsTest, DiscardKeepsAStoreItsOpenDidNotCreate) {
+  // Another process created the store between Before() and Open(): its files stay.
   TempDir tmp;
   const std::string dir = tmp / "data";
-  {
-    auto store = OpenOrDie(dir);
-    ASSERT_NE(store, nullptr);
-    ASSERT_TRUE(store->CreateRun(MakeRun("run1", "billing", "k1", 1000)).ok());
-  }
   auto paths = NewStorePaths::Before(dir);
-  EXPECT_FALSE(paths.creates_database());
+  EXPECT_TRUE(paths.creates_database());
   {
-    auto store = Store::Open(dir, Store::SyncMode::kOnFlush);
-    ASSERT_TRUE(store.ok()) << store.status().message();
-    ASSERT_TRUE((*store)->CreateRun(MakeRun("run2", "billing", "k2", 2000)).ok());
-    ASSERT_TRUE((*store)->Flush().ok());  // leaves its WAL, which Before() did not see
+    auto other = OpenOrDie(dir);
+    ASSERT_NE(other, nullptr);
+    ASSERT_TRUE(other->CreateRun(MakeRun("run1", "billing", "k1", 1000)).ok());
   }
-  paths.RemoveCreated();
+  auto store = Store::Open(dir, Store::SyncMode::kOnFlush);
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  ASSERT_TRUE((*store)->CreateRun(MakeRun("run2", "billing", "k2", 2000)).ok());
+  ASSERT_TRUE((*store)->Flush().ok());  // leaves its WAL, which Before() saw missing
+  Store::Discard(std::move(*store), paths);
   EXPECT_THAT(Listing(tmp.path()), ::testing::Contains("data/batchd.db-wal"));
-  auto store = OpenOrDie(dir);
-  ASSERT_NE(store, nullptr);
-  auto run = store->GetRun("run2");
-  ASSERT_TRUE(run.ok());
-  EXPECT_TRUE(run->has_value());
+  auto reopened = OpenOrDie(dir);
+  ASSERT_NE(reopened, nullptr);
+  for (const char* id : {"run1", "run2"}) {
+    auto run = reopened->GetRun(id);
+    ASSERT_TRUE(run.ok());
+    EXPECT_TRUE(run->has_value()) << id;
+  }
+}
+
+TEST(NewStorePathsTest, DiscardAfterAFailedOpenRemovesOnlyEmptyDirectories) {
+  // The store is in use by another process: its Open fails, and nothing of the holder's goes.
+  TempDir tmp;
+  const std::string dir = tmp / "new/data";
+  auto paths = NewStorePaths::Before(dir);
+  auto holder = OpenOrDie(dir);
+  ASSERT_NE(holder, nullptr);
+  auto refused = Store::Open(dir);
+  ASSERT_FALSE(refused.ok());
+  Store::Discard(nullptr, paths);
+  EXPECT_THAT(Listing(tmp.path()), ::testing::IsSupersetOf({"new/data/batchd.db", "new/data/batchd.lock", "new/data/logs"}));
+  holder.reset();
+  Store::Discard(nullptr, paths);  // nothing is removed after the holder closed either
+  EXPECT_THAT(Listing(tmp.path()), ::testing::Contains("new/data/batchd.db"));
 }
 
 TEST(StoreOpenTest, EmptyDataDirectoryIsInvalid) {
