@@ -247,37 +247,36 @@ int RunForeground(const RunCommandOptions& options) {
   // store opens only after the checks: opening it may migrate its schema.
   const auto new_store_paths = store::NewStorePaths::Before(options.data_dir);
   auto loading = std::async(std::launch::async, [&options] { return dag::LoadDagFile(options.file); });
-  std::optional<Result<std::unique_ptr<store::Store>>> store;
-  if (new_store_paths.creates_database()) {
-    // Durable at exit rather than at every commit: the exit status is this command's only
-    // acknowledgement (docs/store-schema.md, "Durability").
-    store = store::Store::Open(options.data_dir, store::Store::SyncMode::kOnFlush);
-  }
+  // Durable at exit rather than at every commit: the exit status is this command's only
+  // acknowledgement (docs/store-schema.md, "Durability").
+  auto open_store = [&options] { return store::Store::Open(options.data_dir, store::Store::SyncMode::kOnFlush); };
+  std::optional<Result<std::unique_ptr<store::Store>>> opened;
+  if (new_store_paths.creates_database()) opened = open_store();
   dag::DagPtr dag;
   const date::time_zone* zone = nullptr;
   SysSeconds logical{};
   if (int invalid = CheckRunInput(options, loading.get(), dag, zone, logical); invalid != 0) {
-    if (store) store::Store::Discard(store->ok() ? std::move(**store) : nullptr, new_store_paths);
+    if (opened) store::Store::Discard(opened->ok() ? std::move(**opened) : nullptr, new_store_paths);
     return invalid;
   }
-  if (!store) store = store::Store::Open(options.data_dir, store::Store::SyncMode::kOnFlush);
-  if (!store->ok()) {
-    std::cerr << "batchd: " << store->status().message() << "\n";
+  if (!opened) opened = open_store();
+  if (!opened->ok()) {
+    std::cerr << "batchd: " << opened->status().message() << "\n";
     return 1;
   }
-  store::Store& db = ***store;
+  std::unique_ptr<store::Store> store = std::move(**opened);
   asio::io_context io;
   executor::SubprocessRunnerOptions runner_options;
   runner_options.workers = options.workers > 0 ? options.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   runner_options.guard = &guard;
   executor::SubprocessRunner runner(io, runner_options);
-  engine::DagVersionCache versions(db);
+  engine::DagVersionCache versions(*store);
   versions.Add(dag);
   engine::EngineOptions engine_options;
   engine_options.base_env = engine::InheritedEnvironment();
   engine_options.orphan_guard = &guard;
   engine_options.only_dag = dag->name;
-  engine::Engine engine(io, db, runner, SystemClock::Instance(), engine_options,
+  engine::Engine engine(io, *store, runner, SystemClock::Instance(), engine_options,
                         [&](const std::string& name, const std::string& hash) { return versions.Resolve(name, hash); });
   if (Status st = engine.Recover(); !st.ok()) {
     std::cerr << "batchd: recovering from " << options.data_dir << ": " << st.message() << "\n";
@@ -330,7 +329,7 @@ int RunForeground(const RunCommandOptions& options) {
   while (!progress.done() && !interrupted) io.run_one_for(std::chrono::milliseconds(200));
   signals.cancel();
   if (interrupted) io.poll();  // records the killed attempts as cancelled, their instances as queued
-  if (Status st = db.Flush(); !st.ok()) {
+  if (Status st = store->Flush(); !st.ok()) {
     std::cerr << "batchd: " << st.message() << "\n";
     return 1;
   }

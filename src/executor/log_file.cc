@@ -77,13 +77,18 @@ bool LogFileReserve::CreateAhead(const std::string& path) {
     close(fd);
     return false;
   }
+  Ahead ahead{fd, created, std::chrono::steady_clock::now()};
   if (ahead_.size() >= kMaxAhead) {
-    close(fd);
-    if (created) unlink(path.c_str());
+    Discard(path, ahead);
     return false;
   }
-  ahead_.emplace(path, Ahead{fd, created, std::chrono::steady_clock::now()});
+  ahead_.emplace(path, ahead);
   return true;
+}
+
+void LogFileReserve::Discard(const std::string& path, const Ahead& ahead) {
+  close(ahead.fd);
+  if (ahead.created) unlink(path.c_str());
 }
 
 void LogFileReserve::DropAhead(const std::string& path) {
@@ -92,17 +97,13 @@ void LogFileReserve::DropAhead(const std::string& path) {
   std::lock_guard lock(mu_);
   auto it = ahead_.find(path);
   if (it == ahead_.end()) return;
-  close(it->second.fd);
-  if (it->second.created) unlink(path.c_str());
+  Discard(path, it->second);
   ahead_.erase(it);
 }
 
 void LogFileReserve::DropAllAhead() {
   std::lock_guard lock(mu_);
-  for (const auto& [path, ahead] : ahead_) {
-    close(ahead.fd);
-    if (ahead.created) unlink(path.c_str());
-  }
+  for (const auto& [path, ahead] : ahead_) Discard(path, ahead);
   ahead_.clear();
 }
 

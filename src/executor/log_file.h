@@ -89,6 +89,8 @@ class LogFileReserve {
   };
   // Takes the file made ahead for `path`: its descriptor, or -1.
   int TakeAhead(const std::string& path);
+  // Closes a file made ahead, and removes it if CreateAhead created it.
+  static void Discard(const std::string& path, const Ahead& ahead);
   void Refill();
   // A plain creation; timed: the third slow one switches spares on.
   static int Create(const std::string& path);

@@ -112,6 +112,15 @@ class BatchdRunTest : public ::testing::Test {
     return static_cast<pid_t>(*ReadNumber(tmp_ / name));
   }
 
+  // SIGKILLs `batchd` and waits for it; false (with its output) if it ended otherwise.
+  bool KillBatchd(Process& batchd) {
+    batchd.Signal(SIGKILL);
+    ProcResult r = batchd.Wait(milliseconds(5000));
+    if (r.signal == SIGKILL) return true;
+    ADD_FAILURE() << "batchd was not killed by SIGKILL: " << r.Describe();
+    return false;
+  }
+
   // Starts `batchd run` on `dag_file`, whose command (a task's, or a partitions command)
   // writes @TMP@/shell.pid and @TMP@/background.pid (a `sleep 300 &` of it) and waits;
   // SIGKILLs batchd once both exist, then expects both processes to die. `what` names the
@@ -122,8 +131,7 @@ class BatchdRunTest : public ::testing::Test {
     ASSERT_NE(shell, 0);
     const pid_t background = static_cast<pid_t>(*ReadNumber(tmp_ / "background.pid"));
     ASSERT_TRUE(PidAlive(background));
-    run.Signal(SIGKILL);
-    ASSERT_EQ(run.Wait(milliseconds(5000)).signal, SIGKILL);
+    ASSERT_TRUE(KillBatchd(run));
     EXPECT_TRUE(WaitFor([&] { return !PidAlive(shell); }, milliseconds(2000)))
         << what << " " << shell << " outlived batchd";
     EXPECT_TRUE(WaitFor([&] { return !PidAlive(background); }, milliseconds(2000)))
@@ -661,9 +669,7 @@ tasks:
   ASSERT_NE(task_pid, 0);
   ASSERT_EQ(V("SELECT outcome FROM attempts"), "running");
 
-  first.Signal(SIGKILL);
-  ProcResult killed = first.Wait(milliseconds(5000));
-  ASSERT_EQ(killed.signal, SIGKILL);
+  ASSERT_TRUE(KillBatchd(first));
   // What the dead process left: the attempt still running, the run unfinished.
   EXPECT_EQ(V("SELECT outcome FROM attempts"), "running");
   EXPECT_EQ(V("SELECT state FROM task_instances"), "running");
@@ -707,8 +713,7 @@ tasks:
   const std::string run_id = V("SELECT run_id FROM runs");
   const std::string ahead = data_ + "/logs/" + run_id + "/after@-.1.log";
   ASSERT_TRUE(WaitFor([&] { return Exists(ahead); }, milliseconds(5000))) << "no log file made ahead";
-  first.Signal(SIGKILL);
-  ASSERT_EQ(first.Wait(milliseconds(5000)).signal, SIGKILL);
+  ASSERT_TRUE(KillBatchd(first));
   EXPECT_EQ(ReadFile(ahead), "");
   EXPECT_EQ(V("SELECT count(*) FROM attempts a JOIN task_instances i ON i.id = a.instance_id WHERE i.task = 'after'"),
             "0");
