@@ -381,6 +381,11 @@ namespace asio = boost::asio;
 
 struct SubprocessRunner::PathCache : PathSkipCache {};
 
+struct SubprocessRunner::LogCheckTimer {
+  explicit LogCheckTimer(asio::io_context& io) : timer(io) {}
+  asio::steady_timer timer;
+};
+
 struct SubprocessRunner::Attempt {
   AttemptSpec spec;
   DoneCallback done;
@@ -399,11 +404,16 @@ struct SubprocessRunner::Attempt {
   std::optional<SteadyClock::time_point> term_at;  // when the timeout SIGTERMs the group
   std::optional<SteadyClock::time_point> kill_at;  // when the SIGTERM escalates to SIGKILL
   bool sigkilled = false;
+  // The log file, kept open while the process runs when its size is capped.
+  UniqueFd log_fd;
+  LogCap::State log_state;
 };
 
 SubprocessRunner::SubprocessRunner(asio::io_context& io, SubprocessRunnerOptions options)
     : io_(io),
       options_(std::move(options)),
+      log_cap_(options_.log_max_bytes),
+      log_check_(std::make_unique<LogCheckTimer>(io)),
       path_cache_(std::make_unique<PathCache>()),
       self_(std::make_shared<SubprocessRunner*>(this)) {
   if (options_.workers < 1) throw std::invalid_argument("SubprocessRunner: workers must be >= 1");
@@ -565,7 +575,6 @@ void SubprocessRunner::Launch(Attempt& attempt) {
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (pid < 0) return spawn_error("cannot start process: " + Errno(clone_errno));
   UniqueFd pidfd_owner(pidfd);
-  log.Reset();  // the child has its own copy now
 
   if (args.failed_stage != kStageNone) {
     int status;
@@ -583,6 +592,11 @@ void SubprocessRunner::Launch(Attempt& attempt) {
 
   attempt.pid = pid;
   if (guard_) guard_->Started(pid);
+  // The child has its own copy of the log; ours is kept only to watch a capped log's size.
+  if (!log_cap_.Unlimited() && !spec.log_path.empty()) {
+    attempt.log_fd = std::move(log);
+    ArmLogCheck();
+  }
   attempt.pidfd.emplace(io_, pidfd_owner.Release());
   if (spec.timeout) {
     attempt.term_at = SteadyClock::now() + *spec.timeout;
@@ -663,6 +677,27 @@ void SubprocessRunner::OnDeadline(Attempt& a) {
   ArmDeadline(a);
 }
 
+void SubprocessRunner::ArmLogCheck() {
+  if (log_check_armed_) return;
+  log_check_armed_ = true;
+  log_check_->timer.expires_after(options_.log_check_interval);
+  log_check_->timer.async_wait([self = self_](const boost::system::error_code& ec) {
+    if (ec || *self == nullptr) return;
+    (*self)->OnLogCheck();
+  });
+}
+
+void SubprocessRunner::OnLogCheck() {
+  log_check_armed_ = false;
+  bool any = false;
+  for (auto& [id, a] : live_) {
+    if (a->log_fd.get() < 0) continue;
+    log_cap_.TrimRunning(a->log_fd.get(), &a->log_state);
+    any = true;
+  }
+  if (any) ArmLogCheck();
+}
+
 void SubprocessRunner::Terminate(Attempt& a, KilledFor why, Millis grace) {
   const auto now = SteadyClock::now();
   if (a.killed_for == KilledFor::kNothing) {
@@ -696,6 +731,10 @@ void SubprocessRunner::Finish(uint64_t attempt_id) {
   }
   a.pidfd->close();
   if (a.deadline) a.deadline->cancel();
+  if (a.log_fd.get() >= 0) {
+    log_cap_.Finish(a.log_fd.get(), a.spec.log_path, &a.log_state);
+    a.log_fd.Reset();
+  }
 
   AttemptResult r;
   r.attempt_id = attempt_id;

@@ -1,7 +1,8 @@
 #pragma once
 // SubprocessRunner: the real TaskRunner. Runs each attempt as a child process in its own
 // process group, with stdin from /dev/null and stdout+stderr appended to the attempt's
-// log file, enforces the timeout, and reports exit status and rusage.
+// log file, enforces the timeout and the log's size cap (LogCap), and reports exit status
+// and rusage.
 //
 // Everything happens on the thread that runs the caller's io_context, as in GNU make's
 // single loop: Start() spawns the child right there, its exit is a pidfd becoming
@@ -39,6 +40,7 @@
 
 #include "common/duration.h"
 #include "common/time.h"
+#include "executor/log_cap.h"
 #include "executor/log_file.h"
 #include "executor/orphan_guard.h"
 #include "executor/runner.h"
@@ -71,6 +73,12 @@ struct SubprocessRunnerOptions {
   // Keep `workers` log-file inodes allocated ahead of time, on a thread of their own, once
   // creating files has proven slow (LogFileReserve): it can cost more than spawning the task.
   bool spare_log_files = true;
+  // Cap on each attempt's log file in bytes; 0: unlimited. Past it the log keeps its head
+  // and its last MiB, with marker lines saying how much was dropped (LogCap, docs/logs.md).
+  uint64_t log_max_bytes = uint64_t{64} << 20;
+  // How often the logs of running attempts are checked against log_max_bytes: the most a
+  // log can outgrow its cap is what its task writes in this time.
+  Millis log_check_interval = std::chrono::seconds(1);
   // Source of started_at/ended_at; null means the system clock. Not owned; must
   // outlive the runner.
   const Clock* clock = nullptr;
@@ -121,6 +129,9 @@ class SubprocessRunner final : public TaskRunner {
   void PostReport(Attempt& a, AttemptResult result);
   void WaitForExit(Attempt& a);
   void ArmDeadline(Attempt& a);
+  // Arms the periodic check of running attempts' log sizes, unless it is armed already.
+  void ArmLogCheck();
+  void OnLogCheck();
   void OnDeadline(Attempt& a);
   // SIGTERMs the group now and SIGKILLs it `grace` later (a later, shorter grace wins).
   void Terminate(Attempt& a, KilledFor why, Millis grace);
@@ -144,6 +155,10 @@ class SubprocessRunner final : public TaskRunner {
   std::unique_ptr<OrphanGuard> own_guard_;  // forked here when options_.guard is null
   OrphanGuard* guard_ = nullptr;            // null when options_.orphan_guard is off
   std::unique_ptr<LogFileReserve> log_files_;
+  const LogCap log_cap_;
+  struct LogCheckTimer;
+  std::unique_ptr<LogCheckTimer> log_check_;  // armed while capped logs are open
+  bool log_check_armed_ = false;
   std::unique_ptr<PathCache> path_cache_;  // where PATH lookups found programs lately
   std::vector<int> reset_signals_;                             // SignalsToReset()
   std::optional<std::chrono::steady_clock::time_point> signals_scanned_at_;  // never yet: nullopt

@@ -810,6 +810,99 @@ TEST_F(SubprocessRunnerTest, DestructorCancelsRunningAttempts) {
   EXPECT_TRUE(ProcessGone(r.pid));
 }
 
+// --- log size cap ---------------------------------------------------------------------------
+
+// What `seq 1 n` prints.
+std::string Seq(int n) {
+  std::string s;
+  for (int i = 1; i <= n; ++i) s += std::to_string(i) + "\n";
+  return s;
+}
+
+// A log capped at `cap` after `output` was written: head, gap line, tail, marker line.
+std::string Capped(const std::string& output, uint64_t cap) {
+  const uint64_t tail = std::min<uint64_t>(cap / 2, 1 << 20), head = cap - tail;
+  const uint64_t dropped = output.size() - head - tail;
+  std::string head_text = output.substr(0, head);
+  return head_text + (head_text.back() == '\n' ? "" : "\n") + "[batchd: " + std::to_string(dropped) +
+         " bytes dropped here]\n" + output.substr(output.size() - tail) + "[batchd: output truncated at " +
+         LogCap::FormatSize(cap) + "; " + std::to_string(dropped) + " bytes dropped]\n";
+}
+
+// The last line of `text`, without its newline.
+std::string LastLine(const std::string& text) {
+  size_t nl = text.rfind('\n', text.size() - 2);
+  return text.substr(nl + 1, text.size() - nl - 2);
+}
+
+// Whether the file system under `dir` can cut a range out of a file (ext4, XFS).
+bool CanCollapseRanges(const fs::path& dir) {
+  fs::path probe = dir / "collapse.probe";
+  WriteFile(probe, std::string(3 * 65536, 'x'));
+  int fd = open(probe.c_str(), O_WRONLY | O_APPEND);
+  bool ok = fd >= 0 && fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 65536, 65536) == 0;
+  if (fd >= 0) close(fd);
+  fs::remove(probe);
+  return ok;
+}
+
+TEST_F(SubprocessRunnerTest, LogPastItsCapKeepsHeadAndTailAndEndsWithTheMarker) {
+  constexpr uint64_t kCap = 1 << 20;
+  AttemptResult r = RunOne(Spec(1, "seq 1 1500000"), {.workers = 1, .log_max_bytes = kCap});
+  EXPECT_EQ(r.end, AttemptEnd::kSuccess);
+  const std::string output = Seq(1500000);  // 10.4 MB
+  const std::string log = Log(1);
+  EXPECT_LE(log.size(), kCap + 120);
+  EXPECT_EQ(LastLine(log), "[batchd: output truncated at 1 MiB; " + std::to_string(output.size() - kCap) +
+                               " bytes dropped]");
+  EXPECT_THAT(log, HasSubstr("\n1499999\n1500000\n[batchd: output truncated"));
+  EXPECT_EQ(log.substr(0, 8), "1\n2\n3\n4\n");
+  EXPECT_TRUE(log == Capped(output, kCap)) << "log of " << log.size() << " bytes is not head + tail";
+}
+
+TEST_F(SubprocessRunnerTest, LogOfARunningTaskStaysNearItsCap) {
+  if (!CanCollapseRanges(dir_)) GTEST_SKIP() << "no FALLOC_FL_COLLAPSE_RANGE under " << dir_;
+  constexpr uint64_t kCap = 1 << 20;
+  RunnerOnLoop runner({.workers = 1, .log_max_bytes = kCap, .log_check_interval = milliseconds(50)});
+  Collector c;
+  runner.Start(Spec(1, "seq 1 1500000; echo $$ > printed; sleep 1; seq 1500001 1500003"), c.Callback());
+  ASSERT_GT(ReadPid(dir_ / "printed"), 0);
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_LE(fs::file_size(dir_ / "attempt1.log"), kCap + 8192);  // block-aligned while running
+  EXPECT_EQ(c.Wait(1).end, AttemptEnd::kSuccess);
+  // Cut out while it ran, then cut exactly: as if it had been cut once at the end.
+  const std::string log = Log(1);
+  EXPECT_TRUE(log == Capped(Seq(1500003), kCap)) << "log of " << log.size() << " bytes is not head + tail";
+}
+
+TEST_F(SubprocessRunnerTest, LogWithinItsCapIsLeftAsWritten) {
+  AttemptResult r = RunOne(Spec(1, "seq 1 1000"), {.workers = 1, .log_max_bytes = Seq(1000).size()});
+  EXPECT_EQ(r.end, AttemptEnd::kSuccess);
+  EXPECT_EQ(Log(1), Seq(1000));
+}
+
+TEST_F(SubprocessRunnerTest, LogCapOfZeroKeepsEverything) {
+  RunOne(Spec(1, "seq 1 1500000"), {.workers = 1, .log_max_bytes = 0});
+  EXPECT_TRUE(Log(1) == Seq(1500000));
+}
+
+TEST(LogCapTest, SizesAreWrittenExactlyInTheLargestUnitThatDividesThem) {
+  EXPECT_EQ(LogCap::FormatSize(uint64_t{64} << 20), "64 MiB");
+  EXPECT_EQ(LogCap::FormatSize(uint64_t{3} << 30), "3 GiB");
+  EXPECT_EQ(LogCap::FormatSize(1536), "1536 bytes");
+  EXPECT_EQ(LogCap::FormatSize(512 * 1024), "512 KiB");
+  EXPECT_EQ(LogCap::FormatSize(1000), "1000 bytes");
+  EXPECT_EQ(LogCap::TruncationMarker(uint64_t{64} << 20, 123456789),
+            "[batchd: output truncated at 64 MiB; 123456789 bytes dropped]");
+}
+
+TEST(LogCapTest, TailIsOneMiBOrHalfASmallerCap) {
+  EXPECT_EQ(LogCap(uint64_t{64} << 20).TailBytes(), uint64_t{1} << 20);
+  EXPECT_EQ(LogCap(uint64_t{64} << 20).HeadBytes(), uint64_t{63} << 20);
+  EXPECT_EQ(LogCap(1000).TailBytes(), 500u);
+  EXPECT_EQ(LogCap(1001).HeadBytes(), 501u);
+}
+
 TEST(SplitPlainCommandTest, AcceptsOnlyPlainWordsThatAreNotShellBuiltins) {
   std::vector<std::string> argv;
   EXPECT_TRUE(SplitPlainCommand("  ./extract.sh --date 2026-01-01 --region=eu  a,b+c@d%e:f ", &argv));
