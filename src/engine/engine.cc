@@ -841,6 +841,7 @@ Status Engine::CancelRun(const std::string& run_id) {
     }
     if (Status c = store_.Commit(); !c.ok()) return c;
     spdlog::info("run {} cancelled while queued", run_id);
+    if (expander_) expander_->Cancel(run_id);  // its partitions commands, if they are running
     return Status::Ok();
   }
   RunPlan& plan = *it->second;

@@ -16,13 +16,20 @@ namespace batchd::engine {
 struct PartitionCommandLimits {
   size_t max_partitions = 100000;
   size_t max_output_bytes = 4 * 1024 * 1024;
+  // For the whole command: its output and its exit.
   Millis timeout = std::chrono::seconds(60);
+  // Once the command has closed its output, how long it may take to exit (a command that
+  // closes stdout and keeps running must not hold its run until the timeout).
+  Millis exit_after_output = std::chrono::seconds(5);
 };
 
 // values -> as listed; range [a, b) -> "a".."b-1"; none -> {"-"}; command -> runs it with
 // /bin/sh -c (in the task's working_dir, with `env` as the complete environment) and
-// takes one partition per non-empty output line (trimmed). Errors name the task and the
-// problem: exit status, timeout, too many partitions, no output, duplicates.
+// takes one partition per non-empty output line (trimmed; other bytes are kept as they
+// are, UTF-8 or not). The command starts with default signal dispositions and an empty
+// signal mask, like an attempt; whatever is left of its process group when it exits is
+// killed. Errors name the task and the problem: exit status, timeout, too many
+// partitions, too much output, no output, duplicates.
 // Lets another thread kill a partitions command while it runs (shutdown). The group id
 // is cleared under the lock before the leader is reaped, so Kill() can never reach a
 // recycled process group. With a guard, the group is also registered with it while it
