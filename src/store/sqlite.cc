@@ -157,6 +157,13 @@ Statement& Statement::Bind(int index, std::string_view value) {
   CheckBind(sqlite3_bind_text64(stmt_, index, value.data(), value.size(), SQLITE_TRANSIENT, SQLITE_UTF8), index);
   return *this;
 }
+Statement& Statement::BindBlob(int index, std::string_view bytes) {
+  // A null pointer would bind NULL: an empty value is a zero-length blob.
+  CheckBind(bytes.empty() ? sqlite3_bind_zeroblob(stmt_, index, 0)
+                          : sqlite3_bind_blob64(stmt_, index, bytes.data(), bytes.size(), SQLITE_TRANSIENT),
+            index);
+  return *this;
+}
 Statement& Statement::BindNull(int index) {
   CheckBind(sqlite3_bind_null(stmt_, index), index);
   return *this;
@@ -211,6 +218,11 @@ int Statement::ColumnCount() const { return sqlite3_column_count(stmt_); }
 std::string Statement::Text(int c) const {
   const unsigned char* p = sqlite3_column_text(stmt_, c);
   return p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(stmt_, c)))
+           : std::string();
+}
+std::string Statement::Blob(int c) const {
+  const void* p = sqlite3_column_blob(stmt_, c);
+  return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(stmt_, c)))
            : std::string();
 }
 std::optional<int64_t> Statement::OptInt(int c) const {

@@ -105,6 +105,9 @@ class Statement {
   Statement& Bind(int index, const std::string& value) { return Bind(index, std::string_view(value)); }
   Statement& Bind(int index, const char* value) { return Bind(index, std::string_view(value)); }
   Statement& BindNull(int index);
+  // Bytes as a BLOB: stored and compared exactly, whatever they are (a file name need not
+  // be UTF-8, which TEXT assumes).
+  Statement& BindBlob(int index, std::string_view bytes);
   template <typename T>
   Statement& Bind(int index, const std::optional<T>& value) {
     return value ? Bind(index, *value) : BindNull(index);
@@ -122,6 +125,7 @@ class Statement {
   int64_t Int(int column) const;
   double Double(int column) const;
   std::string Text(int column) const;
+  std::string Blob(int column) const;
   int ColumnCount() const;
   std::optional<int64_t> OptInt(int column) const;
   std::optional<std::string> OptText(int column) const;

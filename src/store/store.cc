@@ -88,6 +88,33 @@ ALTER TABLE idempotency_keys_v2 RENAME TO idempotency_keys;
     R"sql(
 DROP INDEX attempts_running;
 )sql",
+    // 4: the file-trigger ledger, apart from run history so that retention cannot make a
+    // file fire again. Files that fired before it existed are found through their runs,
+    // whose keys were "<dag>@file:<path>:<mtime seconds>.<nanoseconds>:<size>" with the
+    // path also in params.trigger_file; runs already pruned left nothing to find.
+    R"sql(
+CREATE TABLE trigger_files (
+  dag TEXT NOT NULL,
+  path BLOB NOT NULL,
+  size INTEGER NOT NULL,
+  mtime_ns INTEGER NOT NULL,
+  run_id TEXT NOT NULL,
+  fired_at INTEGER NOT NULL,
+  PRIMARY KEY (dag, path, size, mtime_ns)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO trigger_files (dag, path, size, mtime_ns, run_id, fired_at)
+  SELECT dag, CAST(path AS BLOB), CAST(substr(rest, instr(rest, ':') + 1) AS INTEGER),
+         CAST(substr(rest, 1, instr(rest, '.') - 1) AS INTEGER) * 1000000000 +
+           CAST(substr(rest, instr(rest, '.') + 1, instr(rest, ':') - instr(rest, '.') - 1) AS INTEGER),
+         run_id, created_at
+  FROM (SELECT dag, run_id, created_at, path, substr(run_key, length(prefix) + 1) AS rest
+        FROM (SELECT dag, run_id, created_at, run_key, path, dag || '@file:' || path || ':' AS prefix
+              FROM (SELECT dag, run_id, created_at, run_key,
+                           CASE WHEN json_valid(params) THEN json_extract(params, '$.trigger_file') END AS path
+                    FROM runs WHERE trigger = 'file'))
+        WHERE typeof(path) = 'text' AND substr(run_key, 1, length(prefix)) = prefix)
+  WHERE rest GLOB '[0-9]*.[0-9]*:[0-9]*' AND rest NOT GLOB '*[^0-9.:]*';
+)sql",
 };
 
 // The schema at kSchemaVersion, for a new database: the same tables and indexes that a
@@ -172,6 +199,15 @@ CREATE TABLE idempotency_keys (
   run_id TEXT NOT NULL,
   succeeded_at INTEGER NOT NULL,
   PRIMARY KEY (dag, key)
+) WITHOUT ROWID;
+CREATE TABLE trigger_files (
+  dag TEXT NOT NULL,
+  path BLOB NOT NULL,
+  size INTEGER NOT NULL,
+  mtime_ns INTEGER NOT NULL,
+  run_id TEXT NOT NULL,
+  fired_at INTEGER NOT NULL,
+  PRIMARY KEY (dag, path, size, mtime_ns)
 ) WITHOUT ROWID;
 CREATE TABLE audit (
   id INTEGER PRIMARY KEY,
@@ -807,6 +843,7 @@ Status Store::PurgeDag(const std::string& name) {
       "DELETE FROM task_instances WHERE run_id IN (SELECT run_id FROM runs WHERE dag = ?)",
       "DELETE FROM runs WHERE dag = ?",
       "DELETE FROM idempotency_keys WHERE dag = ?",
+      "DELETE FROM trigger_files WHERE dag = ?",
       "DELETE FROM dag_versions WHERE dag = ?",
       "DELETE FROM dags WHERE name = ?",
   };
@@ -1072,6 +1109,43 @@ Status Store::RecordKeySuccess(const std::string& dag, const std::string& key, c
               "ON CONFLICT (dag, key) DO UPDATE SET run_id = excluded.run_id, succeeded_at = excluded.succeeded_at");
   Status st = s.Bind(1, dag).Bind(2, key).Bind(3, run_id).Bind(4, Ms(at)).Run();
   return Annotate(st, "cannot record idempotency key '" + key + "' of DAG '" + dag + "'");
+}
+
+// --- File-trigger ledger ---
+
+Result<bool> Store::TriggerFileFired(const std::string& dag, const std::string& path, int64_t size,
+                                     int64_t mtime_ns) {
+  ASSIGN_STMT(s, "SELECT 1 FROM trigger_files WHERE dag = ? AND path = ? AND size = ? AND mtime_ns = ?");
+  s.Bind(1, dag).BindBlob(2, path).Bind(3, size).Bind(4, mtime_ns);
+  auto row = s.Step();
+  if (!row.ok()) return Annotate(row.status(), "cannot look up trigger file of DAG '" + dag + "'");
+  return *row;
+}
+
+Status Store::RecordTriggerFile(const TriggerFile& f) {
+  const std::string doing = "cannot record trigger file of DAG '" + f.dag + "' for run '" + f.run_id + "'";
+  ASSIGN_STMT(s,
+              "INSERT INTO trigger_files (dag, path, size, mtime_ns, run_id, fired_at) VALUES (?, ?, ?, ?, ?, ?)");
+  s.Bind(1, f.dag).BindBlob(2, f.path).Bind(3, f.size).Bind(4, f.mtime_ns).Bind(5, f.run_id).Bind(6, Ms(f.fired_at));
+  Status st = s.Run();
+  if (st.code() == StatusCode::kAlreadyExists) {
+    return Status::AlreadyExists(doing + ": this version of the file (size " + std::to_string(f.size) +
+                                 ", mtime_ns " + std::to_string(f.mtime_ns) + ") has fired already");
+  }
+  return Annotate(st, doing);
+}
+
+Result<std::vector<TriggerFile>> Store::ListTriggerFiles(const std::string& dag) {
+  ASSIGN_STMT(s, "SELECT dag, path, size, mtime_ns, run_id, fired_at FROM trigger_files WHERE dag = ? "
+                 "ORDER BY fired_at, run_id");
+  s.Bind(1, dag);
+  std::vector<TriggerFile> out;
+  auto read = [](const Statement& s, TriggerFile* f) {
+    *f = {s.Text(0), s.Blob(1), s.Int(2), s.Int(3), s.Text(4), FromMs(s.Int(5))};
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(Annotate(ReadAll(s, read, &out), "cannot list trigger files of DAG '" + dag + "'"));
+  return out;
 }
 
 // --- Audit ---

@@ -32,7 +32,7 @@ namespace batchd::store {
 
 class Database;
 
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 struct DagVersion {
   std::string dag;
@@ -111,6 +111,17 @@ struct AuditEntry {
   std::string action;   // submit, trigger, cancel, retry, pause, ...
   std::string target;   // DAG name or run id
   std::string detail;   // JSON
+};
+
+// One version of a file that a `file` trigger started a run for: the file-trigger ledger
+// (docs/store-schema.md, `trigger_files`). (dag, path, size, mtime_ns) identifies it.
+struct TriggerFile {
+  std::string dag;
+  std::string path;      // the exact bytes of the path, which need not be UTF-8
+  int64_t size = 0;      // bytes
+  int64_t mtime_ns = 0;  // modification time, nanoseconds since the epoch
+  std::string run_id;    // the run it started (not a foreign key: the ledger outlives runs)
+  SysMillis fired_at{};
 };
 
 // Filter for ListRuns.
@@ -204,8 +215,8 @@ class Store {
   // so that the file coming back, even unchanged, registers it again).
   Status SetDagFileRemoved(const std::string& name);
   Status SetLastFire(const std::string& name, SysSeconds fire);
-  // Removes the DAG, its versions, runs, instances, attempts, idempotency keys and the
-  // runs' log directories (after the commit). The audit trail is kept. NotFound when
+  // Removes the DAG, its versions, runs, instances, attempts, idempotency keys, file-trigger
+  // ledger and the runs' log directories (after the commit). The audit trail is kept. NotFound when
   // nothing at all is stored under `name`. The caller stops the DAG's active runs first.
   Status PurgeDag(const std::string& name);
 
@@ -243,6 +254,16 @@ class Store {
   Status RecordKeySuccess(const std::string& dag, const std::string& key, const std::string& run_id,
                           SysMillis at);
 
+  // --- File-trigger ledger ---
+  // Whether this version of the file (dag, path, size, mtime_ns) has started a run.
+  Result<bool> TriggerFileFired(const std::string& dag, const std::string& path, int64_t size, int64_t mtime_ns);
+  // Records that a version of a file started `file.run_id`; AlreadyExists when it is
+  // recorded already. The scheduler calls it in the transaction that creates the run, so
+  // a crash keeps both or neither.
+  Status RecordTriggerFile(const TriggerFile& file);
+  // The DAG's ledger, oldest first (fired_at, then run id).
+  Result<std::vector<TriggerFile>> ListTriggerFiles(const std::string& dag);
+
   // --- Audit trail ---
   Status Audit(int uid, const std::string& action, const std::string& target, const std::string& detail_json,
                SysMillis at);
@@ -250,8 +271,9 @@ class Store {
 
   // --- Retention ---
   // Deletes terminal runs (and their instances, attempts, log files) that ended before
-  // `cutoff`; returns the number of runs removed. Idempotency keys and the audit trail are
-  // kept: a key that succeeded must stay succeeded after its run is gone.
+  // `cutoff`; returns the number of runs removed. Idempotency keys, the file-trigger ledger
+  // and the audit trail are kept: a key that succeeded must stay succeeded, and a file that
+  // fired must not fire again, after its run is gone.
   Result<int> PruneRunsBefore(SysMillis cutoff);
 
  private:

@@ -388,7 +388,7 @@ TEST(StoreOpenTest, NegativeSchemaVersionIsCorruption) {
 // --- Migrations ---
 
 const char* const kTables[] = {"dag_versions", "dags", "runs", "task_instances", "attempts", "idempotency_keys",
-                               "audit"};
+                               "trigger_files", "audit"};
 
 // Every table and index with its columns, keys, clustering and partial-index condition,
 // independent of how the DDL was spelled (a renamed table's text is quoted, for one).
@@ -488,6 +488,7 @@ TEST(StoreOpenTest, MigratesVersionOneKeepingIdempotencyKeys) {
                           "INSERT INTO k1 SELECT * FROM idempotency_keys; DROP TABLE idempotency_keys; "
                           "ALTER TABLE k1 RENAME TO idempotency_keys; "
                           "CREATE INDEX attempts_running ON attempts (outcome) WHERE outcome = 'running'; "
+                          "DROP TABLE trigger_files; "
                           "UPDATE schema_version SET version = 1")
                   .ok());
   ASSERT_EQ(QueryInt(db, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'instances_by_state'"), 1);
@@ -527,6 +528,7 @@ TEST(StoreOpenTest, MigratesVersionTwoAndRecoveryStillFindsRunningAttempts) {
     ASSERT_TRUE(store->InsertAttempt(a).ok());
   }
   ASSERT_TRUE(ExecSql(db, "CREATE INDEX attempts_running ON attempts (outcome) WHERE outcome = 'running'; "
+                          "DROP TABLE trigger_files; "
                           "UPDATE schema_version SET version = 2")
                   .ok());
   auto store = OpenOrDie(tmp.path());
@@ -536,6 +538,51 @@ TEST(StoreOpenTest, MigratesVersionTwoAndRecoveryStillFindsRunningAttempts) {
   auto lost = store->MarkRunningAttemptsLost(AtMs(9000));
   ASSERT_TRUE(lost.ok()) << lost.status().ToString();
   EXPECT_EQ(*lost, std::vector<int64_t>{instance_id});
+}
+
+// Version 3 had no ledger: a file had fired when a run with its key existed. Upgrading
+// finds those files through their runs, so that none fires again.
+TEST(StoreOpenTest, MigratesVersionThreeRecordingTheFilesItsRunsFiredFor) {
+  TempDir tmp;
+  const std::string db = tmp / "batchd.db";
+  {
+    auto store = OpenOrDie(tmp.path());
+    ASSERT_NE(store, nullptr);
+    // Run keys as version 3's scheduler made them: <dag>@file:<path>:<sec>.<nsec>:<size>.
+    // The path holds ':' and 'é', and one run's file has a one-digit nanosecond part.
+    RunRecord a = MakeRun("r1", "etl", "etl@file:/in/a:b \xc3\xa9.csv:1764000000.123456789:42", 1000);
+    a.trigger = "file";
+    a.params_json = R"({"trigger_file":"/in/a:b \u00e9.csv"})";
+    RunRecord b = MakeRun("r2", "etl", "etl@file:/in/c.csv:1764000005.7:0", 2000, RunState::kSuccess);
+    b.trigger = "file";
+    b.params_json = R"({"trigger_file":"/in/c.csv"})";
+    RunRecord manual = MakeRun("r3", "etl", "etl@2026-01-01T00:00:00+00:00", 3000);
+    RunRecord odd = MakeRun("r4", "etl", "etl@file:elsewhere", 4000);  // not a key it made
+    odd.trigger = "file";
+    odd.params_json = "not json";
+    for (const auto& r : {a, b, manual, odd}) ASSERT_TRUE(store->CreateRun(r).ok()) << r.run_id;
+  }
+  ASSERT_TRUE(ExecSql(db, "DROP TABLE trigger_files; UPDATE schema_version SET version = 3").ok());
+  {
+    auto store = OpenOrDie(tmp.path());
+    ASSERT_NE(store, nullptr);
+    auto listed = store->ListTriggerFiles("etl");
+    ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+    ASSERT_EQ(listed->size(), 2u);
+    EXPECT_EQ((*listed)[0].path, "/in/a:b \xc3\xa9.csv");
+    EXPECT_EQ((*listed)[0].size, 42);
+    EXPECT_EQ((*listed)[0].mtime_ns, 1'764'000'000'123'456'789);
+    EXPECT_EQ((*listed)[0].run_id, "r1");
+    EXPECT_EQ((*listed)[0].fired_at, AtMs(1000));
+    EXPECT_EQ((*listed)[1].path, "/in/c.csv");
+    EXPECT_EQ((*listed)[1].size, 0);
+    EXPECT_EQ((*listed)[1].mtime_ns, 1'764'000'005'000'000'007);
+    EXPECT_EQ((*listed)[1].run_id, "r2");
+  }
+  ExpectCurrentSchema(db);
+  TempDir fresh;
+  { ASSERT_NE(OpenOrDie(fresh.path()), nullptr); }
+  EXPECT_EQ(SchemaFingerprint(db), SchemaFingerprint(fresh / "batchd.db"));
 }
 
 TEST(StoreOpenTest, ReopenAfterCloseKeepsEverything) {
