@@ -662,7 +662,20 @@ HttpResponse ControlApi::Logs(const std::string& run_id, const std::string& quer
       if (a.number == n) attempt = &a;
     if (!attempt) Throw(404, "not_found", "attempt " + std::to_string(n) + " not found");
   }
-  long long offset = q.count("offset") ? ParseInt("offset", q["offset"], 0, INT32_MAX) : 0;
+  // 64-bit: an attempt log without a size cap can pass 2 GiB.
+  long long offset = 0;
+  if (q.count("offset")) {
+    try {
+      size_t used = 0;
+      offset = std::stoll(q["offset"], &used);
+      if (used != q["offset"].size()) offset = -1;
+    } catch (const std::exception&) {
+      offset = -1;
+    }
+    if (offset < 0)
+      Throw(400, "bad_request", "offset must be an integer between 0 and " + std::to_string(INT64_MAX) + ", got '" +
+                                    q["offset"] + "'");
+  }
   HttpResponse r;
   r.content_type = "text/plain; charset=utf-8";
   std::ifstream in(attempt->log_path, std::ios::binary);

@@ -1,5 +1,6 @@
 #include "daemon/config.h"
 
+#include <charconv>
 #include <fstream>
 #include <sstream>
 
@@ -11,7 +12,8 @@ namespace batchd::daemon {
 namespace {
 
 const std::vector<std::string> kKeys = {"data_dir", "dags_dir", "socket", "socket_mode", "http", "workers", "shutdown_grace",
-                             "pools", "retention", "log_level", "log_format", "scheduler_tick"};
+                             "pools", "retention", "log_level", "log_format", "scheduler_tick",
+                             "attempt_log_max_bytes"};
 
 std::string Where(const std::string& path, const YAML::Node& node) {
   auto m = node.Mark();
@@ -80,6 +82,23 @@ Result<Config> LoadConfig(const std::string& path, Config config) {
       else if (key == "http") { if (auto s = str()) config.http = *s; }
       else if (key == "workers") integer(config.workers, 0);
       else if (key == "shutdown_grace") duration(config.shutdown_grace);
+      else if (key == "attempt_log_max_bytes") {
+        // Bytes, or a whole number of KiB, MiB or GiB ("64MiB", "1 GiB").
+        std::string text = v.IsScalar() ? v.Scalar() : "";
+        uint64_t unit = 1;
+        for (auto [suffix, size] : {std::pair{"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}}) {
+          if (text.size() > 3 && text.compare(text.size() - 3, 3, suffix) == 0) {
+            unit = size;
+            text.resize(text.find_last_not_of(' ', text.size() - 4) + 1);
+          }
+        }
+        uint64_t n = 0;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+        if (text.empty() || ec != std::errc() || end != text.data() + text.size() || n > (1ull << 50) / unit)
+          error(v, "attempt_log_max_bytes must be a size in bytes, KiB, MiB or GiB such as 64MiB (0: unlimited)");
+        else
+          config.attempt_log_max_bytes = n * unit;
+      }
       else if (key == "retention") duration(config.retention);
       else if (key == "scheduler_tick") duration(config.scheduler_tick);
       else if (key == "log_level") { if (auto s = str()) config.log_level = *s; }

@@ -3,6 +3,7 @@
 // override the file; with neither, the embedded default serves from ./.batchd with the
 // DAGs in ./dags (SPEC section 5).
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -20,6 +21,7 @@ struct Config {
   std::string http = "127.0.0.1:9464";              // /metrics and /healthz; "" disables
   int workers = 0;                                  // parallel attempts; 0 = number of CPUs
   Millis shutdown_grace = std::chrono::seconds(30); // SIGTERM: wait this long, then kill attempts
+  uint64_t attempt_log_max_bytes = uint64_t{64} << 20;  // per attempt log; 0 = unlimited (docs/logs.md)
   std::map<std::string, int> pools;                 // pool name -> slots
   Millis retention = Millis(0);                     // prune runs older than this; 0 keeps all
   std::string log_level = "info";

@@ -66,6 +66,7 @@ int Serve(const Config& config, const std::string& config_path) {
   executor::SubprocessRunnerOptions runner_options;
   runner_options.workers = workers;
   runner_options.shutdown_grace = config.shutdown_grace;
+  runner_options.log_max_bytes = config.attempt_log_max_bytes;
   runner_options.guard = &guard;
   executor::SubprocessRunner runner(io, runner_options);
 
