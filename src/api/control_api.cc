@@ -237,6 +237,7 @@ HttpResponse ControlApi::Handle(const HttpRequest& request) {
     const bool mutation = m != "GET" && m != "HEAD";
     if (mutation && ctx_.shutting_down && ctx_.shutting_down())
       Throw(503, "unavailable", "batchd is shutting down");
+    if (mutation) AuthorizeMutation(request, path);
 
     if (parts.size() < 2 || parts[0] != "v1") Throw(404, "not_found", "no route for " + path);
     const std::string& area = parts[1];
@@ -288,6 +289,12 @@ HttpResponse ControlApi::Handle(const HttpRequest& request) {
     if (e.status >= 500) spdlog::error("{} {}: {}", request.method, request.target, e.message);
     return r;
   }
+}
+
+// Before routing: a caller outside the allow-list learns nothing about which routes exist.
+void ControlApi::AuthorizeMutation(const HttpRequest& request, const std::string& path) {
+  if (!ctx_.deny_mutation) return;
+  if (auto reason = ctx_.deny_mutation(request, path)) Throw(403, "forbidden", *reason);
 }
 
 void ControlApi::Audit(const HttpRequest& request, const std::string& action, const std::string& target,

@@ -6,6 +6,7 @@
 // Thread rules: called on the engine thread (the daemon runs one io_context thread).
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "api/http.h"
@@ -27,6 +28,9 @@ struct ControlApiContext {
   SysMillis started_at{};
   int workers = 0;
   std::function<bool()> shutting_down;
+  // Why the caller may not make this mutating request (api.mutation_uids/_groups), or
+  // nullopt when it may; unset lets every caller of the socket mutate.
+  std::function<std::optional<std::string>(const HttpRequest& request, const std::string& path)> deny_mutation;
 };
 
 class ControlApi {
@@ -51,6 +55,7 @@ class ControlApi {
   HttpResponse Logs(const std::string& run_id, const std::string& query);
   HttpResponse Failed(const std::string& query);
   HttpResponse Reload(const HttpRequest& request);
+  void AuthorizeMutation(const HttpRequest& request, const std::string& path);
   const date::time_zone* ZoneOfRun(const store::RunRecord& run);
   void Audit(const HttpRequest& request, const std::string& action, const std::string& target,
              const std::string& detail_json);

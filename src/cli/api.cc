@@ -9,7 +9,8 @@ namespace batchd::cli {
 
 using nlohmann::json;
 
-Api::Api(const GlobalOptions& global) : global_(global), client_(ResolveSocketPath(global.socket)) {}
+Api::Api(const GlobalOptions& global)
+    : global_(global), socket_(ResolveSocket(global.socket)), client_(socket_.path) {}
 
 Result<HttpResponse> Api::Send(std::string_view method, const std::string& target,
                                const std::optional<json>& body) const {
@@ -55,7 +56,8 @@ std::optional<json> Api::Call(std::string_view method, const std::string& target
 
 void Api::ReportUnreachable(const std::string& reason) {
   PrintError(global_, "unreachable",
-             "cannot reach batchd at " + socket_path() + ": " + reason + " (is the daemon running?)");
+             "cannot reach batchd at " + socket_path() + ": " + reason + " (is the daemon running?" +
+                 (socket_.skipped.empty() ? "" : "; " + socket_.skipped) + ")");
   exit_code_ = kExitUnreachable;
 }
 

@@ -47,6 +47,7 @@ class Api {
 
  private:
   const GlobalOptions& global_;
+  SocketChoice socket_;
   HttpClient client_;
   int exit_code_ = kExitOk;
 };

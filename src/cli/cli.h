@@ -15,7 +15,7 @@ enum ExitCode : int {
 };
 
 struct GlobalOptions {
-  std::string socket;  // --socket; resolved by ResolveSocketPath when empty
+  std::string socket;  // --socket; resolved by ResolveSocket (client.h) when empty
   bool json = false;   // --json
 };
 

@@ -5,9 +5,11 @@
 
 #include "cli/client.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cctype>
 #include <cstdlib>
-#include <filesystem>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -49,12 +51,20 @@ std::string Reason(const beast::error_code& ec, std::string_view stage, std::chr
 
 }  // namespace
 
-std::string ResolveSocketPath(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  if (const char* env = std::getenv("BATCHD_SOCKET"); env != nullptr && *env != '\0') return env;
-  std::error_code ec;
-  if (std::filesystem::exists(kDefaultLocalSocket, ec)) return kDefaultLocalSocket;
-  return kDefaultSystemSocket;
+SocketChoice ResolveSocket(const std::string& flag) {
+  if (!flag.empty()) return {flag, ""};
+  if (const char* env = std::getenv("BATCHD_SOCKET"); env != nullptr && *env != '\0') return {env, ""};
+  struct stat st {};
+  if (::lstat(kDefaultLocalSocket, &st) != 0) return {kDefaultSystemSocket, ""};
+  const std::string ignored = std::string("ignored ") + kDefaultLocalSocket + ": ";
+  if (!S_ISSOCK(st.st_mode)) {
+    return {kDefaultSystemSocket, ignored + (S_ISLNK(st.st_mode) ? "a symbolic link" : "not a socket")};
+  }
+  if (st.st_uid != ::getuid()) {
+    return {kDefaultSystemSocket, ignored + "owned by uid " + std::to_string(st.st_uid) + ", not you (uid " +
+                                      std::to_string(::getuid()) + ")"};
+  }
+  return {kDefaultLocalSocket, ""};
 }
 
 std::string HttpResponse::Header(std::string_view name) const {

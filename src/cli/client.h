@@ -14,8 +14,17 @@
 namespace batchd::cli {
 
 // Where batchctl looks for the daemon (SPEC section 5): `flag` (--socket) if set, else
-// $BATCHD_SOCKET, else ./.batchd/batchd.sock if it exists, else /run/batchd/batchd.sock.
-std::string ResolveSocketPath(const std::string& flag);
+// $BATCHD_SOCKET, else ./.batchd/batchd.sock if it is a socket owned by the caller's uid,
+// else /run/batchd/batchd.sock. The working directory may be anyone's (/tmp, a shared
+// checkout): a socket planted there by another user would receive every command, so it
+// is used only when it is the caller's own, checked with lstat (a symlink is not followed).
+struct SocketChoice {
+  std::string path;
+  // Why ./.batchd/batchd.sock was passed over ("" when it was not), for the unreachable
+  // message: "ignored ./.batchd/batchd.sock: owned by uid 65534, not you (uid 1000)".
+  std::string skipped;
+};
+SocketChoice ResolveSocket(const std::string& flag);
 
 struct HttpResponse {
   int status = 0;

@@ -1,7 +1,14 @@
 #include "daemon/config.h"
 
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include <yaml-cpp/yaml.h>
@@ -12,12 +19,131 @@ namespace batchd::daemon {
 namespace {
 
 const std::vector<std::string> kKeys = {"data_dir", "dags_dir", "socket", "socket_mode", "http", "workers", "shutdown_grace",
-                             "pools", "retention", "log_level", "log_format", "scheduler_tick",
+                             "pools", "retention", "log_level", "log_format", "scheduler_tick", "env_passthrough", "api",
                              "attempt_log_max_bytes"};
+const std::vector<std::string> kApiKeys = {"max_connections", "idle_timeout", "read_timeout", "write_timeout",
+                                           "mutation_uids", "mutation_groups"};
 
 std::string Where(const std::string& path, const YAML::Node& node) {
   auto m = node.Mark();
   return path + ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1) + ": ";
+}
+
+using ErrorFn = std::function<void(const YAML::Node&, const std::string&)>;
+
+bool IsNumber(const std::string& s) {
+  return !s.empty() && s.size() < 10 && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+// A user name or a numeric uid; a name that does not resolve is an error.
+std::optional<uid_t> ResolveUser(const std::string& text, std::string& label, std::string& problem) {
+  if (IsNumber(text)) {
+    label = text;
+    return static_cast<uid_t>(std::stoul(text));
+  }
+  std::vector<char> buf(16384);
+  passwd pw{};
+  passwd* found = nullptr;
+  int rc = ::getpwnam_r(text.c_str(), &pw, buf.data(), buf.size(), &found);
+  if (found == nullptr) {
+    problem = rc == 0 ? "no such user" : std::strerror(rc);
+    return std::nullopt;
+  }
+  label = text + " (" + std::to_string(pw.pw_uid) + ")";
+  return pw.pw_uid;
+}
+
+std::optional<gid_t> ResolveGroup(const std::string& text, std::string& label, std::string& problem) {
+  if (IsNumber(text)) {
+    label = text;
+    return static_cast<gid_t>(std::stoul(text));
+  }
+  std::vector<char> buf(65536);
+  group gr{};
+  group* found = nullptr;
+  int rc = ::getgrnam_r(text.c_str(), &gr, buf.data(), buf.size(), &found);
+  if (found == nullptr) {
+    problem = rc == 0 ? "no such group" : std::strerror(rc);
+    return std::nullopt;
+  }
+  label = text;
+  return gr.gr_gid;
+}
+
+// A YAML sequence of scalars, each passed to `each`; `what` names the key in errors.
+void ForEachScalar(const YAML::Node& v, const std::string& what, const ErrorFn& error,
+                   const std::function<void(const YAML::Node&, const std::string&)>& each) {
+  if (!v.IsSequence()) return error(v, what + " must be a list");
+  for (const auto& item : v) {
+    if (!item.IsScalar()) error(item, what + " entries must be strings");
+    else each(item, item.as<std::string>());
+  }
+}
+
+void ParseDurationKey(const YAML::Node& v, const std::string& key, Millis& out, const ErrorFn& error) {
+  if (!v.IsScalar()) return error(v, key + " must be a duration such as \"30s\"");
+  auto d = ParseDuration(v.as<std::string>());
+  if (!d.ok()) error(v, key + ": " + d.status().message());
+  else if (d->count() <= 0) error(v, key + " must be longer than 0");
+  else out = *d;
+}
+
+// The `api:` section (config/batchd.yaml).
+void ParseApi(const YAML::Node& api, Config& config, const ErrorFn& error) {
+  if (!api.IsMap()) return error(api, "api must be a mapping of keys");
+  for (const auto& kv : api) {
+    const std::string key = kv.first.as<std::string>();
+    const std::string name = "api." + key;
+    const YAML::Node& v = kv.second;
+    if (key == "max_connections") {
+      int value = 0;
+      if (!v.IsScalar() || !YAML::convert<int>::decode(v, value) || value < 1) error(v, name + " must be an integer >= 1");
+      else config.max_connections = value;
+    } else if (key == "idle_timeout") {
+      ParseDurationKey(v, name, config.idle_timeout, error);
+    } else if (key == "read_timeout") {
+      ParseDurationKey(v, name, config.read_timeout, error);
+    } else if (key == "write_timeout") {
+      ParseDurationKey(v, name, config.write_timeout, error);
+    } else if (key == "mutation_uids") {
+      auto& allow = config.mutation_allow_list;
+      allow.enabled = true;
+      ForEachScalar(v, name, error, [&](const YAML::Node& item, const std::string& text) {
+        std::string label, problem;
+        if (auto uid = ResolveUser(text, label, problem)) {
+          allow.uids.push_back(*uid);
+          allow.uid_labels.push_back(label);
+        } else {
+          error(item, name + ": unknown user '" + text + "' (" + problem + ")");
+        }
+      });
+    } else if (key == "mutation_groups") {
+      auto& allow = config.mutation_allow_list;
+      allow.enabled = true;
+      ForEachScalar(v, name, error, [&](const YAML::Node& item, const std::string& text) {
+        std::string label, problem;
+        if (auto gid = ResolveGroup(text, label, problem)) {
+          allow.gids.push_back(*gid);
+          allow.group_labels.push_back(label);
+        } else {
+          error(item, name + ": unknown group '" + text + "' (" + problem + ")");
+        }
+      });
+    } else {
+      error(kv.first, "unknown key '" + name + "'" + dag::internal::DidYouMean(key, kApiKeys));
+    }
+  }
+}
+
+void ParseEnvPassthrough(const YAML::Node& v, Config& config, const ErrorFn& error) {
+  config.env_passthrough.clear();
+  ForEachScalar(v, "env_passthrough", error, [&](const YAML::Node& item, const std::string& text) {
+    if (!ValidEnvPattern(text))
+      error(item, "env_passthrough: '" + text +
+                      "' is not a variable name ([A-Za-z_][A-Za-z0-9_]*, optionally ending in * as in LC_*)");
+    else
+      config.env_passthrough.push_back(text);
+  });
 }
 
 }  // namespace
@@ -103,6 +229,8 @@ Result<Config> LoadConfig(const std::string& path, Config config) {
       else if (key == "scheduler_tick") duration(config.scheduler_tick);
       else if (key == "log_level") { if (auto s = str()) config.log_level = *s; }
       else if (key == "log_format") { if (auto s = str()) config.log_format = *s; }
+      else if (key == "api") ParseApi(v, config, error);
+      else if (key == "env_passthrough") ParseEnvPassthrough(v, config, error);
       else if (key == "pools") {
         if (!v.IsMap()) {
           error(v, "pools must be a mapping of pool name to slot count");

@@ -7,9 +7,12 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "api/access_policy.h"
 #include "common/duration.h"
 #include "common/status.h"
+#include "daemon/task_environment.h"
 
 namespace batchd::daemon {
 
@@ -28,6 +31,16 @@ struct Config {
   std::string log_format = "text";                  // text | json
   Millis scheduler_tick = std::chrono::seconds(2);  // longest scheduler sleep; file-trigger poll
   Millis clock_offset = Millis(0);                  // testing only: shifts the daemon's clock
+  // Variables of the daemon's environment that tasks inherit (names, or prefixes ending in *).
+  std::vector<std::string> env_passthrough = DefaultEnvPassthrough();
+
+  // The `api:` section: bounds on both listeners (the control socket and `http`) and who
+  // may change state (docs/http-api.md, "Limits" and "Who may change state").
+  int max_connections = 256;                        // open connections per listener
+  Millis idle_timeout = std::chrono::seconds(60);   // a kept-alive connection between requests
+  Millis read_timeout = std::chrono::seconds(30);   // one request, head and body
+  Millis write_timeout = std::chrono::seconds(30);  // one reply
+  api::MutationAllowList mutation_allow_list;       // mutation_uids / mutation_groups; off unless set
 };
 
 // Reads `path` over `base`. Errors: "file:line:column: message" (unknown keys, with a

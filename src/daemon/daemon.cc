@@ -3,6 +3,7 @@
 #include "daemon/daemon.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <iostream>
 #include <thread>
@@ -13,10 +14,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
+#include "api/access_policy.h"
 #include "api/control_api.h"
 #include "api/http_server.h"
 #include "batchd/version.h"
 #include "common/logging.h"
+#include "daemon/task_environment.h"
 #include "engine/dag_versions.h"
 #include "engine/engine.h"
 #include "executor/subprocess_runner.h"
@@ -73,7 +76,7 @@ int Serve(const Config& config, const std::string& config_path) {
   engine::DagVersionCache versions(store);
   engine::EngineOptions engine_options;
   engine_options.pools = config.pools;
-  engine_options.base_env = engine::InheritedEnvironment();
+  engine_options.base_env = TaskBaseEnvironment(config.env_passthrough);
   engine_options.orphan_guard = &guard;
   engine::Engine engine(io, store, runner, clock, engine_options,
                         [&](const std::string& name, const std::string& hash) { return versions.Resolve(name, hash); });
@@ -117,11 +120,19 @@ int Serve(const Config& config, const std::string& config_path) {
   context.started_at = clock.Now();
   context.workers = workers;
   context.shutting_down = [&] { return shutting_down; };
+  api::MutationAllowList mutation_allow_list = config.mutation_allow_list;  // SIGHUP re-reads it
+  context.deny_mutation = [&, daemon_uid = ::geteuid()](const api::HttpRequest& r, const std::string& path) {
+    return api::MutationDenied(mutation_allow_list, r.uid, daemon_uid, r.method, path);
+  };
   api::ControlApi control(context);
 
   const std::string socket_path = config.socket.empty() ? store.data_dir() + "/batchd.sock" : config.socket;
   api::HttpServerOptions socket_options;
   socket_options.socket_mode = config.socket_mode;
+  socket_options.max_connections = config.max_connections;
+  socket_options.idle_timeout = config.idle_timeout;
+  socket_options.read_timeout = config.read_timeout;
+  socket_options.write_timeout = config.write_timeout;
   auto control_server = api::HttpServer::ListenUnix(
       io, socket_path, [&](const api::HttpRequest& r) { return control.Handle(r); }, socket_options);
   if (!control_server.ok()) {
@@ -148,7 +159,7 @@ int Serve(const Config& config, const std::string& config_path) {
         return res;
       }
       return api::ErrorResponse(404, "not_found", "only /metrics and /healthz are served here");
-    });
+    }, socket_options);
     if (!listening.ok()) {
       std::cerr << "batchd: " << listening.status().message() << "\n";
       return 1;
@@ -219,6 +230,7 @@ int Serve(const Config& config, const std::string& config_path) {
           if (Status st = SetupLogging(reloaded->log_level, reloaded->log_format); !st.ok())
             spdlog::error("config reload: {}", st.message());
           engine.SetPools(reloaded->pools);
+          mutation_allow_list = reloaded->mutation_allow_list;
         }
       }
       reload_dags();

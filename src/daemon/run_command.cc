@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/logging.h"
+#include "daemon/task_environment.h"
 #include "dag/loader.h"
 #include "engine/dag_versions.h"
 #include "engine/engine.h"
@@ -273,7 +274,7 @@ int RunForeground(const RunCommandOptions& options) {
   engine::DagVersionCache versions(*store);
   versions.Add(dag);
   engine::EngineOptions engine_options;
-  engine_options.base_env = engine::InheritedEnvironment();
+  engine_options.base_env = TaskBaseEnvironment(DefaultEnvPassthrough());
   engine_options.orphan_guard = &guard;
   engine_options.only_dag = dag->name;
   engine::Engine engine(io, *store, runner, SystemClock::Instance(), engine_options,
