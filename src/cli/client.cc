@@ -113,9 +113,13 @@ Result<HttpResponse> HttpClient::Request(std::string_view method, const std::str
   stream.expires_after(timeout_);
   stream.async_connect(endpoint, [&](const beast::error_code& ec) {
     if (ec) return fail(ec, "connect");
-    http::async_write(stream, req, [&](const beast::error_code& ec, std::size_t) {
-      if (ec) return fail(ec, "sending the request");
-      http::async_read(stream, buffer, parser, [&](const beast::error_code& ec, std::size_t) {
+    http::async_write(stream, req, [&](const beast::error_code& write_ec, std::size_t) {
+      // A daemon that refuses the connection (503, too many connections) or the request
+      // (413) may answer and close before the request is sent: read the answer anyway.
+      const bool cut_short = write_ec == asio::error::broken_pipe || write_ec == asio::error::connection_reset;
+      if (write_ec && !cut_short) return fail(write_ec, "sending the request");
+      http::async_read(stream, buffer, parser, [&, write_ec](const beast::error_code& ec, std::size_t) {
+        if (ec && write_ec) return fail(write_ec, "sending the request");
         if (ec) return fail(ec, "reading the reply");
       });
     });
