@@ -49,6 +49,11 @@ std::vector<store::InstanceRecord> MakeInstances(const dag::Dag& dag, const stor
       rec.partition = p;
       rec.state = InstanceState::kPending;
       rec.idempotency_key = dag::RenderTemplate(task.idempotency_key, vars);
+      // Files seen in the same second share a logical date: the default key of a
+      // file-triggered run also names its file (the run key), so that no two files share
+      // one. A key the DAG spells out is its author's (docs/dag-format.md, "File triggers").
+      static const std::string kDefaultKey = dag::Task().idempotency_key;
+      if (run.trigger == "file" && task.idempotency_key == kDefaultKey) rec.idempotency_key += "/" + run.run_key;
       out.push_back(std::move(rec));
     }
   }

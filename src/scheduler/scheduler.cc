@@ -2,8 +2,7 @@
 
 #include "scheduler/scheduler.h"
 
-#include <glob.h>
-#include <sys/stat.h>
+#include <algorithm>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -117,32 +116,96 @@ void Scheduler::FireSchedules(SysSeconds now) {
 }
 
 void Scheduler::PollFileTriggers() {
+  std::vector<std::string> names;
   for (const auto& [name, reg] : registry_.all()) {
-    if (reg.entry.paused) continue;
     for (const auto& trigger : reg.dag->triggers) {
-      if (trigger.kind != dag::Trigger::Kind::kFile) continue;
-      glob_t g{};
-      if (::glob(trigger.value.c_str(), GLOB_NOSORT, nullptr, &g) == 0) {
-        for (size_t i = 0; i < g.gl_pathc; ++i) {
-          std::string path = g.gl_pathv[i];
-          struct stat st{};
-          if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-          // A file is new when this (path, mtime, size) has no run yet.
-          engine::RunRequest request;
-          request.dag = reg.dag;
-          request.trigger = "file";
-          auto now = std::chrono::floor<std::chrono::seconds>(clock_.Now());
-          request.logical_date = request.interval_start = request.interval_end = now;
-          request.params["trigger_file"] = path;
-          request.run_key = name + "@file:" + path + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
-                            std::to_string(st.st_mtim.tv_nsec) + ":" + std::to_string(st.st_size);
-          auto created = engine_.CreateRun(request);
-          if (!created.ok()) spdlog::error("DAG {}: file trigger for {}: {}", name, path, created.status().message());
-        }
+      if (trigger.kind == dag::Trigger::Kind::kFile) {
+        names.push_back(name);
+        break;
       }
-      ::globfree(&g);
     }
   }
+  // Forget what was seen for DAGs that are gone or have no file trigger any more.
+  std::erase_if(file_watches_, [&](const auto& w) { return !std::count(names.begin(), names.end(), w.first); });
+  for (const auto& name : names) {
+    const RegisteredDag* reg = registry_.Find(name);
+    // A paused DAG's files wait: each version still there when it is unpaused fires then.
+    if (reg && !reg->entry.paused) PollFiles(name, *reg);
+  }
+}
+
+void Scheduler::PollFiles(const std::string& name, const RegisteredDag& reg) {
+  WatchedDag& watched = file_watches_[name];
+  if (watched.generation != reg.entry.updated_at) watched = WatchedDag{reg.entry.updated_at, {}};
+  // Each path once, however many of the DAG's globs match it.
+  std::map<std::string, FileVersion> matched;
+  for (const auto& trigger : reg.dag->triggers) {
+    if (trigger.kind != dag::Trigger::Kind::kFile) continue;
+    for (auto& file : MatchFiles(trigger.value)) matched.emplace(file.path, std::move(file));
+  }
+  std::vector<FileVersion> files;
+  files.reserve(matched.size());
+  for (auto& [path, file] : matched) files.push_back(std::move(file));
+  const Millis settle = options_.file_settle.value_or(options_.tick);
+  std::vector<FileVersion> due = watched.watch.Observe(files, clock_.Now(), settle);
+  const size_t chunk = std::max<size_t>(1, options_.files_per_commit);
+  for (size_t i = 0; i < due.size(); i += chunk) {
+    std::vector<FileVersion> part(due.begin() + i, due.begin() + std::min(due.size(), i + chunk));
+    if (!FireFiles(name, reg.dag, part, watched.watch)) break;
+  }
+}
+
+bool Scheduler::FireFiles(const std::string& name, const dag::DagPtr& dag, const std::vector<FileVersion>& due,
+                          FileWatch& watch) {
+  store::Store& store = engine_.store();
+  const SysMillis now = clock_.Now();
+  std::vector<const FileVersion*> handled;
+  const FileVersion* failed = nullptr;  // the file whose step failed, if one did
+  Status st = store.Begin();
+  for (const auto& file : due) {
+    if (!st.ok()) break;
+    failed = &file;
+    // The ledger decides, not the runs: they may have been pruned long ago.
+    Result<bool> fired = store.TriggerFileFired(name, file.path, file.size, file.mtime_ns);
+    if (!fired.ok()) {
+      st = fired.status();
+      break;
+    }
+    if (!*fired) {
+      engine::RunRequest request;
+      request.dag = dag;
+      request.trigger = "file";
+      request.logical_date = request.interval_start = request.interval_end =
+          std::chrono::floor<std::chrono::seconds>(now);
+      request.params["trigger_file"] = file.path;  // exact bytes
+      request.run_key = FileRunKey(name, file);
+      Result<engine::CreatedRun> created = engine_.CreateRun(request);
+      if (!created.ok()) {
+        st = created.status();
+        break;
+      }
+      // The run and its ledger row commit together: a crash keeps both or neither.
+      st = store.RecordTriggerFile({name, file.path, file.size, file.mtime_ns, created->run.run_id, now});
+      if (!st.ok()) break;
+    }
+    handled.push_back(&file);
+    failed = nullptr;
+  }
+  if (st.ok()) {
+    st = store.Commit();
+  } else {
+    store.Rollback();
+  }
+  if (!st.ok()) {
+    // The path as in run keys: printable whatever its bytes.
+    const std::string what = failed ? "file trigger for " + EscapeKeyBytes(failed->path)
+                                    : "file trigger for " + std::to_string(due.size()) + " files";
+    spdlog::error("DAG {}: {}: {}; nothing of it was stored, the files are tried again at the next poll", name, what,
+                  st.message());
+    return false;
+  }
+  for (const FileVersion* file : handled) watch.MarkHandled(*file);
+  return true;
 }
 
 void Scheduler::OnRunFinished(const engine::RunPlan& plan) {

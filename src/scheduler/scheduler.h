@@ -8,16 +8,21 @@
 // A DAG's last handled fire time is persisted with the run it created, in one
 // transaction: a restart neither misses nor repeats a fire. Only fires later than the
 // last handled one are considered, so a clock stepping backwards cannot fire twice.
+// Likewise a file version that fires is recorded in the file-trigger ledger in the
+// transaction that creates its run: it fires exactly once, whatever retention prunes.
 //
 // Thread rules: engine thread only; timers run on the same io_context.
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "engine/engine.h"
 #include "scheduler/dag_registry.h"
+#include "scheduler/file_trigger.h"
 
 namespace boost::asio { class io_context; }
 
@@ -29,6 +34,12 @@ struct SchedulerOptions {
   Millis tick = std::chrono::seconds(2);
   // Most runs one DAG may get from one catch-up pass (more follow on the next pass).
   size_t max_catchup_per_pass = 100;
+  // How long a file must stay unchanged (size and mtime), as seen by two polls, before its
+  // file trigger fires; default: one tick. Zero fires a file at its first sighting.
+  std::optional<Millis> file_settle;
+  // Most file runs created per transaction (one fsync each): 1,000 files dropped at once
+  // cost a few commits, not a thousand.
+  size_t files_per_commit = 200;
 };
 
 class Scheduler final : public engine::EngineObserver {
@@ -52,6 +63,11 @@ class Scheduler final : public engine::EngineObserver {
   void Arm();
   void FireSchedules(SysSeconds now);
   void PollFileTriggers();
+  void PollFiles(const std::string& name, const RegisteredDag& reg);
+  // Creates the runs of `due` files and records them in the ledger, in one transaction;
+  // false when it rolled back (the files are tried again at the next poll).
+  bool FireFiles(const std::string& name, const dag::DagPtr& dag, const std::vector<FileVersion>& due,
+                 FileWatch& watch);
   void TriggerDownstream(const std::string& upstream_dag, const store::RunRecord& upstream_run);
 
   boost::asio::io_context& io_;
@@ -62,6 +78,13 @@ class Scheduler final : public engine::EngineObserver {
   struct TimerHolder;
   std::unique_ptr<TimerHolder> timer_;
   bool stopped_ = true;
+  // Per DAG with file triggers: what its polls saw, and the DAG entry's updated_at it was
+  // seen for (a resubmitted or purged-and-resubmitted DAG starts afresh).
+  struct WatchedDag {
+    SysMillis generation{};
+    FileWatch watch;
+  };
+  std::map<std::string, WatchedDag> file_watches_;
 };
 
 }  // namespace batchd::scheduler
