@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "batchd/version.h"
+#include "common/json_text.h"
 #include "dag/loader.h"
 
 namespace batchd::api {
@@ -38,6 +39,8 @@ struct ApiError {
     case StatusCode::kInvalidArgument: Throw(400, "bad_request", st.message());
     case StatusCode::kFailedPrecondition:
     case StatusCode::kAlreadyExists: Throw(409, "conflict", st.message());
+    // The disk is full or failing: nothing was written, and trying again later may work.
+    case StatusCode::kIoError: Throw(503, "store_unavailable", st.message());
     default: Throw(500, "internal", st.message());
   }
 }
@@ -202,7 +205,7 @@ class Transaction {
 HttpResponse JsonResponse(int status, const json& body) {
   HttpResponse r;
   r.status = status;
-  r.body = body.dump() + "\n";
+  r.body = DumpJsonForDisplay(body) + "\n";  // names and partitions may hold any bytes
   return r;
 }
 
@@ -237,6 +240,10 @@ HttpResponse ControlApi::Handle(const HttpRequest& request) {
     const bool mutation = m != "GET" && m != "HEAD";
     if (mutation && ctx_.shutting_down && ctx_.shutting_down())
       Throw(503, "unavailable", "batchd is shutting down");
+    if (mutation && ctx_.engine->store_fault())
+      Throw(503, "store_unavailable",
+            "the store cannot be written (" + *ctx_.engine->store_fault() +
+                "); new work is refused until it can, and nothing acknowledged is lost");
     if (mutation) AuthorizeMutation(request, path);
 
     if (parts.size() < 2 || parts[0] != "v1") Throw(404, "not_found", "no route for " + path);
@@ -284,7 +291,7 @@ HttpResponse ControlApi::Handle(const HttpRequest& request) {
     if (!e.details.is_null()) {
       json body = json::parse(r.body);
       body["error"]["details"] = e.details;
-      r.body = body.dump() + "\n";
+      r.body = DumpJsonForDisplay(body) + "\n";
     }
     if (e.status >= 500) spdlog::error("{} {}: {}", request.method, request.target, e.message);
     return r;
@@ -304,7 +311,12 @@ void ControlApi::Audit(const HttpRequest& request, const std::string& action, co
 
 HttpResponse ControlApi::Health() {
   auto uptime = std::chrono::duration<double>(ctx_.clock->Now() - ctx_.started_at).count();
-  return JsonResponse(200, {{"status", "ok"},
+  // A store that cannot be written makes the daemon degraded: it refuses new work
+  // (batchctl health exits 1; /healthz on the HTTP listener answers 503).
+  const auto& fault = ctx_.engine->store_fault();
+  return JsonResponse(200,
+                      {{"status", fault ? "degraded" : "ok"},
+                            {"store_error", fault ? json(*fault) : json(nullptr)},
                             {"version", kVersion},
                             {"uptime_seconds", uptime},
                             {"dags", ctx_.registry->all().size()},
@@ -434,6 +446,9 @@ HttpResponse ControlApi::SubmitDag(const HttpRequest& request) {
 HttpResponse ControlApi::DeleteDag(const HttpRequest& request, const std::string& name, bool purge) {
   store::Store& store = ctx_.engine->store();
   if (purge) {
+    // A cancelled run still draining has processes whose results need their rows.
+    if (ctx_.engine->HasActiveRuns(name))
+      Throw(409, "conflict", "DAG '" + name + "' has a run that is still ending; wait for it before purging");
     for (auto state : {RunState::kQueued, RunState::kRunning}) {
       auto active = Unwrap(store.ListRuns({name, state, 1}));
       if (!active.empty())

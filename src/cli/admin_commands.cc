@@ -53,6 +53,7 @@ int RunHealth(const GlobalOptions& global) {
   }
   Details details;
   details.Add("status", Cell(*reply, "status"));
+  if (Field(*reply, "store_error").is_string()) details.Add("store error", Cell(*reply, "store_error"));
   details.Add("version", Cell(*reply, "version"));
   const Json& uptime = Field(*reply, "uptime_seconds");
   details.Add("uptime", uptime.is_number()

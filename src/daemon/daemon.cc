@@ -154,8 +154,9 @@ int Serve(const Config& config, const std::string& config_path) {
       if (path == "/healthz") {
         api::HttpResponse res;
         res.content_type = "text/plain; charset=utf-8";
-        res.body = shutting_down ? "shutting down\n" : "ok\n";
-        res.status = shutting_down ? 503 : 200;
+        const auto& fault = engine.store_fault();
+        res.body = shutting_down ? "shutting down\n" : fault ? "store cannot be written: " + *fault + "\n" : "ok\n";
+        res.status = shutting_down || fault ? 503 : 200;
         return res;
       }
       return api::ErrorResponse(404, "not_found", "only /metrics and /healthz are served here");
@@ -242,7 +243,17 @@ int Serve(const Config& config, const std::string& config_path) {
 
   spdlog::info("batchd {} serving: data {}, dags {}, socket {}, http {}, {} workers", kVersion, store.data_dir(),
                config.dags_dir, socket_path, config.http.empty() ? "off" : config.http, workers);
-  io.run();
+  // A handler that throws must not take the daemon down: the error is logged and the
+  // loop goes on (the engine rolls back and re-plans a pass that threw by itself).
+  for (;;) {
+    try {
+      io.run();
+      break;
+    } catch (const std::exception& e) {
+      spdlog::error("unexpected error in the event loop, continuing: {}", e.what());
+      while (store.InTransaction()) store.Rollback();
+    }
+  }
   (*control_server)->Close();
   if (http_server) http_server->Close();
   spdlog::info("batchd stopped");

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/json_text.h"
 #include "dag/template.h"
 #include "engine/partitions.h"
 #include "engine/policy.h"
@@ -39,8 +40,11 @@ struct Engine::Running {
 };
 
 struct Engine::Timers {
+  explicit Timers(asio::io_context& io) : store_retry(io) {}
   // Retry timers by instance id.
   std::map<int64_t, std::unique_ptr<asio::steady_timer>> retry;
+  // The next try of a pass the store did not take.
+  asio::steady_timer store_retry;
 };
 
 namespace {
@@ -69,6 +73,17 @@ AttemptOutcome OutcomeOf(AttemptEnd end) {
     case AttemptEnd::kSpawnError: return AttemptOutcome::kFailed;
   }
   return AttemptOutcome::kFailed;
+}
+
+void ApplyResult(AttemptRecord& attempt, const executor::AttemptResult& result) {
+  attempt.outcome = OutcomeOf(result.end);
+  attempt.exit_code = result.exit_code;
+  attempt.signal = result.signal;
+  attempt.pid = result.pid;
+  attempt.cpu_seconds = result.cpu_seconds;
+  attempt.max_rss_kb = result.max_rss_kb;
+  attempt.ended_at = result.ended_at;
+  attempt.error = result.error;
 }
 
 // Processes of attempts lost with a previous batchd: the group leader died with it
@@ -124,7 +139,7 @@ Engine::Engine(asio::io_context& io, store::Store& store, executor::TaskRunner& 
       options_(std::move(options)),
       resolver_(std::move(resolver)),
       rng_(options_.seed ? options_.seed : std::random_device{}()),
-      timers_(std::make_unique<Timers>()),
+      timers_(std::make_unique<Timers>(io)),
       expander_(options_.background_partition_commands ? std::make_unique<PartitionExpander>(options_.orphan_guard) : nullptr),
       self_(std::make_shared<Engine*>(this)) {}
 
@@ -215,11 +230,53 @@ int Engine::QueuedInstanceCount() const {
   return n;
 }
 
-Status Engine::Fail(const Status& st) {
-  // A failed commit means memory and store disagree. Nothing acted on the uncommitted
-  // batch yet, so the safe move is to stop here and let recovery resume from the store.
-  spdlog::critical("store write failed, stopping to protect run state: {}", st.ToString());
+void Engine::StopForDamagedStore(const Status& st) {
+  // Nothing can be recorded any more, so nothing may run: stop, and let the operator
+  // restore the database (docs/reliability.md). Exit status 70 (EX_SOFTWARE).
+  spdlog::critical("the store is damaged and can no longer be written; batchd stops: {}", st.message());
+  spdlog::default_logger()->flush();
   std::_Exit(70);
+}
+
+void Engine::NoteFault(const std::string& run_id, const Status& st) {
+  if (st.code() == StatusCode::kCorruption) StopForDamagedStore(st);
+  // A constraint or a missing row belongs to the run that wrote it; anything else (disk
+  // full, I/O error, a transaction SQLite rolled back) to the whole batch.
+  const bool run_fault = !run_id.empty() &&
+                         (st.code() == StatusCode::kAlreadyExists || st.code() == StatusCode::kNotFound ||
+                          st.code() == StatusCode::kInvalidArgument || st.code() == StatusCode::kFailedPrecondition);
+  if (run_fault) {
+    faults_.runs.emplace(run_id, st.message());
+  } else if (faults_.store_error.ok()) {
+    faults_.store_error = st;
+  }
+}
+
+void Engine::EnterStoreFault(const Status& st) {
+  ++store_fault_passes_;
+  if (!store_fault_) {
+    spdlog::error("store write failed: {}. New work is refused and the engine retries until the store can be "
+                  "written; nothing acknowledged is lost",
+                  st.message());
+    store_retry_delay_ = Millis(250);
+  } else {
+    store_retry_delay_ = std::min<Millis>(store_retry_delay_ * 2, std::chrono::seconds(5));
+    if (store_fault_passes_ % 10 == 0)
+      spdlog::warn("store still cannot be written after {} tries: {}", store_fault_passes_, st.message());
+  }
+  store_fault_ = st.message();
+  timers_->store_retry.expires_after(store_retry_delay_);
+  timers_->store_retry.async_wait([self = self_](const boost::system::error_code& ec) {
+    if (ec || !*self) return;
+    (*self)->store_retry_due_ = true;
+    (*self)->SchedulePump();
+  });
+}
+
+std::string Engine::EncodeParams(const std::map<std::string, std::string>& params) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& [k, v] : params) out[k] = BytesToJson(v);  // a file name may be any bytes
+  return DumpJsonForDisplay(out);  // keys are param names ([A-Za-z0-9_]), always UTF-8
 }
 
 Result<CreatedRun> Engine::CreateRun(const RunRequest& request) {
@@ -236,9 +293,7 @@ Result<CreatedRun> Engine::CreateRun(const RunRequest& request) {
   run.logical_date = request.logical_date;
   run.interval_start = request.interval_start;
   run.interval_end = request.interval_end;
-  nlohmann::json params = nlohmann::json::object();
-  for (const auto& [k, v] : request.params) params[k] = v;
-  run.params_json = params.dump();
+  run.params_json = EncodeParams(request.params);
   run.force = request.force;
   run.created_at = clock_.Now();
   run.scheduled_for = request.scheduled_for;
@@ -250,15 +305,20 @@ Result<CreatedRun> Engine::CreateRun(const RunRequest& request) {
     store_.Rollback();
     return created.status();
   }
-  if (Status c = store_.Commit(); !c.ok()) return c;
   CreatedRun out{created->first, created->second};
   if (out.created) {
-    spdlog::info("run {} created: dag={} key={} trigger={}", out.run.run_id, out.run.dag, out.run.run_key,
-                 out.run.trigger);
-    for (auto* o : observers_) o->OnRunCreated(out.run);
-    may_start_queued_runs_ = true;
-    SchedulePump();
+    // Told once the caller's transaction (if any) has committed: a run rolled back
+    // with it was never created.
+    store_.AfterTransaction([self = self_, run = out.run](bool committed) {
+      if (!committed || !*self) return;
+      Engine& e = **self;
+      spdlog::info("run {} created: dag={} key={} trigger={}", run.run_id, run.dag, run.run_key, run.trigger);
+      for (auto* o : e.observers_) o->OnRunCreated(run);
+      e.may_start_queued_runs_ = true;
+      e.SchedulePump();
+    });
   }
+  if (Status c = store_.Commit(); !c.ok()) return c;
   return out;
 }
 
@@ -309,34 +369,71 @@ Status Engine::Recover() {
       }
       continue;
     }
-    bool has_unfinished = false;
-    for (const auto& i : *instances) has_unfinished |= !IsTerminal(i.state);
-    if (run.state == RunState::kCancelled && !has_unfinished) continue;
-    auto plan = std::make_unique<RunPlan>(*dag, run, std::move(*instances));
-    for (size_t i = 0; i < plan->size(); ++i) {
-      auto& inst = plan->instance(i);
-      if (inst.state == InstanceState::kRunning) {
-        // Its attempt was lost with the previous process.
-        lost_processes.insert({run.run_id, inst.task, inst.partition});
-        AttemptRecord lost_attempt;
-        lost_attempt.outcome = AttemptOutcome::kLost;
-        FinishAttemptInPlan(*plan, i, lost_attempt, nullptr);
-      } else if (inst.state == InstanceState::kRetryWait) {
-        ArmRetryTimer(run.run_id, inst.id, inst.next_attempt_at.value_or(now));
-      } else if (inst.state == InstanceState::kQueued) {
-        plan->set_key_checked(i, true);  // checked before it was queued last time
-      }
-      if (run.state == RunState::kCancelled && !IsTerminal(inst.state) &&
-          inst.state != InstanceState::kRunning) {
-        plan->Transition(i, InstanceState::kCancelled);
-      }
-    }
+    auto plan = PlanFromStore(run, *dag, std::move(*instances), &lost_processes);
+    if (!plan) continue;
     spdlog::info("run {} recovered ({} lost attempts)", run.run_id, lost_instances.size());
     plans_[run.run_id] = std::move(plan);
   }
   if (Status st = store_.Commit(); !st.ok()) return st;
   KillLeftoverProcesses(lost_processes);
   SchedulePump();
+  return Status::Ok();
+}
+
+std::unique_ptr<RunPlan> Engine::PlanFromStore(
+    const RunRecord& run, const dag::DagPtr& dag, std::vector<InstanceRecord> instances,
+    std::set<std::tuple<std::string, std::string, std::string>>* lost_processes) {
+  bool has_unfinished = false;
+  for (const auto& i : instances) has_unfinished |= !IsTerminal(i.state);
+  if (run.state == RunState::kCancelled && !has_unfinished) return nullptr;
+  std::set<int64_t> with_process;  // instances whose attempt runs in this daemon
+  for (const auto& [_, r] : running_) with_process.insert(r->instance_id);
+  const SysMillis now = clock_.Now();
+  auto plan = std::make_unique<RunPlan>(dag, run, std::move(instances));
+  for (size_t i = 0; i < plan->size(); ++i) {
+    auto& inst = plan->instance(i);
+    if (inst.state == InstanceState::kRunning && !with_process.count(inst.id)) {
+      // Its attempt was lost with the previous process.
+      lost_processes->insert({run.run_id, inst.task, inst.partition});
+      AttemptRecord lost_attempt;
+      lost_attempt.outcome = AttemptOutcome::kLost;
+      FinishAttemptInPlan(*plan, i, lost_attempt, nullptr);
+    } else if (inst.state == InstanceState::kRetryWait) {
+      ArmRetryTimer(run.run_id, inst.id, inst.next_attempt_at.value_or(now));
+    } else if (inst.state == InstanceState::kQueued) {
+      plan->set_key_checked(i, true);  // checked before it was queued last time
+    }
+    if (run.state == RunState::kCancelled && !IsTerminal(inst.state) && inst.state != InstanceState::kRunning) {
+      plan->Transition(i, InstanceState::kCancelled);
+    }
+  }
+  return plan;
+}
+
+Status Engine::ReloadPlansFromStore() {
+  std::map<std::string, std::unique_ptr<RunPlan>> reloaded;
+  std::set<std::tuple<std::string, std::string, std::string>> lost;
+  for (const auto& [run_id, old] : plans_) {
+    auto run = store_.GetRun(run_id);
+    if (!run.ok()) return run.status();
+    // Gone (purged), back in the queue (started by the pass that failed), or finished
+    // (a retry that rolled back): nothing to plan.
+    if (!*run || (*run)->state == RunState::kQueued || (*run)->state == RunState::kSuccess ||
+        (*run)->state == RunState::kFailed)
+      continue;
+    auto dag = resolver_((*run)->dag, (*run)->dag_hash);
+    if (!dag.ok()) return dag.status();
+    auto instances = store_.ListInstances(run_id);
+    if (!instances.ok()) return instances.status();
+    auto plan = PlanFromStore(**run, *dag, std::move(*instances), &lost);
+    if (plan) reloaded[run_id] = std::move(plan);
+  }
+  for (const auto& [run_id, task, partition] : lost)
+    spdlog::warn("run {} task {}[{}]: stored as running with no process here; its attempt counts as lost", run_id,
+                 task, partition);
+  plans_ = std::move(reloaded);
+  started_runs_.clear();
+  may_start_queued_runs_ = true;
   return Status::Ok();
 }
 
@@ -365,15 +462,8 @@ void Engine::FinishAttemptInPlan(RunPlan& plan, size_t index, AttemptRecord& att
   const dag::Task& task = plan.task_of(index);
   const SysMillis now = clock_.Now();
   if (result) {
-    attempt.outcome = OutcomeOf(result->end);
-    attempt.exit_code = result->exit_code;
-    attempt.signal = result->signal;
-    attempt.pid = result->pid;
-    attempt.cpu_seconds = result->cpu_seconds;
-    attempt.max_rss_kb = result->max_rss_kb;
-    attempt.ended_at = result->ended_at;
-    attempt.error = result->error;
-    if (Status st = store_.FinishAttempt(attempt); !st.ok()) Fail(st);
+    ApplyResult(attempt, *result);
+    if (Status st = store_.FinishAttempt(attempt); !st.ok()) NoteFault(plan.run().run_id, st);
     inst.exit_code = result->exit_code;
   }
   const bool lost = attempt.outcome == AttemptOutcome::kLost;
@@ -382,7 +472,7 @@ void Engine::FinishAttemptInPlan(RunPlan& plan, size_t index, AttemptRecord& att
       inst.ended_at = now;
       plan.Transition(index, InstanceState::kSuccess);
       if (Status st = store_.RecordKeySuccess(plan.run().dag, inst.idempotency_key, plan.run().run_id, now); !st.ok())
-        Fail(st);
+        NoteFault(plan.run().run_id, st);
       return;
     case AttemptOutcome::kCancelled:
       if (plan.run().state == RunState::kCancelled) {
@@ -430,7 +520,10 @@ void Engine::ResolveQueued(RunPlan& plan) {
       plan.set_key_checked(i, true);
       if (plan.run().force) continue;
       auto done = store_.KeySucceeded(plan.run().dag, plan.instance(i).idempotency_key);
-      if (!done.ok()) Fail(done.status());
+      if (!done.ok()) {
+        NoteFault(plan.run().run_id, done.status());
+        return;
+      }
       if (*done) {
         plan.instance(i).ended_at = clock_.Now();
         plan.Transition(i, InstanceState::kSkipped, "already_succeeded");
@@ -560,7 +653,10 @@ void Engine::StartQueuedRuns() {
   if (!may_start_queued_runs_) return;
   may_start_queued_runs_ = false;
   auto queued = store_.ListRunsInStates({RunState::kQueued});
-  if (!queued.ok()) Fail(queued.status());
+  if (!queued.ok()) {
+    NoteFault("", queued.status());
+    return;
+  }
   // Every planned run holds its DAG's slot until it is fully drained (a cancelled run
   // whose processes are still being killed included), and so does a run whose partitions
   // commands are running.
@@ -574,9 +670,25 @@ void Engine::StartQueuedRuns() {
     if (expanding_.count(run.run_id)) continue;
     auto dag = resolver_(run.dag, run.dag_hash);
     auto expanded = expanded_.find(run.run_id);
+    const std::string run_id = run.run_id, dag_name = run.dag;
     if (expanded == expanded_.end()) {
       int limit = dag.ok() ? (*dag)->max_active_runs : 1;
       if (dag.ok() && active[run.dag] >= limit) continue;
+      // A run that started before is a retry queued behind max_active_runs: it resumes
+      // with its stored instances, and its partitions are never expanded again.
+      if (dag.ok() && run.started_at) {
+        auto instances = store_.ListInstances(run_id);
+        if (!instances.ok()) {
+          NoteFault(run_id, instances.status());
+          continue;
+        }
+        if (!instances->empty()) {
+          if (Status st = ResumeQueuedRetry(std::move(run), *dag, std::move(*instances)); !st.ok())
+            NoteFault(run_id, st);
+          active[dag_name]++;
+          continue;
+        }
+      }
       if (dag.ok() && expander_) {
         std::vector<dag::Task> commands = PartitionCommandsOf(**dag, run);
         if (!commands.empty()) {
@@ -600,18 +712,8 @@ void Engine::StartQueuedRuns() {
         }
       }
     }
-    const std::string run_id = run.run_id, dag_name = run.dag;
-    if (expanded == expanded_.end() && dag.ok()) {
-      auto instances = store_.ListInstances(run_id);
-      if (!instances.ok()) Fail(instances.status());
-      if (!instances->empty()) {  // a retry queued behind max_active_runs
-        if (Status st = ResumeQueuedRetry(std::move(run), *dag, std::move(*instances)); !st.ok()) Fail(st);
-        active[dag_name]++;
-        continue;
-      }
-    }
     Status st = expanded != expanded_.end() ? StartRun(std::move(run), &expanded->second) : StartRun(std::move(run));
-    if (!st.ok()) Fail(st);
+    if (!st.ok()) NoteFault(run_id, st);
     if (expanded != expanded_.end()) expanded_.erase(expanded);
     auto started = plans_.find(run_id);  // a run that failed to start holds no slot
     if (started != plans_.end() && started->second->run().state == RunState::kRunning) active[dag_name]++;
@@ -638,27 +740,87 @@ std::vector<std::string> Engine::AttemptEnv(RunPlan& plan, size_t index, int att
 
 void Engine::Pump() {
   pump_scheduled_ = false;
+  // While the store cannot be written only the retry timer starts a pass; results that
+  // arrive meanwhile wait in the inbox.
+  if (store_fault_ && !store_retry_due_) return;
+  store_retry_due_ = false;
+  faults_ = PassFaults{};
+  Pass pass;
+  pass.results.swap(inbox_);
+  try {
+    if (RunPass(pass)) return;
+  } catch (const std::exception& e) {
+    if (pass.committed) {
+      spdlog::error("unexpected error after an engine pass committed: {}", e.what());
+      return;
+    }
+    NoteFault("", Status::Internal(std::string("unexpected error in an engine pass: ") + e.what()));
+  }
+  AbandonPass(pass);
+}
+
+void Engine::AbandonPass(Pass& pass) {
+  while (store_.InTransaction()) store_.Rollback();
+  // Attempts entered in this pass were never spawned.
+  for (uint64_t id : pass.dispatched) {
+    auto it = running_.find(id);
+    if (it == running_.end()) continue;
+    if (!it->second->pool.empty()) pool_used_[it->second->pool]--;
+    running_.erase(it);
+  }
+  // The results this pass applied wait for the next one, their attempts running again.
+  for (auto& r : pass.finished) {
+    if (!r->pool.empty()) pool_used_[r->pool]++;
+    const auto id = static_cast<uint64_t>(r->attempt.id);
+    running_[id] = std::move(r);
+  }
+  inbox_.insert(inbox_.begin(), std::make_move_iterator(pass.results.begin()),
+                std::make_move_iterator(pass.results.end()));
+  Status why = faults_.store_error.ok() ? Status::Internal("an engine pass did not commit") : faults_.store_error;
+  if (Status st = ReloadPlansFromStore(); !st.ok()) {
+    plans_stale_ = true;  // the next pass reloads first
+    spdlog::warn("cannot reload run state from the store yet: {}", st.message());
+  } else {
+    plans_stale_ = false;
+  }
+  EnterStoreFault(why);
+}
+
+bool Engine::RunPass(Pass& pass) {
   const SysMillis now = clock_.Now();
+  if (plans_stale_) {
+    if (Status st = ReloadPlansFromStore(); !st.ok()) {
+      NoteFault("", st);
+      return false;
+    }
+    plans_stale_ = false;
+  }
   if (Status st = store_.Begin(options_.fsync_engine_commits ? store::Store::Durability::kFull
                                                              : store::Store::Durability::kProcessCrash);
-      !st.ok())
-    Fail(st);
+      !st.ok()) {
+    NoteFault("", st);
+    return false;
+  }
 
   // 1. Apply the attempt results that arrived since the last pass.
-  std::vector<executor::AttemptResult> results;
-  results.swap(inbox_);
   std::vector<std::pair<RunPlan*, std::pair<InstanceRecord, AttemptRecord>>> finished_attempts;
-  for (auto& result : results) {
+  for (auto& result : pass.results) {
     auto it = running_.find(result.attempt_id);
     if (it == running_.end()) continue;
-    std::unique_ptr<Running> r = std::move(it->second);
+    std::unique_ptr<Running>& r = pass.finished.emplace_back(std::move(it->second));
     running_.erase(it);
     if (!r->pool.empty()) pool_used_[r->pool]--;
     auto plan_it = plans_.find(r->run_id);
-    if (plan_it == plans_.end()) continue;
+    auto idx = plan_it == plans_.end() ? std::nullopt : plan_it->second->IndexOf(r->instance_id);
+    if (!idx) {
+      // Its run is no longer planned (it failed for a fault): record how the attempt
+      // ended all the same. A purged run has no row left to record it in.
+      ApplyResult(r->attempt, result);
+      if (Status st = store_.FinishAttempt(r->attempt); !st.ok() && st.code() != StatusCode::kNotFound)
+        NoteFault("", st);
+      continue;
+    }
     RunPlan& plan = *plan_it->second;
-    auto idx = plan.IndexOf(r->instance_id);
-    if (!idx) continue;
     FinishAttemptInPlan(plan, *idx, r->attempt, &result);
     finished_attempts.push_back({&plan, {plan.instance(*idx), r->attempt}});
   }
@@ -727,7 +889,13 @@ void Engine::Pump() {
     running->attempt.log_path = LogPath(plan.run().run_id, inst.task, inst.partition, inst.attempts);
     EnsureLogDir(plan.run().run_id);
     if (!logs_ahead_.empty()) ForgetLogAhead(inst.id, running->attempt.log_path);
-    if (Status st = store_.InsertAttempt(running->attempt); !st.ok()) Fail(st);
+    if (Status st = store_.InsertAttempt(running->attempt); !st.ok()) {
+      NoteFault(plan.run().run_id, st);
+      inst.attempts -= 1;
+      advance();
+      continue;
+    }
+    pass.dispatched.push_back(static_cast<uint64_t>(running->attempt.id));
 
     executor::AttemptSpec spec;
     spec.attempt_id = static_cast<uint64_t>(running->attempt.id);
@@ -758,23 +926,42 @@ void Engine::Pump() {
   for (auto& [run_id, plan] : plans_) {
     Change change{plan.get(), plan->TakeChanged(), plan->run().state};
     for (size_t i : change.changed)
-      if (Status st = store_.UpdateInstance(plan->instance(i)); !st.ok()) Fail(st);
+      if (Status st = store_.UpdateInstance(plan->instance(i)); !st.ok()) NoteFault(run_id, st);
     if (plan->AllTerminal() && plan->CountIn(InstanceState::kRunning) == 0) {
       if (plan->run().state == RunState::kRunning) plan->run().state = plan->Outcome();
       if (!plan->run().ended_at) plan->run().ended_at = now;
       if (Status st = store_.UpdateRunState(run_id, plan->run().state, plan->run().started_at, plan->run().ended_at,
                                             plan->run().error);
           !st.ok())
-        Fail(st);
+        NoteFault(run_id, st);
       finished_runs.push_back(run_id);
     }
     if (!change.changed.empty() || change.previous != plan->run().state) changes.push_back(std::move(change));
   }
-  if (Status st = store_.Commit(); !st.ok()) Fail(st);
+  if (!faults_.store_error.ok()) return false;  // AbandonPass rolls back
+  if (Status st = store_.Commit(); !st.ok()) {
+    NoteFault("", st);
+    return false;
+  }
+  pass.committed = true;
+  if (store_fault_) {
+    spdlog::info("the store can be written again after {} failed tries; resuming", store_fault_passes_);
+    store_fault_.reset();
+    store_fault_passes_ = 0;
+  }
 
   // 6. Spawn first: the store is ahead of it, and the observers (progress, metrics,
-  //    logs) need not delay the next process.
-  for (auto& spec : to_start) {
+  //    logs) need not delay the next process. A run that faulted spawns nothing.
+  for (size_t k = 0; k < to_start.size(); ++k) {
+    auto& spec = to_start[k];
+    if (!faults_.runs.empty() && faults_.runs.count(started[k].first->run().run_id)) {
+      auto it = running_.find(spec.attempt_id);
+      if (it != running_.end()) {
+        if (!it->second->pool.empty()) pool_used_[it->second->pool]--;
+        running_.erase(it);
+      }
+      continue;
+    }
     runner_.Start(std::move(spec), [self = self_, &io = io_](executor::AttemptResult result) {
       auto deliver = [self, result = std::move(result)]() mutable {
         if (!*self) return;
@@ -815,10 +1002,62 @@ void Engine::Pump() {
     plans_.erase(it);
   }
 
+  if (!faults_.runs.empty()) FailFaultedRuns(faults_.runs);
+
   if (!finished_runs.empty()) {  // their slots are free: queued runs may start now
     may_start_queued_runs_ = true;
     SchedulePump();
   }
+  return true;
+}
+
+void Engine::FailFaultedRuns(const std::map<std::string, std::string>& faulted) {
+  const SysMillis now = clock_.Now();
+  for (const auto& [run_id, why] : faulted) {
+    const std::string error = "internal error: " + why;
+    spdlog::error("run {}: {}; the run fails and batchd goes on", run_id, error);
+    auto it = plans_.find(run_id);
+    std::vector<InstanceRecord> instances;
+    if (it != plans_.end()) {
+      for (size_t i = 0; i < it->second->size(); ++i) instances.push_back(it->second->instance(i));
+    } else if (auto stored = store_.ListInstances(run_id); stored.ok()) {
+      instances = std::move(*stored);
+    }
+    // Its processes are killed; their results find no plan and are recorded as they end.
+    for (const auto& [attempt_id, r] : running_)
+      if (r->run_id == run_id) runner_.Cancel(attempt_id);
+    Status st = store_.Begin();
+    for (auto& inst : instances) {
+      timers_->retry.erase(inst.id);
+      if (IsTerminal(inst.state) || !st.ok()) continue;
+      inst.state = InstanceState::kFailed;
+      inst.reason = "internal_error";
+      inst.next_attempt_at.reset();
+      inst.ended_at = now;
+      st = store_.UpdateInstance(inst);
+      if (st.code() == StatusCode::kNotFound) st = Status::Ok();  // purged meanwhile
+    }
+    if (st.ok()) st = store_.UpdateRunState(run_id, RunState::kFailed, std::nullopt, now, error);
+    if (st.code() == StatusCode::kNotFound) st = Status::Ok();
+    if (st.ok()) {
+      st = store_.Commit();
+    } else {
+      store_.Rollback();
+    }
+    if (!st.ok()) spdlog::error("run {}: cannot record that it failed: {}", run_id, st.message());
+    if (it != plans_.end()) {
+      RunPlan& plan = *it->second;
+      const RunState from = plan.run().state;
+      plan.run().state = RunState::kFailed;
+      plan.run().error = error;
+      plan.run().ended_at = now;
+      for (auto* o : observers_) o->OnRunStateChanged(plan, from);
+      for (auto* o : observers_) o->OnRunFinished(plan);
+      plans_.erase(it);
+    }
+  }
+  may_start_queued_runs_ = true;
+  SchedulePump();
 }
 
 Status Engine::CancelRun(const std::string& run_id) {
@@ -844,21 +1083,7 @@ Status Engine::CancelRun(const std::string& run_id) {
     if (expander_) expander_->Cancel(run_id);  // its partitions commands, if they are running
     return Status::Ok();
   }
-  RunPlan& plan = *it->second;
-  if (plan.run().state == RunState::kCancelled) return Status::Ok();
-  plan.run().state = RunState::kCancelled;
-  plan.run().ended_at = now;
-  std::vector<uint64_t> to_kill;
-  for (size_t i = 0; i < plan.size(); ++i) {
-    auto& inst = plan.instance(i);
-    if (IsTerminal(inst.state)) continue;
-    if (inst.state == InstanceState::kRunning) continue;  // ends cancelled when its result arrives
-    timers_->retry.erase(inst.id);
-    inst.ended_at = now;
-    plan.Transition(i, InstanceState::kCancelled);
-  }
-  for (const auto& [attempt_id, r] : running_)
-    if (r->run_id == run_id) to_kill.push_back(attempt_id);
+  if (it->second->run().state == RunState::kCancelled) return Status::Ok();
   if (Status st = store_.Begin(); !st.ok()) return st;
   Status st = store_.UpdateRunState(run_id, RunState::kCancelled, std::nullopt, now);
   // Instance rows are written by the next Pump in the same way as any other change; the
@@ -867,11 +1092,34 @@ Status Engine::CancelRun(const std::string& run_id) {
     store_.Rollback();
     return st;
   }
-  if (Status c = store_.Commit(); !c.ok()) return c;
+  // The plan changes and the processes die once the outermost transaction commits (the
+  // API's, with its audit row): a rollback leaves the run running, in memory and stored.
+  store_.AfterTransaction([self = self_, run_id, now](bool committed) {
+    if (committed && *self) (*self)->ApplyCancel(run_id, now);
+  });
+  return store_.Commit();
+}
+
+void Engine::ApplyCancel(const std::string& run_id, SysMillis now) {
+  auto it = plans_.find(run_id);
+  if (it == plans_.end() || it->second->run().state == RunState::kCancelled) return;
+  RunPlan& plan = *it->second;
+  plan.run().state = RunState::kCancelled;
+  plan.run().ended_at = now;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    auto& inst = plan.instance(i);
+    if (IsTerminal(inst.state)) continue;
+    if (inst.state == InstanceState::kRunning) continue;  // ends cancelled when its result arrives
+    timers_->retry.erase(inst.id);
+    inst.ended_at = now;
+    plan.Transition(i, InstanceState::kCancelled);
+  }
+  std::vector<uint64_t> to_kill;
+  for (const auto& [attempt_id, r] : running_)
+    if (r->run_id == run_id) to_kill.push_back(attempt_id);
   spdlog::info("run {} cancelled; killing {} running attempt(s)", run_id, to_kill.size());
   for (uint64_t id : to_kill) runner_.Cancel(id);
   SchedulePump();
-  return Status::Ok();
 }
 
 Result<int> Engine::RetryRun(const std::string& run_id, const std::optional<std::string>& task,
@@ -907,26 +1155,58 @@ Result<int> Engine::RetryRun(const std::string& run_id, const std::optional<std:
   plan->run().ended_at.reset();
   for (size_t i = 0; i < plan->size(); ++i)
     if (plan->instance(i).state == InstanceState::kPending) plan->set_key_checked(i, false);
-  if (Status st = store_.Begin(); !st.ok()) return st;
-  Status st = store_.UpdateRunState(run_id, state, std::nullopt, std::nullopt);
+  Status st = store_.Begin();
+  const bool began = st.ok();
+  if (st.ok()) st = store_.UpdateRunState(run_id, state, std::nullopt, std::nullopt);
   for (size_t i : plan->TakeChanged()) {
     if (!st.ok()) break;
     st = store_.UpdateInstance(plan->instance(i));
   }
+  // The plan is installed once the outermost transaction commits; if it rolls back, an
+  // active run's plan, reset above, is planned again from the store.
+  auto install = std::make_shared<std::unique_ptr<RunPlan>>(std::move(owned));
+  auto after = [self = self_, run_id, reset, wait_for_slot, install](bool committed) {
+    if (!*self) return;
+    Engine& e = **self;
+    if (!committed) {
+      if (!*install) e.ReloadPlan(run_id);
+      return;
+    }
+    if (wait_for_slot) {
+      spdlog::info("run {}: retrying {} instance(s) once its DAG has a free run slot", run_id, reset);
+      e.may_start_queued_runs_ = true;
+    } else {
+      spdlog::info("run {}: retrying {} instance(s)", run_id, reset);
+      if (*install) e.plans_[run_id] = std::move(*install);
+    }
+    e.SchedulePump();
+  };
+  if (!began) {
+    if (!*install) ReloadPlan(run_id);
+    return st;
+  }
+  store_.AfterTransaction(std::move(after));
   if (!st.ok()) {
-    store_.Rollback();
+    store_.Rollback();  // `after` reloads the plan once the outermost transaction ends
     return st;
   }
   if (Status c = store_.Commit(); !c.ok()) return c;
-  if (wait_for_slot) {
-    spdlog::info("run {}: retrying {} instance(s) once DAG {} has a free run slot", run_id, reset, plan->run().dag);
-    may_start_queued_runs_ = true;
-  } else {
-    spdlog::info("run {}: retrying {} instance(s)", run_id, reset);
-    if (owned) plans_[run_id] = std::move(owned);
-  }
-  SchedulePump();
   return reset;
+}
+
+void Engine::ReloadPlan(const std::string& run_id) {
+  auto it = plans_.find(run_id);
+  if (it == plans_.end()) return;
+  std::map<std::string, std::unique_ptr<RunPlan>> others;
+  others.swap(plans_);
+  plans_[run_id] = std::move(others[run_id]);
+  others.erase(run_id);
+  Status st = ReloadPlansFromStore();  // reloads just this one: the others are set aside
+  for (auto& [id, plan] : others) plans_[id] = std::move(plan);
+  if (!st.ok()) {
+    plans_stale_ = true;
+    spdlog::warn("run {}: cannot reload it from the store yet: {}", run_id, st.message());
+  }
 }
 
 std::string Engine::NothingToRetry(const std::string& run_id, const std::optional<std::string>& task,

@@ -11,6 +11,13 @@
 // Group commit: attempt results that arrive close together are applied in one
 // transaction; the instances they make ready are marked running in that same
 // transaction, and processes are spawned only after it commits.
+//
+// Faults (docs/reliability.md): a write that fails for one run (a constraint, a row that
+// is gone) fails that run, with the reason, and the others go on. A batch the store
+// cannot take (disk full, I/O error) is rolled back, every plan is reloaded from the
+// store, results not yet recorded wait, nothing is spawned, and the pass is tried again
+// with backoff until it commits; meanwhile store_fault() says why, and the API refuses
+// new work. Only a store that reports itself corrupt stops the process.
 
 #include <functional>
 #include <map>
@@ -18,6 +25,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -112,11 +120,13 @@ class Engine {
   // returning. The run starts as soon as max_active_runs allows.
   Result<CreatedRun> CreateRun(const RunRequest& request);
 
-  // Cancels a run: queued work is cancelled at once, running attempts are killed.
+  // Cancels a run: queued work is cancelled at once, running attempts are killed. Inside
+  // a caller's transaction, the kills and the in-memory change wait for its commit.
   Status CancelRun(const std::string& run_id);
 
   // Re-runs failed and upstream_failed instances of a finished or running run; returns
-  // how many instances were reset.
+  // how many instances were reset. Inside a caller's transaction, the plan is installed
+  // after its commit (and reloaded from the store if it rolls back).
   Result<int> RetryRun(const std::string& run_id, const std::optional<std::string>& task,
                        const std::optional<std::string>& partition);
 
@@ -127,6 +137,10 @@ class Engine {
 
   // Active (planned) run by id, or null.
   const RunPlan* FindActiveRun(const std::string& run_id) const;
+  // Whether `dag` has runs planned, draining or running partitions commands.
+  bool HasActiveRuns(const std::string& dag) const { return ActiveRunsOf(dag) > 0; }
+  // Why the store cannot be written right now (engine passes are being retried), or null.
+  const std::optional<std::string>& store_fault() const { return store_fault_; }
   size_t ActiveRunCount() const { return plans_.size(); }
   int RunningAttemptCount() const { return static_cast<int>(running_.size()); }
   int QueuedInstanceCount() const;
@@ -155,6 +169,17 @@ class Engine {
   // The one main loop step: apply results, start runs, resolve, dispatch, commit,
   // spawn, notify. See engine.cc.
   void Pump();
+  // What a pass changed outside the store, for AbandonPass to put back when the pass
+  // does not commit.
+  struct Pass {
+    std::vector<executor::AttemptResult> results;    // taken from the inbox
+    std::vector<std::unique_ptr<Running>> finished;  // their running_ entries
+    std::vector<uint64_t> dispatched;                // attempts entered in running_
+    bool committed = false;
+  };
+  // Pump's work; false when it did not commit.
+  bool RunPass(Pass& pass);
+  void AbandonPass(Pass& pass);
   void StartQueuedRuns();
   // Cancels the unfinished ones among stored instances (of a run that is not planned).
   Status CancelStoredInstances(std::vector<store::InstanceRecord>& instances, SysMillis now,
@@ -186,7 +211,28 @@ class Engine {
   // Drops the files made ahead for instances that can no longer start.
   void DropStaleLogsAhead();
   std::vector<std::string> AttemptEnv(RunPlan& plan, size_t index, int attempt) const;
-  Status Fail(const Status& st);
+  // A store error met during a pass: see "Faults" above. `run_id` names the run it
+  // belongs to; empty when it belongs to the whole batch.
+  void NoteFault(const std::string& run_id, const Status& st);
+  // Ends each run a pass faulted: run failed with the reason, unfinished instances failed,
+  // running attempts killed. In a transaction of its own, after the pass committed.
+  void FailFaultedRuns(const std::map<std::string, std::string>& faulted);
+  // After a pass that did not commit: plans again from what the store holds, keeping the
+  // attempts whose processes run in this daemon.
+  Status ReloadPlansFromStore();
+  // Re-plans one stored run (a Recover or a reload). An instance stored as running whose
+  // attempt is not in running_ was lost: `lost_processes` collects it, to be killed.
+  std::unique_ptr<RunPlan> PlanFromStore(const store::RunRecord& run, const dag::DagPtr& dag,
+                                         std::vector<store::InstanceRecord> instances,
+                                         std::set<std::tuple<std::string, std::string, std::string>>* lost_processes);
+  void EnterStoreFault(const Status& st);
+  // Plans one active run again from the store (its in-memory change was rolled back).
+  void ReloadPlan(const std::string& run_id);
+  // CancelRun's in-memory part and kills, after its commit.
+  void ApplyCancel(const std::string& run_id, SysMillis now);
+  [[noreturn]] static void StopForDamagedStore(const Status& st);
+  // Parameters as stored in runs.params_json: exact bytes, whatever they are.
+  static std::string EncodeParams(const std::map<std::string, std::string>& params);
 
   boost::asio::io_context& io_;
   store::Store& store_;
@@ -197,6 +243,16 @@ class Engine {
   std::vector<EngineObserver*> observers_;
   std::mt19937_64 rng_;
   bool dispatching_ = true;
+  struct PassFaults {
+    Status store_error;                       // the first error that lost the whole batch
+    std::map<std::string, std::string> runs;  // run id -> why that run fails
+  };
+  PassFaults faults_;                         // of the pass under way
+  std::optional<std::string> store_fault_;    // set from a failed pass to one that commits
+  Millis store_retry_delay_{0};
+  bool store_retry_due_ = false;              // the retry timer fired: Pump may try again
+  int store_fault_passes_ = 0;                // passes failed since the fault began
+  bool plans_stale_ = false;                  // a reload after a failed pass is still due
 
   std::map<std::string, std::unique_ptr<RunPlan>> plans_;  // active runs by run id
   std::map<uint64_t, std::unique_ptr<Running>> running_;   // by attempt id

@@ -5,6 +5,7 @@
 #include <date/tz.h>
 #include <nlohmann/json.hpp>
 
+#include "common/json_text.h"
 #include "dag/template.h"
 #include "engine/policy.h"
 
@@ -27,7 +28,7 @@ std::map<std::string, std::string> RunTemplateVars(const dag::Dag& dag, const st
   auto overrides = nlohmann::json::parse(run.params_json, nullptr, /*allow_exceptions=*/false);
   if (overrides.is_object()) {
     for (const auto& [k, v] : overrides.items())
-      vars["params." + k] = v.is_string() ? v.get<std::string>() : v.dump();
+      vars["params." + k] = BytesFromJson(v).value_or(DumpJsonForDisplay(v));  // Engine::EncodeParams
   }
   return vars;
 }

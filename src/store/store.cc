@@ -694,6 +694,7 @@ Status Store::Commit() {
   if (!db_->InTransaction()) {
     // SQLite already rolled back (disk full, I/O error) when a statement failed.
     pending_log_removals_.clear();
+    RunAfterTransaction(false);
     return Status::IoError("transaction lost: SQLite rolled it back after an earlier error; nothing was written");
   }
   if (Status st = db_->ExecCached("COMMIT"); !st.ok()) {
@@ -701,7 +702,23 @@ Status Store::Commit() {
     return Annotate(st, "cannot commit; the transaction was rolled back");
   }
   RemovePendingLogs();
+  RunAfterTransaction(true);
   return Status::Ok();
+}
+
+void Store::AfterTransaction(std::function<void(bool committed)> fn) {
+  if (txn_depth_ == 0) {
+    fn(true);
+    return;
+  }
+  after_transaction_.push_back(std::move(fn));
+}
+
+void Store::RunAfterTransaction(bool committed) {
+  // Taken first: a callback may open a transaction of its own.
+  std::vector<std::function<void(bool)>> callbacks;
+  callbacks.swap(after_transaction_);
+  for (auto& fn : callbacks) fn(committed);
 }
 
 void Store::Rollback() {
@@ -717,6 +734,7 @@ void Store::RollbackNow() {
   if (db_->InTransaction()) (void)db_->ExecCached("ROLLBACK");
   rollback_only_ = false;
   pending_log_removals_.clear();
+  RunAfterTransaction(false);
 }
 
 void Store::RemoveRunLogs(std::vector<std::string> run_ids) {

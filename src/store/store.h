@@ -17,6 +17,7 @@
 // return NotFound; duplicate keys return AlreadyExists; a damaged file returns Corruption.
 
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
@@ -195,6 +196,12 @@ class Store {
   Status Commit();
   void Rollback();
   bool InTransaction() const { return txn_depth_ > 0; }
+  // Runs `fn(committed)` when the outermost transaction ends: true once its COMMIT
+  // succeeded, false when it rolled back (nothing of it was written). Outside a
+  // transaction, fn(true) runs at once. For what must follow the commit that a caller
+  // further out may still fail (killing processes, installing a plan, telling
+  // observers), and for undoing in-memory changes when it fails.
+  void AfterTransaction(std::function<void(bool committed)> fn);
   // kOnFlush: makes every commit so far durable (the WAL; for a store this process
   // created, also the database file and its directory entry), and lets closing skip
   // the checkpoint, which the next open's background checkpointer does instead.
@@ -301,6 +308,8 @@ class Store {
   int txn_depth_ = 0;
   bool rollback_only_ = false;                      // a nested Rollback() doomed the transaction
   std::vector<std::string> pending_log_removals_;  // run ids, removed after the commit
+  std::vector<std::function<void(bool)>> after_transaction_;  // AfterTransaction callbacks
+  void RunAfterTransaction(bool committed);
 };
 
 // A fresh run id: 12 lowercase hex characters from a random source.
