@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -47,9 +48,11 @@ bool ClosedByServer(int fd, milliseconds timeout) {
   auto deadline = steady_clock::now() + timeout;
   for (;;) {
     auto left = std::chrono::duration_cast<milliseconds>(deadline - steady_clock::now()).count();
-    if (left <= 0) return false;
     pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+    if (::poll(&p, 1, static_cast<int>(std::max<long>(left, 0))) <= 0) {
+      if (left <= 0) return false;
+      continue;
+    }
     char buf[65536];
     ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
     if (n == 0) return true;
@@ -183,6 +186,7 @@ TEST_F(ApiHardeningTest, IdleConnectionsBeyondTheLimitMakeRoomAndBusyOnesGetA503
   // The oldest made room: the first 44 for the other idle ones, one more for batchctl.
   for (int i = 0; i < 45; ++i) EXPECT_TRUE(ClosedByServer(idle.fds[i], milliseconds(2000))) << "connection " << i;
   for (int i = 45; i < 300; ++i) EXPECT_FALSE(ClosedByServer(idle.fds[i], milliseconds(0))) << "connection " << i;
+  ASSERT_FALSE(ClosedByServer(idle.fds[299], milliseconds(300)));
   idle.CloseAll();
 
   // 256 connections in the middle of a request are all busy: a new one is told so.
