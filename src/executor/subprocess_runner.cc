@@ -595,6 +595,7 @@ void SubprocessRunner::Launch(Attempt& attempt) {
   // The child has its own copy of the log; ours is kept only to watch a capped log's size.
   if (!log_cap_.Unlimited() && !spec.log_path.empty()) {
     attempt.log_fd = std::move(log);
+    ++capped_logs_open_;
     ArmLogCheck();
   }
   attempt.pidfd.emplace(io_, pidfd_owner.Release());
@@ -734,6 +735,11 @@ void SubprocessRunner::Finish(uint64_t attempt_id) {
   if (a.log_fd.get() >= 0) {
     log_cap_.Finish(a.log_fd.get(), a.spec.log_path, &a.log_state);
     a.log_fd.Reset();
+    // No timer left behind: an io_context with nothing else to do may return from run().
+    if (--capped_logs_open_ == 0 && log_check_armed_) {
+      log_check_->timer.cancel();
+      log_check_armed_ = false;
+    }
   }
 
   AttemptResult r;

@@ -159,6 +159,7 @@ class SubprocessRunner final : public TaskRunner {
   struct LogCheckTimer;
   std::unique_ptr<LogCheckTimer> log_check_;  // armed while capped logs are open
   bool log_check_armed_ = false;
+  int capped_logs_open_ = 0;  // attempts holding their log open for the check
   std::unique_ptr<PathCache> path_cache_;  // where PATH lookups found programs lately
   std::vector<int> reset_signals_;                             // SignalsToReset()
   std::optional<std::chrono::steady_clock::time_point> signals_scanned_at_;  // never yet: nullopt

@@ -886,6 +886,20 @@ TEST_F(SubprocessRunnerTest, LogCapOfZeroKeepsEverything) {
   EXPECT_TRUE(Log(1) == Seq(1500000));
 }
 
+TEST_F(SubprocessRunnerTest, LogSizeCheckKeepsNoTimerAfterTheLastAttempt) {
+  // An io_context with nothing else to do returns from run() once the attempts are done.
+  boost::asio::io_context io;
+  bool done = false;
+  auto start = steady_clock::now();
+  {
+    SubprocessRunner runner(io, {.workers = 1, .log_max_bytes = 1 << 20, .log_check_interval = seconds(5)});
+    runner.Start(Spec(1, "true"), [&](AttemptResult) { done = true; });
+    io.run();
+  }
+  EXPECT_TRUE(done);
+  EXPECT_LT(steady_clock::now() - start, seconds(2));
+}
+
 TEST(LogCapTest, SizesAreWrittenExactlyInTheLargestUnitThatDividesThem) {
   EXPECT_EQ(LogCap::FormatSize(uint64_t{64} << 20), "64 MiB");
   EXPECT_EQ(LogCap::FormatSize(uint64_t{3} << 30), "3 GiB");
