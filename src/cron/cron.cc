@@ -365,7 +365,9 @@ std::optional<SysSeconds> CronExpr::Prev(SysSeconds before, const date::time_zon
   }
   const date::sys_info info = ZoneInfoAt(zone, before);
   seconds offset = info.offset;
-  if (before - info.begin < hours(48)) offset = std::max(offset, ZoneInfoAt(zone, info.begin - seconds(1)).offset);
+  // info.begin is the minimum sys_seconds in a zone without transitions (UTC): compare
+  // without subtracting it, which would overflow.
+  if (info.begin > before - hours(48)) offset = std::max(offset, ZoneInfoAt(zone, info.begin - seconds(1)).offset);
   LocalMinutes from = date::floor<minutes>(date::local_seconds{before.time_since_epoch() + offset});
   const date::local_days limit = std::max(date::floor<date::days>(from) - kHorizon, kFirstDay);
 
