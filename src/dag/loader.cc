@@ -198,7 +198,8 @@ class Loader {
   std::vector<Dependency> ReadDependsOn(const YamlNode* value, const Ctx& ctx);
   void CheckTemplates();
   void CheckTemplateField(const YamlNode* node, std::string_view text, const std::string& field,
-                          const std::vector<std::string>& params, const std::vector<std::string>& variables);
+                          const std::vector<std::string>& params, const std::vector<std::string>& variables,
+                          TemplateUse use = TemplateUse::kText);
   SourceLocation TemplateLocation(const YamlNode* node, std::string_view text, size_t offset) const;
 
   std::string_view text_;
@@ -1008,7 +1009,8 @@ void Loader::CheckTemplates() {
     const TaskSource& source = task_sources_[i];
     std::string owner = task.id.empty() ? "task #" + std::to_string(i + 1) : "task " + Q(task.id);
     if (source.command) {
-      CheckTemplateField(source.command, task.command, "command of " + owner, params, TemplateVariables());
+      CheckTemplateField(source.command, task.command, "command of " + owner, params, TemplateVariables(),
+                         TemplateUse::kShellCommand);
     }
     if (source.idempotency_key) {
       CheckTemplateField(source.idempotency_key, task.idempotency_key, "idempotency_key of " + owner, params,
@@ -1016,14 +1018,15 @@ void Loader::CheckTemplates() {
     }
     if (source.partitions_command) {
       CheckTemplateField(source.partitions_command, task.partitions.command, "partitions.command of " + owner,
-                         params, RunTemplateVariables());
+                         params, RunTemplateVariables(), TemplateUse::kShellCommand);
     }
   }
 }
 
 void Loader::CheckTemplateField(const YamlNode* node, std::string_view text, const std::string& field,
-                                const std::vector<std::string>& params, const std::vector<std::string>& variables) {
-  for (const TemplateError& e : CheckTemplate(text, params, variables)) {
+                                const std::vector<std::string>& params, const std::vector<std::string>& variables,
+                                TemplateUse use) {
+  for (const TemplateError& e : CheckTemplate(text, params, variables, use)) {
     std::string message = e.message + " in " + field;
     if (!e.hint.empty()) message += " (" + e.hint + ")";
     Error(TemplateLocation(node, text, e.offset), std::move(message));

@@ -537,7 +537,7 @@ void Engine::ResolveQueued(RunPlan& plan) {
 namespace {
 // How a run executes a task's partitions command: rendered, in the task's working dir.
 PartitionCommandKey CommandKeyOf(const dag::Task& task, const std::map<std::string, std::string>& run_vars) {
-  return {dag::RenderTemplate(task.partitions.command, run_vars), task.working_dir};
+  return {dag::RenderShellCommand(task.partitions.command, run_vars), task.working_dir};
 }
 }  // namespace
 
@@ -899,7 +899,7 @@ bool Engine::RunPass(Pass& pass) {
 
     executor::AttemptSpec spec;
     spec.attempt_id = static_cast<uint64_t>(running->attempt.id);
-    spec.command = dag::RenderTemplate(task.command, plan.AttemptVars(index, inst.attempts));
+    spec.command = dag::RenderShellCommand(task.command, plan.AttemptVars(index, inst.attempts));
     spec.env = AttemptEnv(plan, index, inst.attempts);
     spec.working_dir = task.working_dir;
     spec.log_path = running->attempt.log_path;

@@ -11,6 +11,43 @@
 
 namespace batchd::engine {
 
+namespace {
+constexpr std::string_view kParamEnvPrefix = "BATCHD_PARAM_";
+}  // namespace
+
+std::map<std::string, std::string> RunParams(const dag::Dag& dag, const store::RunRecord& run) {
+  std::map<std::string, std::string> params = dag.params;
+  // Trigger-time overrides: a flat JSON object of strings, written by the engine.
+  auto overrides = nlohmann::json::parse(run.params_json, nullptr, /*allow_exceptions=*/false);
+  if (overrides.is_object()) {
+    for (const auto& [k, v] : overrides.items()) {
+      params[k] = BytesFromJson(v).value_or(DumpJsonForDisplay(v));  // Engine::EncodeParams
+    }
+  }
+  return params;
+}
+
+std::vector<std::string> ParamEnvironment(const std::map<std::string, std::string>& params) {
+  std::map<std::string, std::string> env;
+  for (const auto& [name, value] : params) {
+    std::string key(kParamEnvPrefix);
+    for (char c : name) {
+      if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+      bool ok = (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+      key += ok ? c : '_';
+    }
+    std::string& v = env[key];
+    v.clear();
+    for (char c : value) {
+      if (c != '\0') v += c;
+    }
+  }
+  std::vector<std::string> out;
+  out.reserve(env.size());
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
 std::map<std::string, std::string> RunTemplateVars(const dag::Dag& dag, const store::RunRecord& run) {
   const date::time_zone* zone = nullptr;
   if (auto z = LookupZone(dag.timezone); z.ok()) zone = *z;
@@ -23,13 +60,7 @@ std::map<std::string, std::string> RunTemplateVars(const dag::Dag& dag, const st
   vars["ts"] = FormatIsoUtc(run.logical_date);
   vars["data_interval_start"] = FormatIso(run.interval_start, zone);
   vars["data_interval_end"] = FormatIso(run.interval_end, zone);
-  for (const auto& [k, v] : dag.params) vars["params." + k] = v;
-  // Trigger-time overrides: a flat JSON object of strings, written by the engine.
-  auto overrides = nlohmann::json::parse(run.params_json, nullptr, /*allow_exceptions=*/false);
-  if (overrides.is_object()) {
-    for (const auto& [k, v] : overrides.items())
-      vars["params." + k] = BytesFromJson(v).value_or(DumpJsonForDisplay(v));  // Engine::EncodeParams
-  }
+  for (const auto& [k, v] : RunParams(dag, run)) vars["params." + k] = v;
   return vars;
 }
 
@@ -212,6 +243,13 @@ const std::vector<std::string>& RunPlan::TaskEnvironment(size_t task_index, cons
     }
     for (const auto& [k, v] : dag_->env) dag_env_map_[k] = v;
     for (const char* name : kPerAttempt) dag_env_map_.erase(name);
+    // Params reach scripts as variables too, which need no quoting at all; ones the
+    // daemon itself inherited are not this run's.
+    std::erase_if(dag_env_map_, [](const auto& kv) { return kv.first.starts_with(kParamEnvPrefix); });
+    for (const std::string& kv : ParamEnvironment(RunParams(*dag_, run_))) {
+      auto eq = kv.find('=');
+      dag_env_map_[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
     dag_env_ = to_vector(dag_env_map_);
   }
   const auto& task_env = dag_->tasks[task_index].env;

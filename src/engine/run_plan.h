@@ -23,6 +23,15 @@ namespace batchd::engine {
 // Variables for templates of one run (without task, partition and attempt).
 std::map<std::string, std::string> RunTemplateVars(const dag::Dag& dag, const store::RunRecord& run);
 
+// `BATCHD_PARAM_<NAME>=value` for each param (`params` maps NAME to value, as the DAG's
+// defaults merged with the run's overrides): NAME upper-cased, every byte outside
+// [A-Z0-9_] written `_`; NUL bytes, which no environment can carry, dropped. When two
+// names map to the same variable, the later name in byte order wins. Sorted by name.
+std::vector<std::string> ParamEnvironment(const std::map<std::string, std::string>& params);
+
+// The run's params (DAG defaults merged with its trigger-time overrides), by name.
+std::map<std::string, std::string> RunParams(const dag::Dag& dag, const store::RunRecord& run);
+
 // Creates the pending instances of a run. `partitions` maps each task id to its
 // partition names (already expanded; "-" for an unpartitioned task).
 std::vector<store::InstanceRecord> MakeInstances(const dag::Dag& dag, const store::RunRecord& run,
@@ -85,7 +94,9 @@ class RunPlan {
   // attempt. The reference is valid until the next call.
   const std::map<std::string, std::string>& AttemptVars(size_t i, int attempt);
   // The environment shared by every attempt of task `task_index` in this run: `base`,
-  // then the DAG's env, then the task's env, minus the per-attempt BATCHD_* variables.
+  // then the DAG's env, then the task's env, minus the per-attempt BATCHD_* variables
+  // and inherited BATCHD_PARAM_* ones, plus BATCHD_PARAM_<NAME> for each of the run's
+  // params (ParamEnvironment).
   // Computed once per run for the DAG-wide part and once per task with env of its own
   // (attempts of a partitioned task share it). `base` must be the same on every call.
   const std::vector<std::string>& TaskEnvironment(size_t task_index, const std::vector<std::string>& base);
