@@ -850,7 +850,7 @@ tasks:
   std::random_device seed_source;
   const unsigned seed = seed_source();
   std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> window_ms(30, 300), gap_ms(5, 40);
+  std::uniform_int_distribution<int> window_ms(30 * kSlowdown, 300 * kSlowdown), gap_ms(5 * kSlowdown, 40 * kSlowdown);
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::vector<std::string> acknowledged;  // run ids
   int day = 0, refused = 0;

@@ -100,6 +100,15 @@ bool WaitFor(const std::function<bool()>& pred, milliseconds timeout, millisecon
 // Whether a process with this pid exists and is not a zombie.
 bool PidAlive(pid_t pid);
 
+// Sanitizer builds (docs/testing.md) start and run batchd and batchctl several times
+// slower: random kill windows that must leave room for work to happen first (a trigger
+// acknowledged, an attempt started) are this many times wider there.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr int kSlowdown = 5;
+#else
+inline constexpr int kSlowdown = 1;
+#endif
+
 // For tests that SIGKILL batchd at random moments: every task appends the line
 // "$BATCHD_IDEMPOTENCY_KEY $BATCHD_ATTEMPT" to a ledger file before it exits, and every
 // instance that runs has a key of its own. Checks the ledger against the attempts in `db`

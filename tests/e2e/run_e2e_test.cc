@@ -831,7 +831,7 @@ tasks:
   std::random_device seed_source;
   const unsigned seed = seed_source();
   std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> delay_ms(5, 120);
+  std::uniform_int_distribution<int> delay_ms(5 * kSlowdown, 120 * kSlowdown);
   std::string delays;  // for failure messages: the timing that broke it
   auto timing = [&] { return "seed " + std::to_string(seed) + ", kills after " + delays; };
   int killed = 0;

@@ -187,7 +187,8 @@ class FileTriggerTest : public ::testing::Test {
   std::multiset<std::string> InstanceStates() {
     std::multiset<std::string> out;
     for (const auto& r : Runs()) {
-      for (const auto& i : *store_->ListInstances(r.run_id)) {
+      auto instances = store_->ListInstances(r.run_id);  // kept: `*` of a temporary dangles
+      for (const auto& i : *instances) {
         out.insert(std::string(ToString(i.state)) + (i.reason.empty() ? "" : "(" + i.reason + ")"));
       }
     }
