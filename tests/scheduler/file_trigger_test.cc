@@ -335,6 +335,27 @@ TEST_F(FileTriggerTest, AThousandFilesAtOnceEachRunOnceBehindMaxActiveRuns) {
   EXPECT_LE(runner_.max_started_together(), 4u);
 }
 
+TEST_F(FileTriggerTest, APausedDagsFilesFireWhenItIsUnpaused) {
+  RegisterIngest();
+  ASSERT_TRUE(registry_->SetPaused("ingest", true).ok());
+  WriteFile(in_ + "/a.csv", "a\n");
+  PollTwice();
+  EXPECT_THAT(Runs(), IsEmpty());
+  ASSERT_TRUE(registry_->SetPaused("ingest", false).ok());
+  PollTwice();
+  EXPECT_EQ(Runs().size(), 1u);
+}
+
+TEST_F(FileTriggerTest, AFileTwoGlobsMatchFiresOnce) {
+  Register("dag: ingest\ntriggers:\n  - file: " + in_ + "/*.csv\n  - file: " + in_ +
+           "/a.*\ntasks:\n  - id: load\n    command: cat {{ params.trigger_file }}\n");
+  WriteFile(in_ + "/a.csv", "a\n");
+  PollTwice();
+  PollTwice();
+  EXPECT_EQ(Runs().size(), 1u);
+  EXPECT_EQ(Ledger().size(), 1u);
+}
+
 TEST(EscapeKeyBytesTest, EscapesWhatIsNotPrintableUtf8AndThePercentSign) {
   EXPECT_EQ(EscapeKeyBytes("/in/a b.csv"), "/in/a b.csv");
   EXPECT_EQ(EscapeKeyBytes("/in/caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\x84"), "/in/caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\x84");
