@@ -74,6 +74,7 @@ void Scheduler::Tick() {
   if (stopped_) return;
   FireSchedules(std::chrono::floor<std::chrono::seconds>(clock_.Now()));
   PollFileTriggers();
+  RetryDownstream();
   Arm();
 }
 
@@ -227,11 +228,20 @@ void Scheduler::TriggerDownstream(const std::string& upstream_dag, const store::
       request.run_key = name + "@after:" + upstream_run.run_id;
       auto created = engine_.CreateRun(request);
       if (!created.ok()) {
-        spdlog::error("DAG {}: after_dag trigger from run {}: {}", name, upstream_run.run_id,
-                      created.status().message());
+        spdlog::error("DAG {}: after_dag trigger from run {}: {}; trying again at the next tick", name,
+                      upstream_run.run_id, created.status().message());
+        // The run key is deterministic: trying again never creates a second run.
+        downstream_retry_.emplace(upstream_run.run_id, upstream_run);
       }
     }
   }
+}
+
+void Scheduler::RetryDownstream() {
+  if (downstream_retry_.empty()) return;
+  std::map<std::string, store::RunRecord> pending;
+  pending.swap(downstream_retry_);
+  for (const auto& [_, run] : pending) TriggerDownstream(run.dag, run);
 }
 
 }  // namespace batchd::scheduler

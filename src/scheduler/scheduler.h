@@ -69,6 +69,8 @@ class Scheduler final : public engine::EngineObserver {
   bool FireFiles(const std::string& name, const dag::DagPtr& dag, const std::vector<FileVersion>& due,
                  FileWatch& watch);
   void TriggerDownstream(const std::string& upstream_dag, const store::RunRecord& upstream_run);
+  // after_dag triggers whose run could not be created (the store could not be written).
+  void RetryDownstream();
 
   boost::asio::io_context& io_;
   engine::Engine& engine_;
@@ -85,6 +87,8 @@ class Scheduler final : public engine::EngineObserver {
     FileWatch watch;
   };
   std::map<std::string, WatchedDag> file_watches_;
+  // Upstream runs (by run id) whose after_dag triggers failed; retried each tick.
+  std::map<std::string, store::RunRecord> downstream_retry_;
 };
 
 }  // namespace batchd::scheduler
