@@ -996,5 +996,42 @@ TEST(LoaderTest, CapsTheNumberOfErrors) {
   EXPECT_EQ(r.errors.back().ToString(), "d.yaml: too many errors: showing the first 200 of 1000");
 }
 
+TEST(LoaderTest, AcceptsTheRawFilterInCommandsAndKeys) {
+  auto dag = MustLoad(R"yaml(dag: d
+params: {flags: "-v -x"}
+tasks:
+  - id: a
+    command: ./run.sh {{ params.flags | raw }} "{{ ds|raw }}"
+    idempotency_key: "{{ dag }}/{{ ds | raw }}"
+)yaml");
+  ASSERT_NE(dag, nullptr);
+}
+
+TEST(LoaderTest, RejectsUnknownTemplateFiltersWithTheirPosition) {
+  EXPECT_THAT(Errors(R"yaml(dag: d
+tasks:
+  - id: a
+    command: echo {{ ds | foo }}
+    idempotency_key: "k/{{ ds | raww }}"
+)yaml"),
+              ElementsAre("d.yaml:4:19: unknown template filter 'foo' in command of task 'a'",
+                          "d.yaml:5:25: unknown template filter 'raww' in idempotency_key of task 'a' "
+                          "(did you mean 'raw'?)"));
+}
+
+TEST(LoaderTest, RejectsCommandPlaceholdersThatCannotBeQuoted) {
+  EXPECT_THAT(Errors(R"yaml(dag: d
+tasks:
+  - id: a
+    command: echo ${x:-{{ ds }}}
+    partitions: {command: "echo $'{{ ds }}'"}
+    idempotency_key: "${x:-{{ ds }}}"
+)yaml"),
+              ElementsAre("d.yaml:4:24: cannot quote template variable 'ds' inside ${...} in command of task 'a' "
+                          "(assign it to a shell variable first, or write '{{ ds | raw }}')",
+                          "d.yaml:5:35: cannot quote template variable 'ds' inside $'...' in partitions.command of "
+                          "task 'a' (use '...' or \"...\" instead, or write '{{ ds | raw }}')"));
+}
+
 }  // namespace
 }  // namespace batchd::dag

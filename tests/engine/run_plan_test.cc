@@ -192,6 +192,59 @@ tasks:
   EXPECT_EQ(overridden[0].idempotency_key, "2026-03-29:us:p1:extract:1");
 }
 
+TEST(MakeInstancesTest, IdempotencyKeysAreNotShellQuoted) {
+  auto dag = MustLoad(R"yaml(dag: backup
+params: {trigger_file: none}
+tasks:
+  - id: a
+    command: "true"
+    idempotency_key: "{{ dag }}/{{ params.trigger_file }}"
+)yaml");
+  ASSERT_NE(dag, nullptr);
+  auto instances = MakeInstances(*dag, MakeRun(*dag, R"({"trigger_file":"/in/x$(touch pwned) it's.csv"})"),
+                                 StaticPartitions(*dag));
+  ASSERT_EQ(instances.size(), 1u);
+  EXPECT_EQ(instances[0].idempotency_key, "backup//in/x$(touch pwned) it's.csv");
+}
+
+// --- params in the environment ----------------------------------------------------------
+
+TEST(ParamEnvironmentTest, UpperCasesNamesAndReplacesOtherBytes) {
+  EXPECT_THAT(ParamEnvironment({{"region", "eu"}, {"trigger_file", "/in/a b.csv"}, {"my-param.x", "1"},
+                                {"Ab9", "$(x) 'y'\n"}}),
+              ElementsAre("BATCHD_PARAM_AB9=$(x) 'y'\n", "BATCHD_PARAM_MY_PARAM_X=1", "BATCHD_PARAM_REGION=eu",
+                          "BATCHD_PARAM_TRIGGER_FILE=/in/a b.csv"));
+  EXPECT_THAT(ParamEnvironment({}), IsEmpty());
+  EXPECT_THAT(ParamEnvironment({{"\xc3\xa9t\xc3\xa9", "v"}}), ElementsAre("BATCHD_PARAM___T__=v"));
+  EXPECT_THAT(ParamEnvironment({{"n", std::string("a\0b", 3)}}), ElementsAre("BATCHD_PARAM_N=ab"));
+}
+
+TEST(ParamEnvironmentTest, TheLaterNameWinsWhenTwoMapToOneVariable) {
+  EXPECT_THAT(ParamEnvironment({{"a-b", "dash"}, {"a_b", "underscore"}}), ElementsAre("BATCHD_PARAM_A_B=underscore"));
+}
+
+TEST(RunPlanTest, TaskEnvironmentHoldsEveryParamWithTriggerOverrides) {
+  auto dag = MustLoad(R"yaml(dag: d
+params: {region: eu, keep: "7"}
+env: {LANG: C}
+tasks:
+  - id: a
+    command: "true"
+  - id: b
+    command: "true"
+    env: {X: y}
+)yaml");
+  ASSERT_NE(dag, nullptr);
+  auto plan = MakePlan(dag, R"j({"region":"us $(touch pwned)","extra":"e"})j");
+  std::vector<std::string> base = {"PATH=/bin", "BATCHD_PARAM_STALE=1", "BATCHD_PARAM_KEEP=inherited"};
+  EXPECT_THAT(plan->TaskEnvironment(0, base),
+              ElementsAre("BATCHD_PARAM_EXTRA=e", "BATCHD_PARAM_KEEP=7", "BATCHD_PARAM_REGION=us $(touch pwned)",
+                          "LANG=C", "PATH=/bin"));
+  EXPECT_THAT(plan->TaskEnvironment(1, base),
+              ElementsAre("BATCHD_PARAM_EXTRA=e", "BATCHD_PARAM_KEEP=7", "BATCHD_PARAM_REGION=us $(touch pwned)",
+                          "LANG=C", "PATH=/bin", "X=y"));
+}
+
 // --- template variables -------------------------------------------------------------------
 
 TEST(RunTemplateVarsTest, DatesAreRenderedInTheDagsZone) {
