@@ -557,9 +557,10 @@ std::vector<dag::Task> Engine::PartitionCommandsOf(const dag::Dag& dag, const Ru
   return out;
 }
 
-std::vector<std::string> Engine::PartitionCommandEnv(const dag::Dag& dag) const {
+std::vector<std::string> Engine::PartitionCommandEnv(const dag::Dag& dag, const RunRecord& run) const {
   std::vector<std::string> env = options_.base_env;
   for (const auto& [k, v] : dag.env) env.push_back(k + "=" + v);
+  for (auto& kv : ParamEnvironment(RunParams(dag, run))) env.push_back(std::move(kv));
   return env;
 }
 
@@ -590,7 +591,7 @@ Status Engine::StartRun(RunRecord run, const PartitionCommandOutputs* outputs) {
     RunningCommand running(options_.orphan_guard);
     for (const dag::Task& task : PartitionCommandsOf(**dag, run))
       inline_outputs.emplace(PartitionCommandKey{task.partitions.command, task.working_dir},
-                             ExpandPartitions(task, PartitionCommandEnv(**dag), limits, &running));
+                             ExpandPartitions(task, PartitionCommandEnv(**dag, run), limits, &running));
     outputs = &inline_outputs;
   }
   const auto vars = RunTemplateVars(**dag, run);
@@ -697,7 +698,7 @@ void Engine::StartQueuedRuns() {
           active[run.dag]++;
           PartitionCommandLimits limits;
           limits.timeout = options_.partition_command_timeout;
-          expander_->Submit({run.run_id, std::move(commands), PartitionCommandEnv(**dag), limits,
+          expander_->Submit({run.run_id, std::move(commands), PartitionCommandEnv(**dag, run), limits,
                              [self = self_, &io = io_](std::string run_id, PartitionCommandOutputs outputs) {
                                asio::post(io, [self, run_id = std::move(run_id), outputs = std::move(outputs)]() mutable {
                                  if (!*self) return;

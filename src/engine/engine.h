@@ -193,7 +193,8 @@ class Engine {
   Status StartRun(store::RunRecord run, const PartitionCommandOutputs* outputs = nullptr);
   // The distinct partitions commands of a run, rendered, one task each.
   std::vector<dag::Task> PartitionCommandsOf(const dag::Dag& dag, const store::RunRecord& run) const;
-  std::vector<std::string> PartitionCommandEnv(const dag::Dag& dag) const;
+  // The partitions command's environment: inherited, the DAG's env, BATCHD_PARAM_*.
+  std::vector<std::string> PartitionCommandEnv(const dag::Dag& dag, const store::RunRecord& run) const;
   void ArmRetryTimer(const std::string& run_id, int64_t instance_id, SysMillis at);
   void FinishAttemptInPlan(RunPlan& plan, size_t index, store::AttemptRecord& attempt,
                            const executor::AttemptResult* result);

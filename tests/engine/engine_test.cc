@@ -22,6 +22,7 @@
 #include <vector>
 
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 
 #include "common/time.h"
 #include "dag/loader.h"
@@ -1824,7 +1825,7 @@ tasks:
   Fail("a");
   ASSERT_TRUE(RunUntil([&] { return runner_->InFlight() == 1; }));
   EXPECT_EQ(runner_->attempt(1).Env("BATCHD_ATTEMPT"), "2");
-  EXPECT_EQ(runner_->attempt(1).spec.command, "echo 2");
+  EXPECT_EQ(runner_->attempt(1).spec.command, "echo '2'");  // values are quoted for the shell
 }
 
 TEST_F(EngineTest, RenderedCommandSubstitutesEveryVariable) {
@@ -1847,9 +1848,9 @@ tasks:
   ASSERT_EQ(runner_->started(), 1u);
   const AttemptSpec& spec = runner_->attempt(0).spec;
   EXPECT_EQ(spec.command,
-            "run --ds 2026-03-29 --p us --r apac --l 10 --a 1 --t extract --d render --id " + run +
-                " --ld 2026-03-29T00:30:00+01:00 --ts 2026-03-28T23:30:00Z --s 2026-03-28T00:30:00+01:00"
-                " --e 2026-03-29T00:30:00+01:00");
+            "run --ds '2026-03-29' --p 'us' --r 'apac' --l '10' --a '1' --t 'extract' --d 'render' --id '" + run +
+                "' --ld '2026-03-29T00:30:00+01:00' --ts '2026-03-28T23:30:00Z' --s '2026-03-28T00:30:00+01:00'"
+                " --e '2026-03-29T00:30:00+01:00'");
   EXPECT_EQ(spec.working_dir, "/tmp");
   EXPECT_EQ(spec.timeout, Millis(5s));
   EXPECT_EQ(spec.kill_grace, Millis(2s));
@@ -1892,6 +1893,21 @@ tasks:
   NewEngine();
   std::string run = Trigger(dag);
   EXPECT_THAT(StoredStates(run), ElementsAre("t[a]=running", "t[b]=running", "t[c]=running"));
+}
+
+TEST_F(EngineTest, PartitionsCommandSeesTheRunsParamsAsEnvironmentVariables) {
+  auto dag = AddDag(R"yaml(dag: dynamic_params
+params: {regions: "eu us", tier: gold}
+tasks:
+  - id: t
+    command: "true"
+    partitions: {command: "for p in $BATCHD_PARAM_REGIONS; do echo $p-$BATCHD_PARAM_TIER; done"}
+)yaml");
+  NewEngine();
+  RunRequest req = Request(dag);
+  req.params = {{"regions", "apac"}};  // a trigger-time override wins over the default
+  std::string run = Trigger(req);
+  EXPECT_THAT(StoredStates(run), ElementsAre("t[apac-gold]=running"));
 }
 
 TEST_F(EngineTest, TasksSharingAPartitionsCommandGetTheSamePartitions) {
@@ -2084,6 +2100,122 @@ tasks:
                                            "finished success"));
   // Queued and dispatched in the same loop pass: reported once, as running.
   EXPECT_THAT(observer.StatesOf("b"), ElementsAre("running", "success"));
+}
+
+// --- Side effects wait for the outermost commit; faults stay in their run -------------
+
+TEST_F(EngineTest, CancelRunInsideATransactionThatRollsBackKillsNothingAndChangesNothing) {
+  auto dag = AddDag(kRetryRunYaml);
+  NewEngine();
+  std::string run = Trigger(dag);
+  ASSERT_THAT(runner_->Running(), ElementsAre("a[-]#1", "c[-]#1"));
+  ASSERT_TRUE(store_->Begin().ok());  // the API's transaction, with its audit row
+  ASSERT_TRUE(engine_->CancelRun(run).ok());
+  EXPECT_THAT(runner_->cancelled(), IsEmpty()) << "killed before the outermost commit";
+  store_->Rollback();  // e.g. the audit row could not be written
+  Drain();
+  EXPECT_THAT(runner_->cancelled(), IsEmpty());
+  EXPECT_EQ(RunStateOf(run), "running");
+  ASSERT_NE(engine_->FindActiveRun(run), nullptr);
+  EXPECT_EQ(engine_->FindActiveRun(run)->run().state, RunState::kRunning);
+  Complete("a");
+  Complete("c");
+  Complete("b");
+  EXPECT_EQ(RunStateOf(run), "success");
+}
+
+TEST_F(EngineTest, CancelRunInsideATransactionKillsOnlyOnceItCommits) {
+  auto dag = AddDag(kRetryRunYaml);
+  NewEngine();
+  std::string run = Trigger(dag);
+  ASSERT_TRUE(store_->Begin().ok());
+  ASSERT_TRUE(engine_->CancelRun(run).ok());
+  EXPECT_THAT(runner_->cancelled(), IsEmpty());
+  ASSERT_TRUE(store_->Commit().ok());
+  EXPECT_EQ(runner_->cancelled().size(), 2u);
+  EXPECT_EQ(RunStateOf(run), "cancelled");
+}
+
+TEST_F(EngineTest, RetryRunInsideATransactionThatRollsBackStartsNothing) {
+  auto dag = AddDag(kRetryRunYaml);
+  NewEngine();
+  std::string run = Trigger(dag);
+  Fail("a");
+  Complete("c");
+  ASSERT_EQ(RunStateOf(run), "failed");
+  ASSERT_TRUE(store_->Begin().ok());
+  auto reset = engine_->RetryRun(run, std::nullopt, std::nullopt);
+  ASSERT_TRUE(reset.ok()) << reset.status().ToString();
+  store_->Rollback();
+  Drain();
+  EXPECT_EQ(RunStateOf(run), "failed");
+  EXPECT_EQ(engine_->ActiveRunCount(), 0u) << "the retried plan was installed without its commit";
+  EXPECT_THAT(runner_->Running(), IsEmpty());
+  EXPECT_THAT(StoredStates(run), ElementsAre("a[-]=failed", "b[-]=upstream_failed", "c[-]=success"));
+}
+
+TEST_F(EngineTest, RetryRunOfAnActiveRunRolledBackPlansItAgainFromTheStore) {
+  auto dag = AddDag(kRetryRunYaml);
+  NewEngine();
+  std::string run = Trigger(dag);
+  Fail("a");
+  ASSERT_THAT(runner_->Running(), ElementsAre("c[-]#1"));
+  ASSERT_TRUE(store_->Begin().ok());
+  ASSERT_TRUE(engine_->RetryRun(run, std::nullopt, std::nullopt).ok());
+  store_->Rollback();
+  Drain();
+  EXPECT_THAT(runner_->Running(), ElementsAre("c[-]#1")) << "a was started again by a retry that rolled back";
+  ExpectStoreMatchesMemory(run);
+  Complete("c");
+  EXPECT_EQ(RunStateOf(run), "failed");
+}
+
+TEST_F(EngineTest, CreateRunInsideATransactionThatRollsBackTellsNoObserverAndStartsNothing) {
+  auto dag = AddDag(kRetryRunYaml);
+  NewEngine();
+  ASSERT_TRUE(store_->Begin().ok());
+  auto created = engine_->CreateRun(Request(dag));
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  store_->Rollback();
+  Drain();
+  EXPECT_EQ(runner_->started(), 0u);
+  EXPECT_EQ(engine_->ActiveRunCount(), 0u);
+}
+
+// A write that fails for one run (here: its attempt row vanished under the engine) fails
+// that run with the reason; the engine and the other runs go on.
+TEST_F(EngineTest, AStoreFaultOfOneRunFailsThatRunAndTheOthersGoOn) {
+  auto dag = AddDag(R"yaml(dag: one_of_two
+max_active_runs: 2
+tasks:
+  - id: a
+    command: "true"
+  - id: b
+    command: "true"
+    depends_on: [a]
+)yaml");
+  NewEngine();
+  std::string broken = Trigger(dag, "2026-03-28T00:00:00Z");
+  std::string healthy = Trigger(dag, "2026-03-29T00:00:00Z");
+  ASSERT_THAT(runner_->Running(), ElementsAre("a[-]#1", "a[-]#1"));
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ + "/batchd.db").c_str(), &db), SQLITE_OK);
+    const std::string sql = "DELETE FROM attempts WHERE instance_id IN (SELECT id FROM task_instances WHERE run_id = '" +
+                            broken + "')";
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  for (int i = 0; i < 2; ++i) runner_->Finish(*runner_->Oldest(), AttemptEnd::kSuccess, 0);
+  Drain();
+  EXPECT_EQ(RunStateOf(broken), "failed");
+  EXPECT_THAT(StoredRun(broken).error, ::testing::StartsWith("internal error: cannot finish attempt "));
+  EXPECT_EQ(engine_->FindActiveRun(broken), nullptr);
+  EXPECT_EQ(StoredState(broken, "b"), "failed(internal_error)");
+  EXPECT_EQ(engine_->store_fault(), std::nullopt);
+  EXPECT_THAT(runner_->Running(), ElementsAre("b[-]#1"));
+  Complete("b");
+  EXPECT_EQ(RunStateOf(healthy), "success");
 }
 
 }  // namespace
