@@ -46,13 +46,15 @@ PY
   echo "$dir"
 }
 
+# -timeout=25: one input may be a backfill of decades, thousands of runs created in one
+# request (seconds under ASan); a hang still fails.
 run_one() {
   local t=$1 work=$BUILD_DIR/corpus/$1 art=$BUILD_DIR/artifacts/$1/ log=$BUILD_DIR/logs/$1.log
   mkdir -p "$work" "$art" "$(dirname "$log")"
   rm -f "$art"/*
   local seed_dir
   seed_dir=$(seeds "$t")
-  if "$BUILD_DIR/tests/fuzz/fuzz_$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=4096 \
+  if "$BUILD_DIR/tests/fuzz/fuzz_$t" -max_total_time="$SECONDS_EACH" -timeout=25 -rss_limit_mb=4096 \
        -print_final_stats=1 -artifact_prefix="$art" "$work" "$seed_dir" >"$log" 2>&1; then
     echo "fuzz_$t: ok, $(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$') runs in ${SECONDS_EACH} s, corpus $(ls "$work" | wc -l) inputs"
     return 0
