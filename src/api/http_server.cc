@@ -24,12 +24,15 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/json_text.h"
+
 namespace batchd::api {
 
 HttpResponse ErrorResponse(int status, const std::string& code, const std::string& message) {
   HttpResponse r;
   r.status = status;
-  r.body = nlohmann::json{{"error", {{"code", code}, {"message", message}}}}.dump() + "\n";
+  // A message may quote a request's bytes, which need not be UTF-8.
+  r.body = DumpJsonForDisplay(nlohmann::json{{"error", {{"code", code}, {"message", message}}}}) + "\n";
   return r;
 }
 

@@ -22,8 +22,6 @@
 #include "engine/partitions.h"
 #include "engine/policy.h"
 
-extern char** environ;
-
 namespace batchd::engine {
 
 namespace asio = boost::asio;
@@ -119,16 +117,6 @@ void KillLeftoverProcesses(const std::set<std::tuple<std::string, std::string, s
 }
 
 }  // namespace
-
-std::vector<std::string> InheritedEnvironment() {
-  std::vector<std::string> env;
-  for (char** e = environ; e && *e; ++e) {
-    std::string kv = *e;
-    if (kv.rfind("BATCHD_", 0) == 0) continue;
-    env.push_back(std::move(kv));
-  }
-  return env;
-}
 
 Engine::Engine(asio::io_context& io, store::Store& store, executor::TaskRunner& runner, const Clock& clock,
                EngineOptions options, DagResolver resolver)

@@ -78,10 +78,6 @@ struct EngineOptions {
   std::optional<std::string> only_dag;
 };
 
-// The daemon's environment without BATCHD_* variables (never leak our own into tasks):
-// the base every attempt's environment is built on.
-std::vector<std::string> InheritedEnvironment();
-
 struct RunRequest {
   dag::DagPtr dag;
   std::string trigger = "manual";         // schedule | manual | backfill | dag | file

@@ -224,5 +224,23 @@ tasks:
   StopDaemon();
 }
 
+// docs/reliability.md: `sqlite3 batchd.db ".backup /safe/place"` while batchd serves
+// makes a sound copy to restore from.
+TEST_F(DaemonTest, BackupWhileServingIsASoundCopyOfTheStore) {
+  ASSERT_TRUE(StartDaemon());
+  SubmitDag("b.yaml", R"(dag: b
+tasks:
+  - id: t
+    command: "true"
+)");
+  const std::string run_id = Trigger("b", {"--date", "2026-03-01"});
+  ASSERT_TRUE(WaitRunState(run_id, "success"));
+  const std::string copy = tmp_ / "safe-place.db";
+  ProcResult backup = RunProcess({"/usr/bin/sqlite3", db_, ".backup " + copy});
+  ASSERT_EQ(backup.exit_code, 0) << backup.Describe();
+  EXPECT_EQ(QueryValue(copy, "PRAGMA integrity_check"), "ok");
+  EXPECT_EQ(QueryValue(copy, "SELECT state FROM runs WHERE run_id = '" + run_id + "'"), "success");
+}
+
 }  // namespace
 }  // namespace batchd::e2e
