@@ -25,6 +25,15 @@ Status DagRegistry::Refresh(const std::string& name) {
   return Status::Ok();
 }
 
+void DagRegistry::RefreshIfRolledBack(const std::string& name) {
+  // Inside a caller's transaction (the API's, with its audit row), the entry changed in
+  // memory before the commit that may still fail: then it is read back from the store.
+  store_.AfterTransaction([this, name](bool committed) {
+    if (committed) return;
+    if (Status st = Refresh(name); !st.ok()) spdlog::error("DAG {}: cannot reload it: {}", name, st.message());
+  });
+}
+
 Status DagRegistry::LoadFromStore() {
   auto entries = store_.ListDags();
   if (!entries.ok()) return entries.status();
@@ -48,6 +57,7 @@ Result<SubmitResult> DagRegistry::Register(dag::DagPtr dag, const std::string& o
   const bool file_came_back = *entry && (*entry)->deleted && (*entry)->origin == "file-removed";
   if (origin == "file" && seen_before && *entry && !file_came_back) return result;
   if (Status st = store_.Begin(); !st.ok()) return st;
+  RefreshIfRolledBack(dag->name);
   Status st = store_.PutDagVersion({dag->name, dag->content_hash, dag->source, dag->source_path});
   if (st.ok()) st = store_.SetCurrentDag(dag->name, dag->content_hash, origin, dag->source_path, clock_.Now());
   if (st.ok() && !*entry && dag->paused) st = store_.SetDagPaused(dag->name, true);
@@ -135,6 +145,7 @@ const RegisteredDag* DagRegistry::Find(const std::string& name) const {
 Status DagRegistry::SetPaused(const std::string& name, bool paused) {
   if (!Find(name)) return Status::NotFound("DAG '" + name + "' not found");
   if (Status st = store_.SetDagPaused(name, paused); !st.ok()) return st;
+  RefreshIfRolledBack(name);
   return Refresh(name);
 }
 
@@ -144,12 +155,14 @@ Status DagRegistry::Delete(const std::string& name, bool purge) {
   if (!*entry || ((*entry)->deleted && !purge)) return Status::NotFound("DAG '" + name + "' not found");
   // PurgeDag removes the log directories itself, after its outermost commit.
   if (Status st = purge ? store_.PurgeDag(name) : store_.SetDagDeleted(name); !st.ok()) return st;
+  RefreshIfRolledBack(name);
   dags_.erase(name);
   return Status::Ok();
 }
 
 Status DagRegistry::SetLastFire(const std::string& name, SysSeconds fire) {
   if (Status st = store_.SetLastFire(name, fire); !st.ok()) return st;
+  RefreshIfRolledBack(name);
   auto it = dags_.find(name);
   if (it != dags_.end()) it->second.entry.last_fire = fire;
   return Status::Ok();

@@ -59,6 +59,8 @@ class DagRegistry {
   Status SetLastFire(const std::string& name, SysSeconds fire);
 
  private:
+  // Reads `name` back from the store if the outermost transaction rolls back.
+  void RefreshIfRolledBack(const std::string& name);
   Status Refresh(const std::string& name);
 
   store::Store& store_;
