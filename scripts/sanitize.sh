@@ -29,11 +29,6 @@ if [ "$SANITIZE" = thread ]; then
   excluded+=('SubprocessRunnerTest\.')
 else
   BUILD_DIR=${BUILD_DIR:-build-asan}
-  # The spawned child calls _exit() on ASan-instrumented code running on the runner's
-  # own child stack: ASan's noreturn hook sees a foreign stack and prints a warning
-  # into the first such child's log, which these tests compare byte for byte.
-  excluded+=('SubprocessRunnerTest\.DirectExecOfAMissingProgramFailsLikeTheShell$'
-             'SubprocessRunnerTest\.DirectExecFindsAProgramAgainAfterItMovedToAnotherPathDirectory$')
 fi
 if [ ${#excluded[@]} -gt 0 ]; then
   labels+=(-E "$(IFS='|'; echo "${excluded[*]}")")

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +14,8 @@
 #include <filesystem>
 
 #include "dag/template.h"
+
+extern char** environ;
 
 namespace batchd::dag {
 namespace {
@@ -193,20 +196,27 @@ class ShellDir {
 
 // Runs `shell -c command` in `dir`, as the executor does; returns its stdout.
 std::string RunShell(const std::string& shell, const std::string& command, const std::string& dir, int* status) {
+  // posix_spawn, not fork: forking a sanitized test process is slow, and this runs
+  // thousands of shells.
   int fds[2];
   if (::pipe(fds) != 0) return "<pipe failed>";
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(fds[1], 1);
-    int null = ::open("/dev/null", O_WRONLY);
-    ::dup2(null, 2);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    if (::chdir(dir.c_str()) != 0) ::_exit(126);
-    ::execl(shell.c_str(), shell.c_str(), "-c", command.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addclose(&actions, fds[0]);
+  posix_spawn_file_actions_addclose(&actions, fds[1]);
+  posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
+  std::vector<char*> argv = {const_cast<char*>(shell.c_str()), const_cast<char*>("-c"),
+                             const_cast<char*>(command.c_str()), nullptr};
+  pid_t pid = 0;
+  const int rc = ::posix_spawn(&pid, shell.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
   ::close(fds[1]);
+  if (rc != 0) {
+    ::close(fds[0]);
+    return "<spawn failed>";
+  }
   std::string out;
   char buf[4096];
   for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
