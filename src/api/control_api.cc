@@ -444,6 +444,7 @@ HttpResponse ControlApi::SubmitDag(const HttpRequest& request) {
 }
 
 HttpResponse ControlApi::DeleteDag(const HttpRequest& request, const std::string& name, bool purge) {
+  ParseBody(request, {});  // a body is refused like any unknown field: nothing changes
   store::Store& store = ctx_.engine->store();
   if (purge) {
     // A cancelled run still draining has processes whose results need their rows.
@@ -467,6 +468,7 @@ HttpResponse ControlApi::DeleteDag(const HttpRequest& request, const std::string
 }
 
 HttpResponse ControlApi::PauseDag(const HttpRequest& request, const std::string& name, bool paused) {
+  ParseBody(request, {});
   store::Store& store = ctx_.engine->store();
   Transaction txn(store);
   Status st = ctx_.registry->SetPaused(name, paused);

@@ -32,7 +32,8 @@ YamlError ErrorAt(const YAML::Mark& mark, std::string message) {
 // node; an alias to a node that is still open (it would contain itself) is refused.
 class TreeBuilder final : public YAML::EventHandler {
  public:
-  TreeBuilder(YamlDocument* doc, size_t bom_bytes) : doc_(doc), bom_bytes_(bom_bytes) {}
+  TreeBuilder(YamlDocument* doc, std::string_view text, size_t bom_bytes)
+      : doc_(doc), text_(text), bom_bytes_(bom_bytes) {}
 
   void OnDocumentStart(const YAML::Mark&) override {}
   void OnDocumentEnd() override {}
@@ -56,6 +57,7 @@ class TreeBuilder final : public YAML::EventHandler {
 
   void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
                 const std::string& value) override {
+    if (tag != "?") CheckQuoteClosed(mark);
     YamlNode* node = New(YamlNode::Kind::kScalar, mark);
     node->plain = (tag == "?");
     node->value = value;
@@ -134,7 +136,31 @@ class TreeBuilder final : public YAML::EventHandler {
     YAML::anchor_t anchor;
   };
 
+  // yaml-cpp accepts a quoted scalar that the end of the file cuts off ("abc<EOF>): a
+  // DAG file truncated while it was copied must not run a shortened command.
+  void CheckQuoteClosed(const YAML::Mark& mark) const {
+    if (mark.pos < 0) return;
+    size_t at = static_cast<size_t>(mark.pos) + bom_bytes_;
+    if (at >= text_.size()) return;
+    const char quote = text_[at];
+    if (quote != '"' && quote != '\'') return;  // block scalars and tags end with the text
+    for (size_t i = at + 1; i < text_.size(); ++i) {
+      if (quote == '"' && text_[i] == '\\') {
+        ++i;  // an escape: the next byte is not the closing quote
+      } else if (text_[i] == quote) {
+        if (quote == '\'' && i + 1 < text_.size() && text_[i + 1] == '\'') {
+          ++i;  // '' is an escaped quote inside '...'
+          continue;
+        }
+        return;
+      }
+    }
+    throw StopParse{ErrorAt(mark, std::string("YAML syntax error: unterminated quoted string (no closing ") + quote +
+                                      " before the end of the file)")};
+  }
+
   YamlDocument* doc_;
+  std::string_view text_;
   size_t bom_bytes_;
   std::vector<Open_> open_;
   std::vector<Anchor> anchors_;  // by yaml-cpp's anchor id (1-based)
@@ -175,7 +201,7 @@ YamlParse ParseYaml(std::string_view text) {
   try {
     std::istringstream in{std::string(text)};
     YAML::Parser parser(in);
-    TreeBuilder builder(&result.doc, bom);
+    TreeBuilder builder(&result.doc, text, bom);
     if (!parser.HandleNextDocument(builder)) return result;  // no document at all
     // Look at what follows. yaml-cpp 0.7 reports a stray token it cannot place (e.g. a
     // ',' outside any flow collection) as an empty document without consuming it, and

@@ -411,6 +411,20 @@ TEST(LoaderTest, ReportsYamlSyntaxErrorWithPosition) {
   EXPECT_THAT(Errors("dag: x\n  bad: indent\n"), ElementsAre("d.yaml:2:6: YAML syntax error: illegal map value"));
 }
 
+// yaml-cpp takes a quoted scalar cut off by the end of the file as complete: a DAG file
+// truncated while it was copied in would run a shortened command.
+TEST(LoaderTest, AQuotedStringTheEndOfTheFileCutsOffIsAnError) {
+  EXPECT_THAT(Errors("dag: x\ntasks:\n  - id: a\n    command: \"unterminated\n"),
+              ElementsAre("d.yaml:4:14: YAML syntax error: unterminated quoted string (no closing \" before the "
+                          "end of the file)"));
+  EXPECT_THAT(Errors("dag: x\ntasks:\n  - id: a\n    command: 'cut off\n"),
+              ElementsAre("d.yaml:4:14: YAML syntax error: unterminated quoted string (no closing ' before the "
+                          "end of the file)"));
+  // Escaped quotes inside are not the end.
+  EXPECT_THAT(Errors("dag: x\ntasks:\n  - id: a\n    command: \"a \\\" b\"\n  - id: b\n    command: 'it''s'\n"),
+              IsEmpty());
+}
+
 TEST(LoaderTest, NamesTabIndentation) {
   EXPECT_THAT(Errors("dag: x\ntasks:\n\t- id: a\n"),
               ElementsAre("d.yaml:3:2: YAML syntax error: illegal block entry "
