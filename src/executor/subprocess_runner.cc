@@ -114,7 +114,7 @@ void WriteStr(int fd, const char* s) { WriteAll(fd, s, strlen(s)); }
 
 // The child runs on the runner's own stack, which ASan does not know: its no-return hook
 // (before _exit) would warn into the child's log. Nothing here needs checking by ASan.
-__attribute__((no_sanitize("address"))) [[noreturn]] void ChildFail(ChildArgs* a, ChildStage stage) {
+[[noreturn]] __attribute__((no_sanitize("address"))) void ChildFail(ChildArgs* a, ChildStage stage) {
   a->failed_stage = stage;
   a->failed_errno = errno;
   _exit(127);
