@@ -165,8 +165,8 @@ TEST_F(DaemonTest, SixteenConcurrentClientsForTwentySecondsAllSucceedLoseNothing
     }
     for (Slot& slot : slots) {
       if (slot.process && slot.process->Running()) {
-        if (now - slot.started > seconds(30)) {
-          ADD_FAILURE() << slot.what << " did not finish within 30 s";
+        if (now - slot.started > seconds(30 * kSlowdown)) {
+          ADD_FAILURE() << slot.what << " did not finish within " << 30 * kSlowdown << " s";
           collect(slot);
         }
         continue;
@@ -189,9 +189,9 @@ TEST_F(DaemonTest, SixteenConcurrentClientsForTwentySecondsAllSucceedLoseNothing
                acknowledged.size(), rss_warm / 1048576.0, rss_end / 1048576.0, rss_peak / 1048576.0);
   EXPECT_EQ(failures, 0);
   // The load was real: many requests of every kind (how many depends on how busy the machine is).
-  EXPECT_GE(done[Kind::kTrigger], 40);
-  EXPECT_GE(done[Kind::kFollow], 20);
-  for (Kind k : {Kind::kStatus, Kind::kRuns, Kind::kHealth}) EXPECT_GE(done[k], 50);
+  EXPECT_GE(done[Kind::kTrigger], 40 / kSlowdown);
+  EXPECT_GE(done[Kind::kFollow], 20 / kSlowdown);
+  for (Kind k : {Kind::kStatus, Kind::kRuns, Kind::kHealth}) EXPECT_GE(done[k], 50 / kSlowdown);
 
   // Nothing lost: every acknowledged trigger is a run that succeeds, and there are no others.
   for (const auto& id : acknowledged) ASSERT_TRUE(WaitRunState(id, "success", milliseconds(60000))) << id;
@@ -207,6 +207,9 @@ TEST_F(DaemonTest, SixteenConcurrentClientsForTwentySecondsAllSucceedLoseNothing
   // that, while allocator noise and SQLite's page cache (at most 2 MiB per connection by
   // default, partly filled during the warm-up) stay below it.
   ASSERT_GT(rss_warm, 0);
+  // Under ASan freed memory waits in its quarantine (up to 256 MiB), so VmRSS grows with
+  // any allocation there: the bound holds for the plain build only.
+  if (kSlowdown > 1) return;
   EXPECT_LT(rss_end - rss_warm, 6L * 1024 * 1024)
       << "VmRSS grew from " << rss_warm / 1024 << " KiB to " << rss_end / 1024 << " KiB";
   EXPECT_LT(rss_peak - rss_warm, 10L * 1024 * 1024)

@@ -411,12 +411,12 @@ env: {FROM_DAG: dag-level}
 tasks:
   - id: show
     command: |
-      env | grep -E '^(BATCHD_|FROM_DAG=|INHERITED=)' | sort
+      env | grep -E '^(BATCHD_|FROM_DAG=|INHERITED=|LANGUAGE=)' | sort
       echo "ds={{ ds }} region={{ params.region }} task={{ task }} partition={{ partition }} attempt={{ attempt }}"
       echo "stderr line" >&2
 )");
   ProcResult r = RunProcess(RunArgs(dag, {"--param", "region=us"}), milliseconds(20000),
-                     {"INHERITED=yes", "BATCHD_LEAK=from-parent"});
+                     {"INHERITED=yes", "LANGUAGE=inherited", "BATCHD_LEAK=from-parent"});
   ASSERT_EQ(r.exit_code, 0) << r.Describe();
   std::string run_id = LatestRunId();
   EXPECT_EQ(LogOf(run_id, "show", "-", 1),
@@ -424,11 +424,12 @@ tasks:
             "BATCHD_DAG=envdag\n"
             "BATCHD_IDEMPOTENCY_KEY=envdag/show/-/2026-03-01T00:00:00+01:00\n"
             "BATCHD_LOGICAL_DATE=2026-03-01T00:00:00+01:00\n"
+            "BATCHD_PARAM_REGION=us\n"
             "BATCHD_PARTITION=-\n"
             "BATCHD_RUN_ID=" + run_id + "\n"
             "BATCHD_TASK=show\n"
             "FROM_DAG=dag-level\n"
-            "INHERITED=yes\n"
+            "LANGUAGE=inherited\n"
             "ds=2026-03-01 region=us task=show partition=- attempt=1\n"
             "stderr line\n");
   EXPECT_EQ(V("SELECT run_key FROM runs"), "envdag@2026-03-01T00:00:00+01:00");
