@@ -399,27 +399,37 @@ std::unique_ptr<RunPlan> Engine::PlanFromStore(
 }
 
 Status Engine::ReloadPlansFromStore() {
-  std::map<std::string, std::unique_ptr<RunPlan>> reloaded;
+  std::vector<std::string> run_ids;
+  for (const auto& [run_id, _] : plans_) run_ids.push_back(run_id);
+  return ReloadPlans(run_ids);
+}
+
+Status Engine::ReloadPlans(const std::vector<std::string>& run_ids) {
   std::set<std::tuple<std::string, std::string, std::string>> lost;
-  for (const auto& [run_id, old] : plans_) {
+  for (const std::string& run_id : run_ids) {
     auto run = store_.GetRun(run_id);
     if (!run.ok()) return run.status();
     // Gone (purged), back in the queue (started by the pass that failed), or finished
     // (a retry that rolled back): nothing to plan.
     if (!*run || (*run)->state == RunState::kQueued || (*run)->state == RunState::kSuccess ||
-        (*run)->state == RunState::kFailed)
+        (*run)->state == RunState::kFailed) {
+      plans_.erase(run_id);
       continue;
+    }
     auto dag = resolver_((*run)->dag, (*run)->dag_hash);
     if (!dag.ok()) return dag.status();
     auto instances = store_.ListInstances(run_id);
     if (!instances.ok()) return instances.status();
     auto plan = PlanFromStore(**run, *dag, std::move(*instances), &lost);
-    if (plan) reloaded[run_id] = std::move(plan);
+    if (plan) {
+      plans_[run_id] = std::move(plan);
+    } else {
+      plans_.erase(run_id);
+    }
   }
   for (const auto& [run_id, task, partition] : lost)
     spdlog::warn("run {} task {}[{}]: stored as running with no process here; its attempt counts as lost", run_id,
                  task, partition);
-  plans_ = std::move(reloaded);
   started_runs_.clear();
   may_start_queued_runs_ = true;
   return Status::Ok();
@@ -1184,16 +1194,9 @@ Result<int> Engine::RetryRun(const std::string& run_id, const std::optional<std:
 }
 
 void Engine::ReloadPlan(const std::string& run_id) {
-  auto it = plans_.find(run_id);
-  if (it == plans_.end()) return;
-  std::map<std::string, std::unique_ptr<RunPlan>> others;
-  others.swap(plans_);
-  plans_[run_id] = std::move(others[run_id]);
-  others.erase(run_id);
-  Status st = ReloadPlansFromStore();  // reloads just this one: the others are set aside
-  for (auto& [id, plan] : others) plans_[id] = std::move(plan);
-  if (!st.ok()) {
-    plans_stale_ = true;
+  if (!plans_.count(run_id)) return;
+  if (Status st = ReloadPlans({run_id}); !st.ok()) {
+    plans_stale_ = true;  // the next pass reloads every plan
     spdlog::warn("run {}: cannot reload it from the store yet: {}", run_id, st.message());
   }
 }

@@ -217,6 +217,8 @@ class Engine {
   // After a pass that did not commit: plans again from what the store holds, keeping the
   // attempts whose processes run in this daemon.
   Status ReloadPlansFromStore();
+  // The same for some runs: each is planned again, or dropped when it is no longer active.
+  Status ReloadPlans(const std::vector<std::string>& run_ids);
   // Re-plans one stored run (a Recover or a reload). An instance stored as running whose
   // attempt is not in running_ was lost: `lost_processes` collects it, to be killed.
   std::unique_ptr<RunPlan> PlanFromStore(const store::RunRecord& run, const dag::DagPtr& dag,
