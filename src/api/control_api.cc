@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "batchd/version.h"
+#include "common/duration.h"
 #include "common/json_text.h"
 #include "dag/loader.h"
 
@@ -328,12 +329,37 @@ HttpResponse ControlApi::Health() {
 
 namespace {
 
-json DagSummary(const scheduler::RegisteredDag& reg, store::Store& store, SysSeconds now) {
+// The DAG's last success, freshness and SLO state (docs/http-api.md, "DAGs").
+// `misses`: kind -> stored count.
+json SloSummary(const scheduler::DagSloState& state, const std::map<std::string, int64_t>& misses) {
+  auto duration = [](const std::optional<Millis>& d) { return d ? json(FormatDuration(*d)) : json(nullptr); };
+  std::string verdict;
+  if (!state.freshness && !state.max_duration) verdict = "none";
+  else if (state.stale && state.runs_over_duration > 0) verdict = "stale,late";
+  else if (state.stale) verdict = "stale";
+  else if (state.runs_over_duration > 0) verdict = "late";
+  else verdict = "ok";
+  auto count = [&](const char* kind) {
+    auto it = misses.find(kind);
+    return it == misses.end() ? int64_t{0} : it->second;
+  };
+  return json{{"max_duration", duration(state.max_duration)},
+              {"freshness", duration(state.freshness)},
+              {"freshness_age", duration(state.age)},
+              {"freshness_age_seconds", state.age ? json(state.age->count() / 1000) : json(nullptr)},
+              {"state", verdict},
+              {"runs_over_duration", state.runs_over_duration},
+              {"misses", {{"duration", count("duration")}, {"freshness", count("freshness")}}}};
+}
+
+json DagSummary(const scheduler::RegisteredDag& reg, store::Store& store, SysSeconds now,
+                const scheduler::SloMonitor* slo, const std::map<std::string, int64_t>& misses) {
   const dag::Dag& dag = *reg.dag;
   const date::time_zone* zone = ZoneOf(&dag);
   json next = nullptr;
   if (reg.schedule && !reg.entry.paused)
     if (auto n = reg.schedule->NextAfter(now)) next = FormatIso(*n, zone);
+  const scheduler::DagSloState state = slo ? slo->StateOf(dag.name) : scheduler::DagSloState{};
   json last = nullptr;
   auto runs = store.ListRuns({dag.name, std::nullopt, 1});
   if (runs.ok() && !runs->empty()) {
@@ -349,7 +375,21 @@ json DagSummary(const scheduler::RegisteredDag& reg, store::Store& store, SysSec
               {"timezone", dag.timezone},
               {"tasks", dag.tasks.size()},
               {"next_fire", next},
-              {"last_run", last}};
+              {"last_run", last},
+              {"last_success", state.last_success ? json(FormatIso(std::chrono::floor<std::chrono::seconds>(
+                                                                      *state.last_success), zone))
+                                                  : json(nullptr)},
+              {"slo", SloSummary(state, misses)}};
+}
+
+// DAG -> kind -> stored SLO misses.
+std::map<std::string, std::map<std::string, int64_t>> SloMissCounts(store::Store& store) {
+  std::map<std::string, std::map<std::string, int64_t>> out;
+  auto counts = store.ListMetricCounts();
+  if (!counts.ok()) ThrowStatus(counts.status());
+  for (const auto& c : *counts)
+    if (c.metric == "slo_misses") out[c.dag][c.label] = static_cast<int64_t>(c.value);
+  return out;
 }
 
 }  // namespace
@@ -357,7 +397,12 @@ json DagSummary(const scheduler::RegisteredDag& reg, store::Store& store, SysSec
 HttpResponse ControlApi::ListDags() {
   json out = json::array();
   const SysSeconds now = std::chrono::floor<std::chrono::seconds>(ctx_.clock->Now());
-  for (const auto& [_, reg] : ctx_.registry->all()) out.push_back(DagSummary(reg, ctx_.engine->store(), now));
+  const auto misses = SloMissCounts(ctx_.engine->store());
+  static const std::map<std::string, int64_t> kNone;
+  for (const auto& [name, reg] : ctx_.registry->all()) {
+    auto it = misses.find(name);
+    out.push_back(DagSummary(reg, ctx_.engine->store(), now, ctx_.slo, it == misses.end() ? kNone : it->second));
+  }
   return JsonResponse(200, out);
 }
 
@@ -365,7 +410,10 @@ HttpResponse ControlApi::ShowDag(const std::string& name) {
   const auto* reg = ctx_.registry->Find(name);
   if (!reg) Throw(404, "not_found", "DAG '" + name + "' not found");
   const SysSeconds now = std::chrono::floor<std::chrono::seconds>(ctx_.clock->Now());
-  json out = DagSummary(*reg, ctx_.engine->store(), now);
+  const auto misses = SloMissCounts(ctx_.engine->store());
+  auto it = misses.find(name);
+  json out = DagSummary(*reg, ctx_.engine->store(), now, ctx_.slo,
+                        it == misses.end() ? std::map<std::string, int64_t>{} : it->second);
   const dag::Dag& dag = *reg->dag;
   const date::time_zone* zone = ZoneOf(&dag);
   out["description"] = dag.description;
@@ -385,6 +433,13 @@ HttpResponse ControlApi::ShowDag(const std::string& name) {
     }
   }
   out["next_fires"] = fires;
+  auto recent_misses = ctx_.engine->store().ListSloMisses(name, 10);
+  if (!recent_misses.ok()) ThrowStatus(recent_misses.status());
+  json slo_misses = json::array();
+  for (const auto& m : *recent_misses)
+    slo_misses.push_back({{"kind", m.kind}, {"at", FormatIso(std::chrono::floor<std::chrono::seconds>(m.at), zone)},
+                          {"detail", m.detail}});
+  out["slo"]["recent_misses"] = slo_misses;
   json tasks = json::array();
   for (const auto& t : dag.tasks) {
     json deps = json::array();

@@ -13,6 +13,7 @@
 #include "engine/engine.h"
 #include "scheduler/dag_registry.h"
 #include "scheduler/scheduler.h"
+#include "scheduler/slo_monitor.h"
 
 namespace date { class time_zone; }
 
@@ -22,6 +23,8 @@ struct ControlApiContext {
   engine::Engine* engine = nullptr;
   scheduler::DagRegistry* registry = nullptr;
   scheduler::Scheduler* scheduler = nullptr;
+  // Each DAG's SLO state for `dags` and `show` (absent: shown as without SLOs).
+  const scheduler::SloMonitor* slo = nullptr;
   const Clock* clock = nullptr;
   // Rescans the DAGs directory (as SIGHUP does).
   std::function<scheduler::ScanReport()> reload;

@@ -21,6 +21,31 @@ std::string LastRunCell(const Json& last_run) {
   return Str(last_run, "state", "?") + " " + Str(last_run, "logical_date", "-");
 }
 
+// "3h12m / 26h": the age of the last success (or of the DAG, before one) against
+// slo.freshness; "-" for a DAG without one (LAST SUCCESS says how old it is).
+std::string FreshnessCell(const Json& dag) {
+  const Json& slo = Field(dag, "slo");
+  std::string age = Str(slo, "freshness_age"), limit = Str(slo, "freshness");
+  if (limit.empty()) return "-";
+  return (age.empty() ? "-" : age) + " / " + limit;
+}
+
+// "ok", "stale", "late" (a run is past max_duration), "-" without an slo: block; misses
+// counted so far follow, e.g. "ok (misses: 2 duration, 1 freshness)".
+std::string SloCell(const Json& dag) {
+  const Json& slo = Field(dag, "slo");
+  std::string state = Str(slo, "state", "none");
+  if (state == "none") return "-";
+  const Json& misses = Field(slo, "misses");
+  std::string counted;
+  for (const char* kind : {"duration", "freshness"}) {
+    const Json& n = Field(misses, kind);
+    if (n.is_number_integer() && n.get<int64_t>() > 0)
+      counted += (counted.empty() ? "" : ", ") + std::to_string(n.get<int64_t>()) + " " + kind;
+  }
+  return counted.empty() ? state : state + " (misses: " + counted + ")";
+}
+
 std::string ScheduleCell(const Json& dag) {
   std::string schedule = Str(dag, "schedule");
   return schedule.empty() ? "(manual)" : schedule;
@@ -89,10 +114,11 @@ int RunDags(const GlobalOptions& global) {
     std::cerr << "no DAGs (add files to the DAGs directory or use batchctl submit)\n";
     return kExitOk;
   }
-  Table table({"DAG", "SCHEDULE", "TZ", "PAUSED", "NEXT RUN", "LAST RUN"});
+  Table table({"DAG", "SCHEDULE", "TZ", "PAUSED", "NEXT RUN", "LAST RUN", "LAST SUCCESS", "FRESHNESS", "SLO"});
   for (const auto& dag : *reply) {
     table.AddRow({Str(dag, "dag", "?"), ScheduleCell(dag), Cell(dag, "timezone"), Cell(dag, "paused"),
-                  Cell(dag, "next_fire"), LastRunCell(Field(dag, "last_run"))});
+                  Cell(dag, "next_fire"), LastRunCell(Field(dag, "last_run")), Cell(dag, "last_success"),
+                  FreshnessCell(dag), SloCell(dag)});
   }
   table.Print(std::cout);
   return kExitOk;
@@ -124,6 +150,19 @@ void PrintDagDetails(const Json& dag) {
   }
   details.Add("next fires", next.empty() ? "-" : next);
   details.Add("last run", LastRunCell(Field(dag, "last_run")));
+  details.Add("last success", Cell(dag, "last_success"));
+  const Json& slo = Field(dag, "slo");
+  if (Str(slo, "state", "none") != "none") {
+    details.Add("slo", SloCell(dag));
+    if (!Str(slo, "max_duration").empty()) details.Add("max duration", Str(slo, "max_duration"));
+    details.Add("freshness", FreshnessCell(dag));
+    std::string recent;
+    const Json& misses = Field(slo, "recent_misses");
+    if (misses.is_array())
+      for (const auto& m : misses)
+        recent += (recent.empty() ? "" : "\n") + Str(m, "at", "?") + " " + Str(m, "kind", "?") + ": " + Str(m, "detail");
+    if (!recent.empty()) details.Add("slo misses", recent);
+  }
   details.Print(std::cout);
 
   const Json& tasks = Field(dag, "tasks");

@@ -26,6 +26,7 @@
 #include "metrics/metrics.h"
 #include "scheduler/dag_registry.h"
 #include "scheduler/scheduler.h"
+#include "scheduler/slo_monitor.h"
 #include "store/store.h"
 
 
@@ -105,12 +106,15 @@ int Serve(const Config& config, const std::string& config_path) {
 
   metrics::Metrics metrics(engine, registry, clock, workers);
   engine.AddObserver(&metrics);
+  scheduler::SloMonitor slo(io, engine, registry, clock);
+  engine.AddObserver(&slo);
 
   bool shutting_down = false;
   api::ControlApiContext context;
   context.engine = &engine;
   context.registry = &registry;
   context.scheduler = &scheduler;
+  context.slo = &slo;
   context.clock = &clock;
   context.reload = [&] {
     auto report = reload_dags();
@@ -169,6 +173,7 @@ int Serve(const Config& config, const std::string& config_path) {
   }
 
   scheduler.Start();
+  slo.Start();
 
   // Retention: prune old runs hourly (and once at start).
   asio::steady_timer retention_timer(io);
@@ -213,6 +218,7 @@ int Serve(const Config& config, const std::string& config_path) {
     spdlog::info("received signal {}: draining (grace {})", signo, FormatDuration(config.shutdown_grace));
     shutting_down = true;
     scheduler.Stop();
+    slo.Stop();
     engine.StopDispatching();
     retention_timer.cancel();
     hup.cancel();

@@ -138,6 +138,8 @@ class Engine {
   // Why the store cannot be written right now (engine passes are being retried), or null.
   const std::optional<std::string>& store_fault() const { return store_fault_; }
   size_t ActiveRunCount() const { return plans_.size(); }
+  // The active runs' plans by run id (the SLO monitor reads how long they have run).
+  const std::map<std::string, std::unique_ptr<RunPlan>>& active_plans() const { return plans_; }
   int RunningAttemptCount() const { return static_cast<int>(running_.size()); }
   int QueuedInstanceCount() const;
   // Runs whose partitions commands are running (they start when these are back).

@@ -59,10 +59,104 @@ std::string SyncDirectory(const std::string& dir) {
   return "";
 }
 
+// Schema version 5's new objects, shared by its upgrade and CurrentSchemaSql(). The counts behind the Prometheus counters that
+// describe stored history (docs/store-schema.md, "Counts"): SQL triggers add to them in the
+// statement that changes a state, so every write path counts, a rolled-back transaction
+// counts nothing, and retention, which deletes rows, never lowers a count.
+constexpr const char* kSchemaV5Objects = R"sql(
+CREATE TABLE metric_counts (
+  metric TEXT NOT NULL,
+  dag TEXT NOT NULL,
+  task TEXT NOT NULL DEFAULT '',
+  trigger TEXT NOT NULL DEFAULT '',
+  label TEXT NOT NULL DEFAULT '',
+  value REAL NOT NULL,
+  PRIMARY KEY (metric, dag, task, trigger, label)
+) WITHOUT ROWID;
+CREATE TABLE dag_health (
+  dag TEXT PRIMARY KEY,
+  last_success_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE slo_misses (
+  id INTEGER PRIMARY KEY,
+  dag TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  detail TEXT NOT NULL,
+  UNIQUE (dag, kind, subject)
+);
+CREATE TRIGGER count_slo_misses AFTER INSERT ON slo_misses
+BEGIN
+  INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
+    VALUES ('slo_misses', NEW.dag, '', '', NEW.kind, 1)
+    ON CONFLICT DO UPDATE SET value = value + 1;
+END;
+CREATE TRIGGER count_run_endings AFTER UPDATE OF state ON runs
+WHEN NEW.state IN ('success', 'failed', 'cancelled') AND NEW.state IS NOT OLD.state
+BEGIN
+  INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
+    VALUES ('runs', NEW.dag, '', NEW.trigger, NEW.state, 1)
+    ON CONFLICT DO UPDATE SET value = value + 1;
+  INSERT INTO dag_health (dag, last_success_at)
+    SELECT NEW.dag, COALESCE(NEW.ended_at, 0) WHERE NEW.state = 'success'
+    ON CONFLICT DO UPDATE SET last_success_at = MAX(last_success_at, excluded.last_success_at);
+END;
+CREATE TRIGGER count_instance_endings AFTER UPDATE OF state ON task_instances
+WHEN NEW.state IS NOT OLD.state
+  AND NEW.state IN ('success', 'failed', 'skipped', 'upstream_failed', 'cancelled', 'retry_wait')
+BEGIN
+  INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
+    SELECT CASE WHEN NEW.state = 'retry_wait' THEN 'retries' ELSE 'partitions' END, r.dag, NEW.task, '',
+           CASE WHEN NEW.state = 'retry_wait' THEN '' ELSE NEW.state END, 1
+    FROM runs r WHERE r.run_id = NEW.run_id
+    ON CONFLICT DO UPDATE SET value = value + 1;
+  INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
+    SELECT 'idempotent_skips', r.dag, NEW.task, '', '', 1
+    FROM runs r WHERE r.run_id = NEW.run_id AND NEW.state = 'skipped' AND NEW.reason = 'already_succeeded'
+    ON CONFLICT DO UPDATE SET value = value + 1;
+END;
+CREATE TRIGGER count_instances_born_ended AFTER INSERT ON task_instances
+WHEN NEW.state IN ('success', 'failed', 'skipped', 'upstream_failed', 'cancelled')
+BEGIN
+  INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
+    SELECT 'partitions', r.dag, NEW.task, '', NEW.state, 1 FROM runs r WHERE r.run_id = NEW.run_id
+    ON CONFLICT DO UPDATE SET value = value + 1;
+  INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
+    SELECT 'idempotent_skips', r.dag, NEW.task, '', '', 1
+    FROM runs r WHERE r.run_id = NEW.run_id AND NEW.state = 'skipped' AND NEW.reason = 'already_succeeded'
+    ON CONFLICT DO UPDATE SET value = value + 1;
+END;
+CREATE TRIGGER count_attempt_endings AFTER UPDATE OF outcome ON attempts
+WHEN OLD.outcome = 'running' AND NEW.outcome != 'running'
+BEGIN
+  INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
+    SELECT 'attempts', r.dag, i.task, '', NEW.outcome, 1
+    FROM task_instances i JOIN runs r ON r.run_id = i.run_id WHERE i.id = NEW.instance_id
+    ON CONFLICT DO UPDATE SET value = value + 1;
+  INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
+    SELECT 'cpu_seconds', r.dag, i.task, '', '', NEW.cpu_seconds
+    FROM task_instances i JOIN runs r ON r.run_id = i.run_id WHERE i.id = NEW.instance_id
+    ON CONFLICT DO UPDATE SET value = value + excluded.value;
+END;
+CREATE TRIGGER count_attempts_born_ended AFTER INSERT ON attempts
+WHEN NEW.outcome != 'running'
+BEGIN
+  INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
+    SELECT 'attempts', r.dag, i.task, '', NEW.outcome, 1
+    FROM task_instances i JOIN runs r ON r.run_id = i.run_id WHERE i.id = NEW.instance_id
+    ON CONFLICT DO UPDATE SET value = value + 1;
+  INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
+    SELECT 'cpu_seconds', r.dag, i.task, '', '', NEW.cpu_seconds
+    FROM task_instances i JOIN runs r ON r.run_id = i.run_id WHERE i.id = NEW.instance_id
+    ON CONFLICT DO UPDATE SET value = value + excluded.value;
+END;
+)sql";
+
 // kUpgrades[v - 1] migrates an existing file from version v to v + 1. A new file (version
-// 0) gets kCurrentSchema in one step instead: version 1's schema is what migration 2's
+// 0) gets CurrentSchemaSql() in one step instead: version 1's schema is what migration 2's
 // text starts from (and what StoreOpenTest rebuilds by hand). Never edit a shipped entry:
-// append a new one, bump kSchemaVersion, and update kCurrentSchema (docs/store-schema.md,
+// append a new one, bump kSchemaVersion, and update CurrentSchemaSql() (docs/store-schema.md,
 // "Versioning").
 const char* const kUpgrades[] = {
     // 2: fewer index pages written per state change (each commit writes whole pages to
@@ -115,12 +209,42 @@ INSERT OR IGNORE INTO trigger_files (dag, path, size, mtime_ns, run_id, fired_at
         WHERE typeof(path) = 'text' AND substr(run_key, 1, length(prefix)) = prefix)
   WHERE rest GLOB '[0-9]*.[0-9]*:[0-9]*' AND rest NOT GLOB '*[^0-9.:]*';
 )sql",
+    // 5: the counts behind the Prometheus counters, so that they survive restarts and
+    // retention; SLO misses; each DAG's last success. History already stored is counted
+    // as well as it can be: each stored run and instance once in its present state, each
+    // attempt followed by another of its instance as a retry.
+    nullptr,  // kSchemaV5Objects + kUpgrade5Backfill, in UpgradeSql()
 };
+
+const char* const kUpgrade5Backfill = R"sql(
+INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
+  SELECT 'runs', dag, '', trigger, state, COUNT(*) FROM runs
+  WHERE state IN ('success', 'failed', 'cancelled') GROUP BY dag, trigger, state;
+INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
+  SELECT 'partitions', r.dag, i.task, '', i.state, COUNT(*) FROM task_instances i JOIN runs r ON r.run_id = i.run_id
+  WHERE i.state IN ('success', 'failed', 'skipped', 'upstream_failed', 'cancelled') GROUP BY r.dag, i.task, i.state;
+INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
+  SELECT 'idempotent_skips', r.dag, i.task, '', '', COUNT(*) FROM task_instances i JOIN runs r ON r.run_id = i.run_id
+  WHERE i.state = 'skipped' AND i.reason = 'already_succeeded' GROUP BY r.dag, i.task;
+INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
+  SELECT 'attempts', r.dag, i.task, '', a.outcome, COUNT(*)
+  FROM attempts a JOIN task_instances i ON i.id = a.instance_id JOIN runs r ON r.run_id = i.run_id
+  WHERE a.outcome != 'running' GROUP BY r.dag, i.task, a.outcome;
+INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
+  SELECT 'cpu_seconds', r.dag, i.task, '', '', SUM(a.cpu_seconds)
+  FROM attempts a JOIN task_instances i ON i.id = a.instance_id JOIN runs r ON r.run_id = i.run_id
+  WHERE a.outcome != 'running' GROUP BY r.dag, i.task;
+INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
+  SELECT 'retries', r.dag, i.task, '', '', SUM(i.attempts - 1)
+  FROM task_instances i JOIN runs r ON r.run_id = i.run_id WHERE i.attempts > 1 GROUP BY r.dag, i.task;
+INSERT INTO dag_health (dag, last_success_at)
+  SELECT dag, MAX(COALESCE(ended_at, 0)) FROM runs WHERE state = 'success' GROUP BY dag;
+)sql";
 
 // The schema at kSchemaVersion, for a new database: the same tables and indexes that a
 // version-1 file has after every upgrade (a test compares them), built in one step
 // (rebuilding version 1 into version 2 took as long again: ~1.2 ms of a first `batchd run`).
-constexpr const char* kCurrentSchema = R"sql(
+constexpr const char* kSchemaBeforeV5 = R"sql(
 CREATE TABLE dag_versions (
   dag TEXT NOT NULL,
   hash TEXT NOT NULL,
@@ -218,6 +342,14 @@ CREATE TABLE audit (
   detail TEXT NOT NULL
 );
 )sql";
+
+std::string CurrentSchemaSql() { return std::string(kSchemaBeforeV5) + kSchemaV5Objects; }
+
+// The text that migrates version `to - 1` to `to`.
+std::string UpgradeSql(int64_t to) {
+  if (to == 5) return std::string(kSchemaV5Objects) + kUpgrade5Backfill;
+  return kUpgrades[to - 2];
+}
 static_assert(sizeof(kUpgrades) / sizeof(kUpgrades[0]) == kSchemaVersion - 1, "one upgrade per schema version after 1");
 
 // Same code, message prefixed with what we were doing: "cannot create run 'x': ...".
@@ -658,12 +790,12 @@ Status Store::Migrate() {
   if (version < kSchemaVersion) {
     RETURN_IF_ERROR(db_->Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
     if (version == 0) {
-      if (Status st = db_->Exec(kCurrentSchema); !st.ok()) {
+      if (Status st = db_->Exec(CurrentSchemaSql()); !st.ok()) {
         return Annotate(st, "creating the schema of database '" + path + "'");
       }
     }
     for (int64_t v = version == 0 ? kSchemaVersion : version; v < kSchemaVersion; ++v) {
-      if (Status st = db_->Exec(kUpgrades[v - 1]); !st.ok()) {
+      if (Status st = db_->Exec(UpgradeSql(v + 1)); !st.ok()) {
         return Annotate(st, "migrating database '" + path + "' to schema version " + std::to_string(v + 1));
       }
     }
@@ -862,6 +994,9 @@ Status Store::PurgeDag(const std::string& name) {
       "DELETE FROM runs WHERE dag = ?",
       "DELETE FROM idempotency_keys WHERE dag = ?",
       "DELETE FROM trigger_files WHERE dag = ?",
+      "DELETE FROM metric_counts WHERE dag = ?",
+      "DELETE FROM dag_health WHERE dag = ?",
+      "DELETE FROM slo_misses WHERE dag = ?",
       "DELETE FROM dag_versions WHERE dag = ?",
       "DELETE FROM dags WHERE name = ?",
   };
@@ -901,6 +1036,13 @@ Result<std::pair<RunRecord, bool>> Store::CreateRun(const RunRecord& run) {
     if (st.code() == StatusCode::kAlreadyExists) return Status::AlreadyExists(doing + ": the run id is taken");
     if (!st.ok()) return Annotate(st, doing);
     if (db_->Changes() == 1) return std::make_pair(run, true);
+  }
+  {
+    // A trigger that found its run already there: counted, as it is not an error.
+    ASSIGN_STMT(count,
+                "INSERT INTO metric_counts (metric, dag, value) VALUES ('duplicate_triggers', ?, 1) "
+                "ON CONFLICT DO UPDATE SET value = value + 1");
+    if (Status st = count.Bind(1, run.dag).Run(); !st.ok()) return Annotate(st, doing);
   }
   ASSIGN_STMT(s, std::string("SELECT ") + kRunColumns + " FROM runs WHERE dag = ? AND run_key = ?");
   s.Bind(1, run.dag).Bind(2, run.run_key);
@@ -1108,6 +1250,99 @@ Result<std::vector<int64_t>> Store::MarkRunningAttemptsLost(SysMillis now) {
   }
   RETURN_IF_ERROR(Annotate(txn.Commit(), doing));
   return instance_ids;
+}
+
+// --- Counts, SLOs and DAG health ---
+
+Result<std::vector<MetricCount>> Store::ListMetricCounts() {
+  ASSIGN_STMT(s, "SELECT metric, dag, task, trigger, label, value FROM metric_counts");
+  std::vector<MetricCount> out;
+  for (;;) {
+    auto row = s.Step();
+    if (!row.ok()) return Annotate(row.status(), "cannot read the stored counts");
+    if (!*row) break;
+    out.push_back({s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Double(5)});
+  }
+  return out;
+}
+
+namespace {
+
+// (text, milliseconds) rows as a map.
+Result<std::map<std::string, SysMillis>> ReadTimesByName(Statement& s, const std::string& doing) {
+  std::map<std::string, SysMillis> out;
+  for (;;) {
+    auto row = s.Step();
+    if (!row.ok()) return Annotate(row.status(), doing);
+    if (!*row) break;
+    out.emplace(s.Text(0), FromMs(s.Int(1)));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::map<std::string, SysMillis>> Store::ListLastSuccesses() {
+  ASSIGN_STMT(s, "SELECT dag, last_success_at FROM dag_health");
+  return ReadTimesByName(s, "cannot read the DAGs' last successes");
+}
+
+Result<std::map<std::string, SysMillis>> Store::ListFirstVersionTimes() {
+  ASSIGN_STMT(s, "SELECT dag, MIN(created_at) FROM dag_versions GROUP BY dag");
+  return ReadTimesByName(s, "cannot read when the DAGs were first stored");
+}
+
+Result<std::vector<DeadLetterCount>> Store::CountDeadLetters() {
+  // The partial index instances_failed holds exactly the dead letters.
+  ASSIGN_STMT(s,
+              "SELECT r.dag, i.task, COUNT(*) FROM task_instances i INDEXED BY instances_failed "
+              "JOIN runs r ON r.run_id = i.run_id WHERE i.state = 'failed' GROUP BY r.dag, i.task");
+  std::vector<DeadLetterCount> out;
+  for (;;) {
+    auto row = s.Step();
+    if (!row.ok()) return Annotate(row.status(), "cannot count dead letters");
+    if (!*row) break;
+    out.push_back({s.Text(0), s.Text(1), s.Int(2)});
+  }
+  return out;
+}
+
+Result<bool> Store::RecordSloMiss(const SloMiss& miss) {
+  ASSIGN_STMT(s,
+              "INSERT INTO slo_misses (dag, kind, subject, at, detail) VALUES (?, ?, ?, ?, ?) "
+              "ON CONFLICT (dag, kind, subject) DO NOTHING");
+  s.Bind(1, miss.dag).Bind(2, miss.kind).Bind(3, miss.subject).Bind(4, Ms(miss.at)).Bind(5, miss.detail);
+  if (Status st = s.Run(); !st.ok())
+    return Annotate(st, "cannot record the " + miss.kind + " SLO miss of DAG '" + miss.dag + "'");
+  return db_->Changes() == 1;
+}
+
+Result<std::vector<SloMiss>> Store::ListSloMisses(const std::optional<std::string>& dag, int limit) {
+  ASSIGN_STMT(s,
+              "SELECT id, dag, kind, subject, at, detail FROM slo_misses WHERE (?1 IS NULL OR dag = ?1) "
+              "ORDER BY at DESC, id DESC LIMIT ?2");
+  s.Bind(1, dag).Bind(2, static_cast<int64_t>(limit < 0 ? -1 : limit));
+  std::vector<SloMiss> out;
+  for (;;) {
+    auto row = s.Step();
+    if (!row.ok()) return Annotate(row.status(), "cannot list SLO misses");
+    if (!*row) break;
+    out.push_back({s.Int(0), s.Text(1), s.Text(2), s.Text(3), FromMs(s.Int(4)), s.Text(5)});
+  }
+  return out;
+}
+
+Result<std::set<std::string>> Store::SloMissSubjects(const std::string& dag, const std::string& kind) {
+  ASSIGN_STMT(s, "SELECT subject FROM slo_misses WHERE dag = ? AND kind = ?");
+  s.Bind(1, dag).Bind(2, kind);
+  std::set<std::string> out;
+  for (;;) {
+    auto row = s.Step();
+    if (!row.ok()) return Annotate(row.status(), "cannot read the SLO misses of DAG '" + dag + "'");
+    if (!*row) break;
+    out.insert(s.Text(0));
+  }
+  return out;
 }
 
 // --- Idempotency keys ---

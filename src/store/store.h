@@ -19,8 +19,10 @@
 #include <cstdint>
 #include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,7 +35,7 @@ namespace batchd::store {
 
 class Database;
 
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 struct DagVersion {
   std::string dag;
@@ -123,6 +125,37 @@ struct TriggerFile {
   int64_t mtime_ns = 0;  // modification time, nanoseconds since the epoch
   std::string run_id;    // the run it started (not a foreign key: the ledger outlives runs)
   SysMillis fired_at{};
+};
+
+// One stored count behind a Prometheus counter (docs/store-schema.md, "Counts"): what
+// happened how often, per DAG and, where it applies, task, trigger and state/outcome.
+struct MetricCount {
+  std::string metric;   // runs | partitions | attempts | retries | cpu_seconds | idempotent_skips |
+                        // duplicate_triggers
+  std::string dag;
+  std::string task;     // "" where it does not apply
+  std::string trigger;  // runs only
+  std::string label;    // the state (runs, partitions) or outcome (attempts); else ""
+  double value = 0;
+};
+
+// A missed SLO of a DAG: a run that ran longer than `slo.max_duration` (subject: the run
+// id) or a last success that became older than `slo.freshness` (subject: the time of that
+// success in milliseconds, or "never"). (dag, kind, subject) is counted once.
+struct SloMiss {
+  int64_t id = 0;
+  std::string dag;
+  std::string kind;     // duration | freshness
+  std::string subject;
+  SysMillis at{};       // when it was noticed
+  std::string detail;   // a sentence for people
+};
+
+// Per DAG and task, how many instances are dead letters now.
+struct DeadLetterCount {
+  std::string dag;
+  std::string task;
+  int64_t count = 0;
 };
 
 // Filter for ListRuns.
@@ -229,7 +262,7 @@ class Store {
 
   // --- Runs ---
   // Inserts `run` unless a run with the same (dag, run_key) exists; returns the stored
-  // run and whether it was created. `run.run_id` names the run's log directory, so it must
+  // run and whether it was created (when not, the DAG's duplicate_triggers count grows). `run.run_id` names the run's log directory, so it must
   // be 1-128 characters of [A-Za-z0-9_.-] and not "." or ".." (InvalidArgument).
   Result<std::pair<RunRecord, bool>> CreateRun(const RunRecord& run);
   Result<std::optional<RunRecord>> GetRun(const std::string& run_id);
@@ -275,6 +308,23 @@ class Store {
   Status Audit(int uid, const std::string& action, const std::string& target, const std::string& detail_json,
                SysMillis at);
   Result<std::vector<AuditEntry>> ListAudit(int limit);  // newest first; negative limit: all
+
+  // --- Counts, SLOs and DAG health (docs/store-schema.md, "Counts") ---
+  // Every stored count. Triggers in the schema keep them; retention never lowers them.
+  Result<std::vector<MetricCount>> ListMetricCounts();
+  // Per DAG, the end of its newest successful run (kept when retention prunes the run).
+  Result<std::map<std::string, SysMillis>> ListLastSuccesses();
+  // Per DAG, when its first version was stored: where freshness counts from before a
+  // first success.
+  Result<std::map<std::string, SysMillis>> ListFirstVersionTimes();
+  // Dead letters per DAG and task (ListDeadLetters, counted in SQL).
+  Result<std::vector<DeadLetterCount>> CountDeadLetters();
+  // Stores `miss` unless (dag, kind, subject) is stored already; returns whether it was new.
+  Result<bool> RecordSloMiss(const SloMiss& miss);
+  // The DAG's misses (every DAG's when nullopt), newest first, at most `limit` (negative: all).
+  Result<std::vector<SloMiss>> ListSloMisses(const std::optional<std::string>& dag, int limit);
+  // Subjects of the DAG's misses of one kind: the runs already counted, say.
+  Result<std::set<std::string>> SloMissSubjects(const std::string& dag, const std::string& kind);
 
   // --- Retention ---
   // Deletes terminal runs (and their instances, attempts, log files) that ended before

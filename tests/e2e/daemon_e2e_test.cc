@@ -126,7 +126,8 @@ TEST_F(DaemonTest, SubmitShowTriggerAndDuplicateTriggersCreateNothing) {
   OrderedJson dags = CtlJson({"dags"});
   ASSERT_TRUE(dags.is_array() && dags.size() == 1) << dags.dump();
   EXPECT_EQ(KeySet(dags[0]), (std::set<std::string>{"dag", "version", "origin", "source_path", "paused", "schedule",
-                                                     "timezone", "tasks", "next_fire", "last_run"}));
+                                                     "timezone", "tasks", "next_fire", "last_run", "last_success",
+                                                     "slo"}));
   EXPECT_EQ(dags[0]["dag"], "hello");
   EXPECT_EQ(dags[0]["version"], version);
   EXPECT_EQ(dags[0]["origin"], "submit");
@@ -136,11 +137,14 @@ TEST_F(DaemonTest, SubmitShowTriggerAndDuplicateTriggersCreateNothing) {
   EXPECT_EQ(dags[0]["tasks"], 2);
   EXPECT_EQ(dags[0]["next_fire"], "2030-03-28T02:30:00+01:00");
   EXPECT_TRUE(dags[0]["last_run"].is_null());
+  EXPECT_TRUE(dags[0]["last_success"].is_null());
+  EXPECT_EQ(dags[0]["slo"]["state"], "none");
   ProcResult human_dags = Ctl({"dags"});
   EXPECT_EQ(human_dags.exit_code, 0);
-  EXPECT_EQ(human_dags.out, TableText({{"DAG", "SCHEDULE", "TZ", "PAUSED", "NEXT RUN", "LAST RUN"},
+  EXPECT_EQ(human_dags.out, TableText({{"DAG", "SCHEDULE", "TZ", "PAUSED", "NEXT RUN", "LAST RUN", "LAST SUCCESS",
+                                        "FRESHNESS", "SLO"},
                                        {"hello", "30 2 * * *", "Europe/Berlin", "no", "2030-03-28T02:30:00+01:00",
-                                        "-"}}));
+                                        "-", "-", "-", "-"}}));
 
   // show: the next five fire times, across the spring-forward gap.
   OrderedJson show = CtlJson({"show", "hello"});

@@ -472,6 +472,13 @@ TEST(StoreOpenTest, ReopeningACurrentDatabaseMigratesNothing) {
   ExpectCurrentSchema(tmp / "batchd.db");
 }
 
+// What version 5 added, to turn a file back into version 4.
+constexpr const char* kDropVersion5 =
+    "DROP TRIGGER count_run_endings; DROP TRIGGER count_instance_endings; "
+    "DROP TRIGGER count_instances_born_ended; DROP TRIGGER count_attempt_endings; "
+    "DROP TRIGGER count_attempts_born_ended; DROP TRIGGER count_slo_misses; "
+    "DROP TABLE metric_counts; DROP TABLE dag_health; DROP TABLE slo_misses; ";
+
 TEST(StoreOpenTest, MigratesVersionOneKeepingIdempotencyKeys) {
   TempDir tmp;
   const std::string db = tmp / "batchd.db";
@@ -481,7 +488,7 @@ TEST(StoreOpenTest, MigratesVersionOneKeepingIdempotencyKeys) {
     ASSERT_TRUE(store->RecordKeySuccess("billing", "billing/charge/eu/2026-01-01", "run1", AtMs(7)).ok());
   }
   // Turn the file back into what version 1 shipped.
-  ASSERT_TRUE(ExecSql(db, "DROP INDEX instances_failed; "
+  ASSERT_TRUE(ExecSql(db, std::string(kDropVersion5) + "DROP INDEX instances_failed; "
                           "CREATE INDEX instances_by_state ON task_instances (state); "
                           "CREATE TABLE k1 (dag TEXT NOT NULL, key TEXT NOT NULL, run_id TEXT NOT NULL, "
                           "succeeded_at INTEGER NOT NULL, PRIMARY KEY (dag, key)); "
@@ -527,9 +534,10 @@ TEST(StoreOpenTest, MigratesVersionTwoAndRecoveryStillFindsRunningAttempts) {
     AttemptRecord a = MakeAttempt(instance_id, 1);
     ASSERT_TRUE(store->InsertAttempt(a).ok());
   }
-  ASSERT_TRUE(ExecSql(db, "CREATE INDEX attempts_running ON attempts (outcome) WHERE outcome = 'running'; "
-                          "DROP TABLE trigger_files; "
-                          "UPDATE schema_version SET version = 2")
+  ASSERT_TRUE(ExecSql(db, std::string(kDropVersion5) +
+                              "CREATE INDEX attempts_running ON attempts (outcome) WHERE outcome = 'running'; "
+                              "DROP TABLE trigger_files; "
+                              "UPDATE schema_version SET version = 2")
                   .ok());
   auto store = OpenOrDie(tmp.path());
   ASSERT_NE(store, nullptr);
@@ -562,7 +570,7 @@ TEST(StoreOpenTest, MigratesVersionThreeRecordingTheFilesItsRunsFiredFor) {
     odd.params_json = "not json";
     for (const auto& r : {a, b, manual, odd}) ASSERT_TRUE(store->CreateRun(r).ok()) << r.run_id;
   }
-  ASSERT_TRUE(ExecSql(db, "DROP TABLE trigger_files; UPDATE schema_version SET version = 3").ok());
+  ASSERT_TRUE(ExecSql(db, std::string(kDropVersion5) + "DROP TABLE trigger_files; UPDATE schema_version SET version = 3").ok());
   {
     auto store = OpenOrDie(tmp.path());
     ASSERT_NE(store, nullptr);
