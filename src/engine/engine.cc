@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/json_text.h"
+#include "common/logging.h"
 #include "dag/template.h"
 #include "engine/partitions.h"
 #include "engine/policy.h"
@@ -110,7 +111,8 @@ void KillLeftoverProcesses(const std::set<std::tuple<std::string, std::string, s
       pos = end + 1;
     }
     if (!run.empty() && lost.count({run, task, partition})) {
-      spdlog::warn("killing pid {} left over from lost attempt of run {} task {}[{}]", pid, run, task, partition);
+      LogEvent(spdlog::level::warn, {.run_id = run, .task = task, .partition = partition},
+               "killing pid {} left over from lost attempt of run {} task {}[{}]", pid, run, task, partition);
       ::kill(pid, SIGKILL);
     }
   }
@@ -149,7 +151,8 @@ void Engine::EnsureLogDir(const std::string& run_id) {
   std::string dir = store_.LogDir() + "/" + run_id;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) spdlog::error("cannot create log directory {}: {}", dir, ec.message());  // the spawn reports it
+  if (ec)  // the spawn reports it
+    LogEvent(spdlog::level::err, {.run_id = run_id}, "cannot create log directory {}: {}", dir, ec.message());
   if (log_dirs_.size() > 10000) log_dirs_.clear();
   log_dirs_.insert(run_id);
 }
@@ -300,7 +303,8 @@ Result<CreatedRun> Engine::CreateRun(const RunRequest& request) {
     store_.AfterTransaction([self = self_, run = out.run](bool committed) {
       if (!committed || !*self) return;
       Engine& e = **self;
-      spdlog::info("run {} created: dag={} key={} trigger={}", run.run_id, run.dag, run.run_key, run.trigger);
+      LogEvent(spdlog::level::info, {.dag = run.dag, .run_id = run.run_id}, "run {} created: dag={} key={} trigger={}",
+               run.run_id, run.dag, run.run_key, run.trigger);
       for (auto* o : e.observers_) o->OnRunCreated(run);
       e.may_start_queued_runs_ = true;
       e.SchedulePump();
@@ -346,7 +350,7 @@ Status Engine::Recover() {
       // Nothing can run without its DAG (a version this binary no longer accepts): end
       // the run failed, with the reason, rather than leave it running forever.
       const std::string why = "cannot load DAG version " + run.dag_hash + ": " + dag.status().message();
-      spdlog::error("run {}: {}", run.run_id, why);
+      LogEvent(spdlog::level::err, {.dag = run.dag, .run_id = run.run_id}, "run {}: {}", run.run_id, why);
       if (Status st = CancelStoredInstances(*instances, now, "dag_unavailable"); !st.ok()) {
         store_.Rollback();
         return st;
@@ -359,7 +363,8 @@ Status Engine::Recover() {
     }
     auto plan = PlanFromStore(run, *dag, std::move(*instances), &lost_processes);
     if (!plan) continue;
-    spdlog::info("run {} recovered ({} lost attempts)", run.run_id, lost_instances.size());
+    LogEvent(spdlog::level::info, {.dag = run.dag, .run_id = run.run_id}, "run {} recovered ({} lost attempts)",
+             run.run_id, lost_instances.size());
     plans_[run.run_id] = std::move(plan);
   }
   if (Status st = store_.Commit(); !st.ok()) return st;
@@ -428,8 +433,9 @@ Status Engine::ReloadPlans(const std::vector<std::string>& run_ids) {
     }
   }
   for (const auto& [run_id, task, partition] : lost)
-    spdlog::warn("run {} task {}[{}]: stored as running with no process here; its attempt counts as lost", run_id,
-                 task, partition);
+    LogEvent(spdlog::level::warn, {.run_id = run_id, .task = task, .partition = partition},
+             "run {} task {}[{}]: stored as running with no process here; its attempt counts as lost", run_id, task,
+             partition);
   started_runs_.clear();
   may_start_queued_runs_ = true;
   return Status::Ok();
@@ -497,13 +503,19 @@ void Engine::FinishAttemptInPlan(RunPlan& plan, size_t index, AttemptRecord& att
     plan.Transition(index, InstanceState::kRetryWait);
     ArmRetryTimer(plan.run().run_id, inst.id, *inst.next_attempt_at);
     for (auto* o : observers_) (void)o;  // retries are reported via OnAttemptFinished
-    spdlog::info("run {} task {}[{}]: attempt {} {}, retry in {}", plan.run().run_id, inst.task, inst.partition,
-                 inst.attempts, ToString(attempt.outcome), FormatDuration(delay));
+    LogEvent(spdlog::level::info,
+             {.dag = plan.run().dag, .run_id = plan.run().run_id, .task = inst.task, .partition = inst.partition,
+              .attempt = attempt.number},
+             "run {} task {}[{}]: attempt {} {}, retry in {}", plan.run().run_id, inst.task, inst.partition,
+             inst.attempts, ToString(attempt.outcome), FormatDuration(delay));
   } else {
     inst.ended_at = now;
     plan.Transition(index, InstanceState::kFailed);
-    spdlog::warn("run {} task {}[{}]: failed after {} attempt(s) ({})", plan.run().run_id, inst.task,
-                 inst.partition, inst.attempts, ToString(attempt.outcome));
+    LogEvent(spdlog::level::warn,
+             {.dag = plan.run().dag, .run_id = plan.run().run_id, .task = inst.task, .partition = inst.partition,
+              .attempt = attempt.number},
+             "run {} task {}[{}]: failed after {} attempt(s) ({})", plan.run().run_id, inst.task, inst.partition,
+             inst.attempts, ToString(attempt.outcome));
   }
 }
 
@@ -568,7 +580,7 @@ Status Engine::StartRun(RunRecord run, const PartitionCommandOutputs* outputs) {
   // A run that cannot start (its DAG version is unreadable, a partitions command
   // failed) ends failed through the normal finish path, so observers hear of it.
   auto fail_run = [&](const std::string& why) {
-    spdlog::error("run {}: {}", run.run_id, why);
+    LogEvent(spdlog::level::err, {.dag = run.dag, .run_id = run.run_id}, "run {}: {}", run.run_id, why);
     run.state = RunState::kFailed;
     run.started_at = now;
     run.ended_at = now;
@@ -611,7 +623,8 @@ Status Engine::StartRun(RunRecord run, const PartitionCommandOutputs* outputs) {
   run.started_at = now;
   if (Status st = store_.UpdateRunState(run.run_id, RunState::kRunning, now, std::nullopt); !st.ok()) return st;
   auto plan = std::make_unique<RunPlan>(*dag, run, std::move(instances));
-  spdlog::info("run {} started: dag={} instances={}", run.run_id, run.dag, plan->size());
+  LogEvent(spdlog::level::info, {.dag = run.dag, .run_id = run.run_id}, "run {} started: dag={} instances={}",
+           run.run_id, run.dag, plan->size());
   started_runs_.push_back(run.run_id);
   plans_[run.run_id] = std::move(plan);
   return Status::Ok();
@@ -641,7 +654,8 @@ Status Engine::ResumeQueuedRetry(RunRecord run, const dag::DagPtr& dag, std::vec
   run.ended_at.reset();
   if (Status st = store_.UpdateRunState(run.run_id, RunState::kRunning, std::nullopt, std::nullopt); !st.ok()) return st;
   auto plan = std::make_unique<RunPlan>(dag, run, std::move(instances));
-  spdlog::info("run {} resumed for its retry: dag={}", run.run_id, run.dag);
+  LogEvent(spdlog::level::info, {.dag = run.dag, .run_id = run.run_id}, "run {} resumed for its retry: dag={}",
+           run.run_id, run.dag);
   started_runs_.push_back(run.run_id);
   plans_[run.run_id] = std::move(plan);
   return Status::Ok();
@@ -995,7 +1009,8 @@ bool Engine::RunPass(Pass& pass) {
   }
   for (const auto& run_id : finished_runs) {
     auto it = plans_.find(run_id);
-    spdlog::info("run {} finished: {}", run_id, ToString(it->second->run().state));
+    LogEvent(spdlog::level::info, {.dag = it->second->run().dag, .run_id = run_id}, "run {} finished: {}", run_id,
+             ToString(it->second->run().state));
     for (auto* o : observers_) o->OnRunStateChanged(*it->second, RunState::kRunning);
     for (auto* o : observers_) o->OnRunFinished(*it->second);
     plans_.erase(it);
@@ -1014,7 +1029,7 @@ void Engine::FailFaultedRuns(const std::map<std::string, std::string>& faulted) 
   const SysMillis now = clock_.Now();
   for (const auto& [run_id, why] : faulted) {
     const std::string error = "internal error: " + why;
-    spdlog::error("run {}: {}; the run fails and batchd goes on", run_id, error);
+    LogEvent(spdlog::level::err, {.run_id = run_id}, "run {}: {}; the run fails and batchd goes on", run_id, error);
     auto it = plans_.find(run_id);
     std::vector<InstanceRecord> instances;
     if (it != plans_.end()) {
@@ -1043,7 +1058,9 @@ void Engine::FailFaultedRuns(const std::map<std::string, std::string>& faulted) 
     } else {
       store_.Rollback();
     }
-    if (!st.ok()) spdlog::error("run {}: cannot record that it failed: {}", run_id, st.message());
+    if (!st.ok())
+      LogEvent(spdlog::level::err, {.run_id = run_id}, "run {}: cannot record that it failed: {}", run_id,
+               st.message());
     if (it != plans_.end()) {
       RunPlan& plan = *it->second;
       const RunState from = plan.run().state;
@@ -1078,7 +1095,7 @@ Status Engine::CancelRun(const std::string& run_id) {
       return st;
     }
     if (Status c = store_.Commit(); !c.ok()) return c;
-    spdlog::info("run {} cancelled while queued", run_id);
+    LogEvent(spdlog::level::info, {.dag = (*run)->dag, .run_id = run_id}, "run {} cancelled while queued", run_id);
     if (expander_) expander_->Cancel(run_id);  // its partitions commands, if they are running
     return Status::Ok();
   }
@@ -1116,7 +1133,8 @@ void Engine::ApplyCancel(const std::string& run_id, SysMillis now) {
   std::vector<uint64_t> to_kill;
   for (const auto& [attempt_id, r] : running_)
     if (r->run_id == run_id) to_kill.push_back(attempt_id);
-  spdlog::info("run {} cancelled; killing {} running attempt(s)", run_id, to_kill.size());
+  LogEvent(spdlog::level::info, {.dag = plan.run().dag, .run_id = run_id},
+           "run {} cancelled; killing {} running attempt(s)", run_id, to_kill.size());
   for (uint64_t id : to_kill) runner_.Cancel(id);
   SchedulePump();
 }
@@ -1172,10 +1190,11 @@ Result<int> Engine::RetryRun(const std::string& run_id, const std::optional<std:
       return;
     }
     if (wait_for_slot) {
-      spdlog::info("run {}: retrying {} instance(s) once its DAG has a free run slot", run_id, reset);
+      LogEvent(spdlog::level::info, {.run_id = run_id},
+               "run {}: retrying {} instance(s) once its DAG has a free run slot", run_id, reset);
       e.may_start_queued_runs_ = true;
     } else {
-      spdlog::info("run {}: retrying {} instance(s)", run_id, reset);
+      LogEvent(spdlog::level::info, {.run_id = run_id}, "run {}: retrying {} instance(s)", run_id, reset);
       if (*install) e.plans_[run_id] = std::move(*install);
     }
     e.SchedulePump();
@@ -1197,7 +1216,8 @@ void Engine::ReloadPlan(const std::string& run_id) {
   if (!plans_.count(run_id)) return;
   if (Status st = ReloadPlans({run_id}); !st.ok()) {
     plans_stale_ = true;  // the next pass reloads every plan
-    spdlog::warn("run {}: cannot reload it from the store yet: {}", run_id, st.message());
+    LogEvent(spdlog::level::warn, {.run_id = run_id}, "run {}: cannot reload it from the store yet: {}", run_id,
+             st.message());
   }
 }
 

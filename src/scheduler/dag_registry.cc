@@ -6,6 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/logging.h"
+
 namespace batchd::scheduler {
 
 namespace fs = std::filesystem;
@@ -30,7 +32,8 @@ void DagRegistry::RefreshIfRolledBack(const std::string& name) {
   // memory before the commit that may still fail: then it is read back from the store.
   store_.AfterTransaction([this, name](bool committed) {
     if (committed) return;
-    if (Status st = Refresh(name); !st.ok()) spdlog::error("DAG {}: cannot reload it: {}", name, st.message());
+    if (Status st = Refresh(name); !st.ok())
+      LogEvent(spdlog::level::err, {.dag = name}, "DAG {}: cannot reload it: {}", name, st.message());
   });
 }
 
@@ -39,7 +42,8 @@ Status DagRegistry::LoadFromStore() {
   if (!entries.ok()) return entries.status();
   for (const auto& e : *entries) {
     if (Status st = Refresh(e.name); !st.ok()) {
-      spdlog::error("DAG {}: cannot load its current version: {}", e.name, st.message());
+      LogEvent(spdlog::level::err, {.dag = e.name}, "DAG {}: cannot load its current version: {}", e.name,
+               st.message());
     }
   }
   return Status::Ok();
@@ -69,7 +73,8 @@ Result<SubmitResult> DagRegistry::Register(dag::DagPtr dag, const std::string& o
   versions_.Add(dag);
   if (Status r = Refresh(dag->name); !r.ok()) return r;
   result.changed = true;
-  spdlog::info("DAG {} version {} is current ({})", dag->name, dag->content_hash.substr(0, 12), origin);
+  LogEvent(spdlog::level::info, {.dag = dag->name}, "DAG {} version {} is current ({})", dag->name,
+           dag->content_hash.substr(0, 12), origin);
   return result;
 }
 
@@ -131,7 +136,7 @@ ScanReport DagRegistry::ScanDirectory(const std::string& dir) {
     }
     dags_.erase(name);
     report.removed.push_back(name);
-    spdlog::info("DAG {} removed: its file is no longer in {}", name, dir);
+    LogEvent(spdlog::level::info, {.dag = name}, "DAG {} removed: its file is no longer in {}", name, dir);
   }
   for (const auto& d : report.errors) spdlog::error("DAG file skipped: {}", d.ToString());
   return report;

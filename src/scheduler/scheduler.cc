@@ -8,6 +8,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/logging.h"
+
 namespace batchd::scheduler {
 
 namespace asio = boost::asio;
@@ -88,7 +90,8 @@ void Scheduler::FireSchedules(SysSeconds now) {
     if (due.empty() && !reg->entry.last_fire) {
       // Never scheduled and nothing to catch up: remember "now" as the starting point,
       // so the first run is the next fire time, and downtime from here on is caught up.
-      if (Status st = registry_.SetLastFire(name, now); !st.ok()) spdlog::error("DAG {}: {}", name, st.message());
+      if (Status st = registry_.SetLastFire(name, now); !st.ok())
+        LogEvent(spdlog::level::err, {.dag = name}, "DAG {}: {}", name, st.message());
       continue;
     }
     dag::DagPtr dag = reg->dag;
@@ -108,8 +111,8 @@ void Scheduler::FireSchedules(SysSeconds now) {
       if (st.ok()) st = engine_.store().Commit();
       if (!st.ok()) {
         engine_.store().Rollback();
-        spdlog::error("DAG {}: scheduling the fire at {} failed: {}", name, FormatIsoUtc(fire.fire_time),
-                      st.message());
+        LogEvent(spdlog::level::err, {.dag = name}, "DAG {}: scheduling the fire at {} failed: {}", name,
+                 FormatIsoUtc(fire.fire_time), st.message());
         break;
       }
     }
@@ -201,8 +204,9 @@ bool Scheduler::FireFiles(const std::string& name, const dag::DagPtr& dag, const
     // The path as in run keys: printable whatever its bytes.
     const std::string what = failed ? "file trigger for " + EscapeKeyBytes(failed->path)
                                     : "file trigger for " + std::to_string(due.size()) + " files";
-    spdlog::error("DAG {}: {}: {}; nothing of it was stored, the files are tried again at the next poll", name, what,
-                  st.message());
+    LogEvent(spdlog::level::err, {.dag = name},
+             "DAG {}: {}: {}; nothing of it was stored, the files are tried again at the next poll", name, what,
+             st.message());
     return false;
   }
   for (const FileVersion* file : handled) watch.MarkHandled(*file);
@@ -228,8 +232,9 @@ void Scheduler::TriggerDownstream(const std::string& upstream_dag, const store::
       request.run_key = name + "@after:" + upstream_run.run_id;
       auto created = engine_.CreateRun(request);
       if (!created.ok()) {
-        spdlog::error("DAG {}: after_dag trigger from run {}: {}; trying again at the next tick", name,
-                      upstream_run.run_id, created.status().message());
+        LogEvent(spdlog::level::err, {.dag = name},
+                 "DAG {}: after_dag trigger from run {}: {}; trying again at the next tick", name,
+                 upstream_run.run_id, created.status().message());
         // The run key is deterministic: trying again never creates a second run.
         downstream_retry_.emplace(upstream_run.run_id, upstream_run);
       }
