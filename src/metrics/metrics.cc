@@ -190,16 +190,18 @@ void Metrics::Impl::RefreshStored() {
     spdlog::warn("metrics: {}; the stored counts are shown as last read", counts.status().message());
     return;
   }
+  std::map<std::pair<std::string, std::string>, double> cpu_by_task;  // summed over outcomes
   for (const auto& c : *counts) {
+    if (c.metric == "attempts") cpu_by_task[{c.dag, c.task}] += c.total;
     if (c.metric == "runs") stored_runs.Set({{"dag", c.dag}, {"trigger", c.trigger}, {"state", c.label}}, c.value);
     else if (c.metric == "attempts") stored_attempts.Set({{"dag", c.dag}, {"task", c.task}, {"outcome", c.label}}, c.value);
     else if (c.metric == "retries") stored_retries.Set({{"dag", c.dag}, {"task", c.task}}, c.value);
-    else if (c.metric == "cpu_seconds") stored_cpu.Set({{"dag", c.dag}, {"task", c.task}}, c.value);
     else if (c.metric == "partitions") stored_partitions.Set({{"dag", c.dag}, {"task", c.task}, {"state", c.label}}, c.value);
     else if (c.metric == "idempotent_skips") stored_skips.Set({{"dag", c.dag}, {"task", c.task}}, c.value);
     else if (c.metric == "duplicate_triggers") stored_duplicates.Set({{"dag", c.dag}}, c.value);
     else if (c.metric == "slo_misses") stored_slo_misses.Set({{"dag", c.dag}, {"kind", c.label}}, c.value);
   }
+  for (const auto& [key, seconds] : cpu_by_task) stored_cpu.Set({{"dag", key.first}, {"task", key.second}}, seconds);
   for (StoredCounterFamily* f : {&stored_runs, &stored_attempts, &stored_retries, &stored_cpu, &stored_partitions,
                                  &stored_skips, &stored_duplicates, &stored_slo_misses})
     f->EndRefresh();

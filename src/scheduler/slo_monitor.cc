@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/duration.h"
+#include "common/logging.h"
 
 namespace batchd::scheduler {
 
@@ -104,14 +105,18 @@ void SloMonitor::CheckFreshness(const std::string& name, const dag::Dag& dag, Sy
 void SloMonitor::Record(const store::SloMiss& miss) {
   auto recorded = engine_.store().RecordSloMiss(miss);
   if (!recorded.ok()) {
-    spdlog::error("DAG {}: cannot record a {} SLO miss ({}): {}; checking again", miss.dag, miss.kind, miss.detail,
-                  recorded.status().message());
+    LogEvent(spdlog::level::err, {.dag = miss.dag}, "DAG {}: cannot record a {} SLO miss ({}): {}; checking again",
+             miss.dag, miss.kind, miss.detail, recorded.status().message());
     if (miss.kind == "duration") duration_checked_.erase(miss.subject);
     else freshness_checked_.erase({miss.dag, miss.subject});
     return;
   }
   // Not new: counted before a restart, and logged then.
-  if (*recorded) spdlog::warn("DAG {}: {} SLO missed: {}", miss.dag, miss.kind, miss.detail);
+  if (*recorded) {
+    LogContext context{.dag = miss.dag};
+    if (miss.kind == "duration") context.run_id = miss.subject;
+    LogEvent(spdlog::level::warn, context, "DAG {}: {} SLO missed: {}", miss.dag, miss.kind, miss.detail);
+  }
 }
 
 void SloMonitor::OnRunFinished(const engine::RunPlan& plan) {

@@ -71,6 +71,7 @@ CREATE TABLE metric_counts (
   trigger TEXT NOT NULL DEFAULT '',
   label TEXT NOT NULL DEFAULT '',
   value REAL NOT NULL,
+  total REAL NOT NULL DEFAULT 0,
   PRIMARY KEY (metric, dag, task, trigger, label)
 ) WITHOUT ROWID;
 CREATE TABLE dag_health (
@@ -111,9 +112,12 @@ BEGIN
            CASE WHEN NEW.state = 'retry_wait' THEN '' ELSE NEW.state END, 1
     FROM runs r WHERE r.run_id = NEW.run_id
     ON CONFLICT DO UPDATE SET value = value + 1;
+END;
+CREATE TRIGGER count_idempotent_skips AFTER UPDATE OF state ON task_instances
+WHEN NEW.state IS NOT OLD.state AND NEW.state = 'skipped' AND NEW.reason = 'already_succeeded'
+BEGIN
   INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
-    SELECT 'idempotent_skips', r.dag, NEW.task, '', '', 1
-    FROM runs r WHERE r.run_id = NEW.run_id AND NEW.state = 'skipped' AND NEW.reason = 'already_succeeded'
+    SELECT 'idempotent_skips', r.dag, NEW.task, '', '', 1 FROM runs r WHERE r.run_id = NEW.run_id
     ON CONFLICT DO UPDATE SET value = value + 1;
 END;
 CREATE TRIGGER count_instances_born_ended AFTER INSERT ON task_instances
@@ -124,32 +128,24 @@ BEGIN
     ON CONFLICT DO UPDATE SET value = value + 1;
   INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
     SELECT 'idempotent_skips', r.dag, NEW.task, '', '', 1
-    FROM runs r WHERE r.run_id = NEW.run_id AND NEW.state = 'skipped' AND NEW.reason = 'already_succeeded'
+    FROM runs r WHERE NEW.state = 'skipped' AND NEW.reason = 'already_succeeded' AND r.run_id = NEW.run_id
     ON CONFLICT DO UPDATE SET value = value + 1;
 END;
 CREATE TRIGGER count_attempt_endings AFTER UPDATE OF outcome ON attempts
 WHEN OLD.outcome = 'running' AND NEW.outcome != 'running'
 BEGIN
-  INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
-    SELECT 'attempts', r.dag, i.task, '', NEW.outcome, 1
+  INSERT INTO metric_counts (metric, dag, task, trigger, label, value, total)
+    SELECT 'attempts', r.dag, i.task, '', NEW.outcome, 1, NEW.cpu_seconds
     FROM task_instances i JOIN runs r ON r.run_id = i.run_id WHERE i.id = NEW.instance_id
-    ON CONFLICT DO UPDATE SET value = value + 1;
-  INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
-    SELECT 'cpu_seconds', r.dag, i.task, '', '', NEW.cpu_seconds
-    FROM task_instances i JOIN runs r ON r.run_id = i.run_id WHERE i.id = NEW.instance_id
-    ON CONFLICT DO UPDATE SET value = value + excluded.value;
+    ON CONFLICT DO UPDATE SET value = value + 1, total = total + excluded.total;
 END;
 CREATE TRIGGER count_attempts_born_ended AFTER INSERT ON attempts
 WHEN NEW.outcome != 'running'
 BEGIN
-  INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
-    SELECT 'attempts', r.dag, i.task, '', NEW.outcome, 1
+  INSERT INTO metric_counts (metric, dag, task, trigger, label, value, total)
+    SELECT 'attempts', r.dag, i.task, '', NEW.outcome, 1, NEW.cpu_seconds
     FROM task_instances i JOIN runs r ON r.run_id = i.run_id WHERE i.id = NEW.instance_id
-    ON CONFLICT DO UPDATE SET value = value + 1;
-  INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
-    SELECT 'cpu_seconds', r.dag, i.task, '', '', NEW.cpu_seconds
-    FROM task_instances i JOIN runs r ON r.run_id = i.run_id WHERE i.id = NEW.instance_id
-    ON CONFLICT DO UPDATE SET value = value + excluded.value;
+    ON CONFLICT DO UPDATE SET value = value + 1, total = total + excluded.total;
 END;
 )sql";
 
@@ -226,14 +222,10 @@ INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
 INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
   SELECT 'idempotent_skips', r.dag, i.task, '', '', COUNT(*) FROM task_instances i JOIN runs r ON r.run_id = i.run_id
   WHERE i.state = 'skipped' AND i.reason = 'already_succeeded' GROUP BY r.dag, i.task;
-INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
-  SELECT 'attempts', r.dag, i.task, '', a.outcome, COUNT(*)
+INSERT INTO metric_counts (metric, dag, task, trigger, label, value, total)
+  SELECT 'attempts', r.dag, i.task, '', a.outcome, COUNT(*), SUM(a.cpu_seconds)
   FROM attempts a JOIN task_instances i ON i.id = a.instance_id JOIN runs r ON r.run_id = i.run_id
   WHERE a.outcome != 'running' GROUP BY r.dag, i.task, a.outcome;
-INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
-  SELECT 'cpu_seconds', r.dag, i.task, '', '', SUM(a.cpu_seconds)
-  FROM attempts a JOIN task_instances i ON i.id = a.instance_id JOIN runs r ON r.run_id = i.run_id
-  WHERE a.outcome != 'running' GROUP BY r.dag, i.task;
 INSERT INTO metric_counts (metric, dag, task, trigger, label, value)
   SELECT 'retries', r.dag, i.task, '', '', SUM(i.attempts - 1)
   FROM task_instances i JOIN runs r ON r.run_id = i.run_id WHERE i.attempts > 1 GROUP BY r.dag, i.task;
@@ -1255,13 +1247,13 @@ Result<std::vector<int64_t>> Store::MarkRunningAttemptsLost(SysMillis now) {
 // --- Counts, SLOs and DAG health ---
 
 Result<std::vector<MetricCount>> Store::ListMetricCounts() {
-  ASSIGN_STMT(s, "SELECT metric, dag, task, trigger, label, value FROM metric_counts");
+  ASSIGN_STMT(s, "SELECT metric, dag, task, trigger, label, value, total FROM metric_counts");
   std::vector<MetricCount> out;
   for (;;) {
     auto row = s.Step();
     if (!row.ok()) return Annotate(row.status(), "cannot read the stored counts");
     if (!*row) break;
-    out.push_back({s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Double(5)});
+    out.push_back({s.Text(0), s.Text(1), s.Text(2), s.Text(3), s.Text(4), s.Double(5), s.Double(6)});
   }
   return out;
 }

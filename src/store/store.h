@@ -130,13 +130,14 @@ struct TriggerFile {
 // One stored count behind a Prometheus counter (docs/store-schema.md, "Counts"): what
 // happened how often, per DAG and, where it applies, task, trigger and state/outcome.
 struct MetricCount {
-  std::string metric;   // runs | partitions | attempts | retries | cpu_seconds | idempotent_skips |
-                        // duplicate_triggers
+  std::string metric;   // runs | partitions | attempts | retries | idempotent_skips |
+                        // duplicate_triggers | slo_misses
   std::string dag;
   std::string task;     // "" where it does not apply
   std::string trigger;  // runs only
-  std::string label;    // the state (runs, partitions) or outcome (attempts); else ""
-  double value = 0;
+  std::string label;    // the state (runs, partitions), outcome (attempts) or kind (slo_misses)
+  double value = 0;     // how many
+  double total = 0;     // attempts: the CPU seconds they used; else 0
 };
 
 // A missed SLO of a DAG: a run that ran longer than `slo.max_duration` (subject: the run

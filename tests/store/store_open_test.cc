@@ -474,7 +474,7 @@ TEST(StoreOpenTest, ReopeningACurrentDatabaseMigratesNothing) {
 
 // What version 5 added, to turn a file back into version 4.
 constexpr const char* kDropVersion5 =
-    "DROP TRIGGER count_run_endings; DROP TRIGGER count_instance_endings; "
+    "DROP TRIGGER count_run_endings; DROP TRIGGER count_instance_endings; DROP TRIGGER count_idempotent_skips; "
     "DROP TRIGGER count_instances_born_ended; DROP TRIGGER count_attempt_endings; "
     "DROP TRIGGER count_attempts_born_ended; DROP TRIGGER count_slo_misses; "
     "DROP TABLE metric_counts; DROP TABLE dag_health; DROP TABLE slo_misses; ";
