@@ -252,6 +252,7 @@ HttpResponse ControlApi::Handle(const HttpRequest& request) {
     if (area == "health" && parts.size() == 2) { method({"GET"}); return Health(); }
     if (area == "reload" && parts.size() == 2) { method({"POST"}); return Reload(request); }
     if (area == "failed" && parts.size() == 2) { method({"GET"}); return Failed(query); }
+    if (area == "pools" && parts.size() == 2) { method({"GET"}); return Pools(); }
     if (area == "dags") {
       if (parts.size() == 2) {
         method({"GET", "POST"});
@@ -476,6 +477,7 @@ HttpResponse ControlApi::SubmitDag(const HttpRequest& request) {
   if (!source) Throw(400, "bad_request", "field 'source' (the DAG's YAML text) is required");
   std::string path = OptString(body, "path").value_or("<submitted>");
   dag::LoadResult loaded = dag::LoadDagString(*source, path);
+  if (loaded.ok()) loaded.errors = ctx_.registry->UndefinedPools(*loaded.dag);
   if (!loaded.ok()) {
     json details = json::array();
     for (const auto& d : loaded.errors)
@@ -805,6 +807,26 @@ HttpResponse ControlApi::Failed(const std::string& query) {
                    {"exit_code", i.exit_code ? json(*i.exit_code) : json(nullptr)},
                    {"ended_at", MillisJson(i.ended_at)},
                    {"idempotency_key", i.idempotency_key}});
+  }
+  return JsonResponse(200, out);
+}
+
+// Every defined pool with its slots, the slots in use and the instances ready to run
+// that wait for it; a pool still in use after the config dropped it is listed too.
+HttpResponse ControlApi::Pools() {
+  std::map<std::string, int> queued;
+  for (const auto& [_, plan] : ctx_.engine->active_plans())
+    for (const auto& [priority, index] : plan->Ready())
+      if (const std::string& pool = plan->task_of(index).pool; !pool.empty()) queued[pool]++;
+  const auto& used = ctx_.engine->PoolUsage();
+  json out = json::array();
+  for (const auto& [pool, slots] : ctx_.engine->options().pools) {
+    auto u = used.find(pool);
+    auto q = queued.find(pool);
+    out.push_back({{"pool", pool},
+                   {"slots", slots},
+                   {"used", u == used.end() ? 0 : u->second},
+                   {"queued", q == queued.end() ? 0 : q->second}});
   }
   return JsonResponse(200, out);
 }

@@ -58,6 +58,7 @@ class ControlApi {
   HttpResponse Logs(const std::string& run_id, const std::string& query);
   HttpResponse Failed(const std::string& query);
   HttpResponse Reload(const HttpRequest& request);
+  HttpResponse Pools();
   void AuthorizeMutation(const HttpRequest& request, const std::string& path);
   const date::time_zone* ZoneOfRun(const store::RunRecord& run);
   void Audit(const HttpRequest& request, const std::string& action, const std::string& target,

@@ -1,4 +1,4 @@
-// Daemon-wide commands: reload (rescan the DAGs directory) and health.
+// Daemon-wide commands: reload (rescan the DAGs directory), pools and health.
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -69,11 +69,34 @@ int RunHealth(const GlobalOptions& global) {
   return ok ? kExitOk : kExitFailed;
 }
 
+// pools: the daemon's slot limits and how busy they are.
+int RunPools(const GlobalOptions& global) {
+  Api api(global);
+  auto reply = api.Call("GET", "/v1/pools");
+  if (!reply) return api.exit_code();
+  if (global.json) {
+    PrintJson(*reply);
+    return kExitOk;
+  }
+  if (!reply->is_array() || reply->empty()) {
+    std::cerr << "no pools (the daemon config's pools: defines them)\n";
+    return kExitOk;
+  }
+  Table table({"POOL", "SLOTS", "USED", "QUEUED"});
+  for (const auto& p : *reply)
+    table.AddRow({Str(p, "pool", "?"), Cell(p, "slots"), Cell(p, "used"), Cell(p, "queued")});
+  table.Print(std::cout);
+  return kExitOk;
+}
+
 }  // namespace
 
 void AddAdminCommands(CLI::App& app, const GlobalOptions& global, Action& action) {
   auto* reload = app.add_subcommand("reload", "rescan the DAGs directory (like SIGHUP); exit 1 if a file is broken");
   reload->callback([&global, &action] { action = [&global] { return RunReload(global); }; });
+
+  auto* pools = app.add_subcommand("pools", "list the daemon's pools: slots, slots in use, instances waiting");
+  pools->callback([&global, &action] { action = [&global] { return RunPools(global); }; });
 
   auto* health = app.add_subcommand("health", "check that the daemon is up and show its load");
   health->callback([&global, &action] { action = [&global] { return RunHealth(global); }; });

@@ -22,7 +22,7 @@ void AddDagCommands(CLI::App& app, const GlobalOptions& global, Action& action);
 void AddRunCommands(CLI::App& app, const GlobalOptions& global, Action& action);
 // logs
 void AddLogCommands(CLI::App& app, const GlobalOptions& global, Action& action);
-// reload, health
+// reload, pools, health
 void AddAdminCommands(CLI::App& app, const GlobalOptions& global, Action& action);
 
 }  // namespace batchd::cli

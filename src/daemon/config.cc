@@ -148,6 +148,8 @@ void ParseEnvPassthrough(const YAML::Node& v, Config& config, const ErrorFn& err
 
 }  // namespace
 
+std::map<std::string, int> DefaultPools() { return {{"gpu", 1}, {"inference", 4}, {"warehouse", 4}}; }
+
 Result<Config> LoadConfig(const std::string& path, Config config) {
   std::ifstream in(path);
   if (!in) return Status::InvalidArgument(path + ": cannot read config file");

@@ -43,6 +43,10 @@ struct Config {
   api::MutationAllowList mutation_allow_list;       // mutation_uids / mutation_groups; off unless set
 };
 
+// The pools of the embedded default (batchd without --config): those of the example
+// config/batchd.yaml, so that every example DAG in dags/ loads as it is.
+std::map<std::string, int> DefaultPools();
+
 // Reads `path` over `base`. Errors: "file:line:column: message" (unknown keys, with a
 // suggestion when close; wrong types; bad durations).
 Result<Config> LoadConfig(const std::string& path, Config base = {});

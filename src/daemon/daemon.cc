@@ -87,8 +87,35 @@ int Serve(const Config& config, const std::string& config_path) {
     std::cerr << "batchd: " << st.message() << "\n";
     return 1;
   }
+  // Pools: DAG files and submits are checked against the configured pools. A pool that a
+  // config reload removes while current DAGs still name it keeps its old slot count in the
+  // engine (dropping it would make their tasks unlimited) until a rescan finds it unused.
+  std::map<std::string, int> configured_pools = config.pools;
+  auto apply_pools = [&] {
+    registry.SetPools(configured_pools);
+    std::map<std::string, int> effective = configured_pools;
+    for (const auto& [pool, dags] : registry.PoolsInUse()) {
+      if (effective.count(pool)) continue;
+      std::string names;
+      for (const auto& d : dags) names += (names.empty() ? "" : ", ") + d;
+      auto old = engine.options().pools.find(pool);
+      if (old == engine.options().pools.end()) {
+        spdlog::error("pool '{}' is not defined in the daemon config but DAG(s) {} name it; their tasks in it "
+                      "run without a slot limit until the pool is defined or the DAGs change",
+                      pool, names);
+        continue;
+      }
+      effective[pool] = old->second;
+      spdlog::error("pool '{}' was removed from the daemon config but DAG(s) {} still name it; it keeps its {} "
+                    "slot(s) until no DAG names it (change those DAGs, then reload)",
+                    pool, names, old->second);
+    }
+    engine.SetPools(std::move(effective));
+  };
   auto reload_dags = [&]() {
+    registry.SetPools(configured_pools);
     auto report = registry.ScanDirectory(config.dags_dir);
+    apply_pools();
     spdlog::info("DAGs directory {}: {} loaded, {} unchanged, {} errors", config.dags_dir, report.loaded.size(),
                  report.unchanged.size(), report.errors.size());
     return report;
@@ -230,13 +257,16 @@ int Serve(const Config& config, const std::string& config_path) {
       if (ec) return;
       spdlog::info("SIGHUP: reloading");
       if (!config_path.empty()) {
-        auto reloaded = LoadConfig(config_path, config);
+        // The file's pools replace the current ones (a pool left out is removed).
+        Config base = config;
+        base.pools.clear();
+        auto reloaded = LoadConfig(config_path, base);
         if (!reloaded.ok()) {
           spdlog::error("config reload failed, keeping the current settings: {}", reloaded.status().message());
         } else {
           if (Status st = SetupLogging(reloaded->log_level, reloaded->log_format); !st.ok())
             spdlog::error("config reload: {}", st.message());
-          engine.SetPools(reloaded->pools);
+          configured_pools = reloaded->pools;
           mutation_allow_list = reloaded->mutation_allow_list;
         }
       }

@@ -40,6 +40,8 @@ int RunServe(const ServeFlags& f) {
       return 2;
     }
     config = *loaded;
+  } else {
+    config.pools = batchd::daemon::DefaultPools();
   }
   if (f.data_dir) config.data_dir = *f.data_dir;
   if (f.dags_dir) config.dags_dir = *f.dags_dir;

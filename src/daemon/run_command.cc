@@ -10,6 +10,7 @@
 #include <future>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include <boost/asio/io_context.hpp>
@@ -260,6 +261,13 @@ int RunForeground(const RunCommandOptions& options) {
     if (opened) store::Store::Discard(opened->ok() ? std::move(**opened) : nullptr, new_store_paths);
     return invalid;
   }
+  // Pools are slot limits of the daemon's config; a run without the daemon has none.
+  std::set<std::string> pools;
+  for (const auto& task : dag->tasks)
+    if (!task.pool.empty() && pools.insert(task.pool).second)
+      std::cerr << "batchd run: pool '" << task.pool
+                << "' has no slot limit here (pools are limits of the daemon config); its tasks are limited only "
+                   "by --workers\n";
   if (!opened) opened = open_store();
   if (!opened->ok()) {
     std::cerr << "batchd: " << opened->status().message() << "\n";

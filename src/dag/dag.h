@@ -79,6 +79,7 @@ struct Task {
   Partitions partitions;
   std::string working_dir;           // empty: the daemon's working directory
   std::string pool;                  // empty: no pool
+  SourceLocation pool_location;      // of the `pool:` value (the task's, else defaults')
   int priority = 0;                  // higher first when slots are scarce
   std::optional<Millis> timeout;     // per attempt; nullopt: none
   Millis kill_grace = std::chrono::seconds(10);  // SIGTERM -> SIGKILL

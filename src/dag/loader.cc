@@ -137,6 +137,7 @@ struct TaskDefaults {
   RetryPolicy retry;
   std::string working_dir;
   std::string pool;
+  SourceLocation pool_location;
   int priority = 0;
   std::map<std::string, std::string> env;
 };
@@ -704,7 +705,10 @@ void Loader::ReadDefaults(const YamlNode* value) {
     if (auto s = NonEmptyString(v, ctx.Field("working_dir"))) defaults_.working_dir = *s;
   }
   if (const YamlNode* v = d->Get("pool")) {
-    if (auto s = Name(v, ctx.Field("pool"), "pool name")) defaults_.pool = *s;
+    if (auto s = Name(v, ctx.Field("pool"), "pool name")) {
+      defaults_.pool = *s;
+      defaults_.pool_location = Loc(v);
+    }
   }
   if (const YamlNode* v = d->Get("priority")) {
     if (auto n = Integer(v, ctx.Field("priority"), std::numeric_limits<int>::min(), std::numeric_limits<int>::max())) {
@@ -843,8 +847,12 @@ void Loader::ReadTask(const YamlNode* node, size_t number) {
     if (auto s = NonEmptyString(v, ctx.Field("working_dir"))) task.working_dir = *s;
   }
   task.pool = defaults_.pool;
+  task.pool_location = defaults_.pool_location;
   if (const YamlNode* v = f.Get("pool")) {
-    if (auto s = Name(v, ctx.Field("pool"), "pool name")) task.pool = *s;
+    if (auto s = Name(v, ctx.Field("pool"), "pool name")) {
+      task.pool = *s;
+      task.pool_location = Loc(v);
+    }
   }
   task.priority = defaults_.priority;
   if (const YamlNode* v = f.Get("priority")) {
@@ -1131,6 +1139,24 @@ LoadResult LoadDagFile(const std::string& path) {
   }
   text.resize(total);
   return LoadDagString(text, path);
+}
+
+std::vector<Diagnostic> CheckPools(const Dag& dag, const std::map<std::string, int>& pools) {
+  std::vector<Diagnostic> out;
+  std::set<std::tuple<int, int, std::string>> reported;  // tasks sharing a defaults pool: one error
+  for (const auto& task : dag.tasks) {
+    if (task.pool.empty() || pools.count(task.pool)) continue;
+    if (!reported.emplace(task.pool_location.line, task.pool_location.column, task.pool).second) continue;
+    std::string defined;
+    for (const auto& [name, _] : pools) defined += (defined.empty() ? "" : ", ") + name;
+    out.push_back({dag.source_path, task.pool_location.line, task.pool_location.column,
+                   "pool " + internal::QuoteForMessage(task.pool) + " is not defined in the daemon config (" +
+                       (defined.empty() ? "it defines no pools" : "pools: " + defined) + ")"});
+  }
+  std::stable_sort(out.begin(), out.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+  });
+  return out;
 }
 
 }  // namespace batchd::dag

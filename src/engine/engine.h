@@ -53,8 +53,9 @@ class EngineObserver {
 };
 
 struct EngineOptions {
-  // Slot limit per named pool; a task naming a pool not listed here runs unlimited
-  // (the loader cannot know the daemon's config, so this is logged once instead).
+  // Slot limit per named pool; a task naming a pool not listed here runs unlimited. The
+  // daemon refuses DAGs naming undefined pools (DagRegistry::SetPools); `batchd run` has
+  // no pools and warns instead.
   std::map<std::string, int> pools;
   // Environment every attempt inherits (before BATCHD_* and the DAG's env).
   std::vector<std::string> base_env;

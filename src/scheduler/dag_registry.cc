@@ -98,6 +98,10 @@ ScanReport DagRegistry::ScanDirectory(const std::string& dir) {
       for (auto& d : loaded.errors) report.errors.push_back(std::move(d));
       continue;
     }
+    if (auto undefined = UndefinedPools(*loaded.dag); !undefined.empty()) {
+      for (auto& d : undefined) report.errors.push_back(std::move(d));
+      continue;
+    }
     auto [it, inserted] = seen_names.emplace(loaded.dag->name, file);
     if (!inserted) {
       report.errors.push_back({file, 1, 1, "DAG '" + loaded.dag->name + "' is also defined in " + it->second +
@@ -140,6 +144,23 @@ ScanReport DagRegistry::ScanDirectory(const std::string& dir) {
   }
   for (const auto& d : report.errors) spdlog::error("DAG file skipped: {}", d.ToString());
   return report;
+}
+
+std::vector<dag::Diagnostic> DagRegistry::UndefinedPools(const dag::Dag& dag) const {
+  if (!pools_) return {};
+  return dag::CheckPools(dag, *pools_);
+}
+
+std::map<std::string, std::vector<std::string>> DagRegistry::PoolsInUse() const {
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& [name, reg] : dags_) {
+    for (const auto& task : reg.dag->tasks) {
+      if (task.pool.empty()) continue;
+      auto& names = out[task.pool];
+      if (names.empty() || names.back() != name) names.push_back(name);
+    }
+  }
+  return out;
 }
 
 const RegisteredDag* DagRegistry::Find(const std::string& name) const {

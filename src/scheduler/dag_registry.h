@@ -51,6 +51,14 @@ class DagRegistry {
   // Registers a validated DAG; origin "file" or "submit".
   Result<SubmitResult> Register(dag::DagPtr dag, const std::string& origin);
 
+  // The daemon's pools (config `pools:`). Once set, a DAG naming another pool is refused
+  // by ScanDirectory (and by submit, which asks UndefinedPools); unset, no check is made.
+  void SetPools(std::map<std::string, int> pools) { pools_ = std::move(pools); }
+  // The `pool:` values of `dag` that the daemon does not define (dag::CheckPools).
+  std::vector<dag::Diagnostic> UndefinedPools(const dag::Dag& dag) const;
+  // Pools named by the tasks of current DAGs, with the DAGs naming each.
+  std::map<std::string, std::vector<std::string>> PoolsInUse() const;
+
   const RegisteredDag* Find(const std::string& name) const;
   const std::map<std::string, RegisteredDag>& all() const { return dags_; }
 
@@ -67,6 +75,7 @@ class DagRegistry {
   engine::DagVersionCache& versions_;
   const Clock& clock_;
   std::map<std::string, RegisteredDag> dags_;  // not deleted
+  std::optional<std::map<std::string, int>> pools_;
 };
 
 }  // namespace batchd::scheduler

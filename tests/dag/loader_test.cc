@@ -1047,5 +1047,38 @@ tasks:
                           "task 'a' (use '...' or \"...\" instead, or write '{{ ds | raw }}')"));
 }
 
+// Pools are the daemon's: the loader accepts any name, CheckPools reports each `pool:`
+// value the daemon does not define, once per position, in file order.
+TEST(LoaderTest, CheckPoolsReportsUndefinedPoolsAtTheirValues) {
+  DagPtr dag = MustLoad(R"(dag: d
+defaults: {pool: nightly}
+tasks:
+  - id: a
+    command: "true"
+    pool: inference
+  - id: b
+    command: "true"
+  - id: c
+    command: "true"
+  - id: e
+    command: "true"
+    pool: gpu
+)");
+  ASSERT_NE(dag, nullptr);
+  auto strings = [](const std::vector<Diagnostic>& ds) {
+    std::vector<std::string> out;
+    for (const auto& d : ds) out.push_back(d.ToString());
+    return out;
+  };
+  EXPECT_THAT(strings(CheckPools(*dag, {{"gpu", 1}, {"warehouse", 4}})),
+              ElementsAre("d.yaml:2:18: pool 'nightly' is not defined in the daemon config (pools: gpu, warehouse)",
+                          "d.yaml:6:11: pool 'inference' is not defined in the daemon config (pools: gpu, warehouse)"));
+  EXPECT_THAT(strings(CheckPools(*dag, {})),
+              ElementsAre("d.yaml:2:18: pool 'nightly' is not defined in the daemon config (it defines no pools)",
+                          "d.yaml:6:11: pool 'inference' is not defined in the daemon config (it defines no pools)",
+                          "d.yaml:13:11: pool 'gpu' is not defined in the daemon config (it defines no pools)"));
+  EXPECT_THAT(CheckPools(*dag, {{"gpu", 1}, {"inference", 2}, {"nightly", 1}}), IsEmpty());
+}
+
 }  // namespace
 }  // namespace batchd::dag
