@@ -59,6 +59,7 @@ class ControlApi {
   HttpResponse Failed(const std::string& query);
   HttpResponse Reload(const HttpRequest& request);
   HttpResponse Pools();
+  HttpResponse PauseAll(const HttpRequest& request, bool paused);
   void AuthorizeMutation(const HttpRequest& request, const std::string& path);
   const date::time_zone* ZoneOfRun(const store::RunRecord& run);
   void Audit(const HttpRequest& request, const std::string& action, const std::string& target,

@@ -1,4 +1,4 @@
-// DAG commands: submit, dags, show, delete, pause, unpause.
+// DAG commands: submit, dags, show, delete, pause, unpause (one DAG or --all).
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -229,6 +229,35 @@ int RunPause(const GlobalOptions& global, const std::string& dag, bool pause) {
   return kExitOk;
 }
 
+// pause --all / unpause --all: "paused 5 DAGs" names how many changed.
+int RunPauseAll(const GlobalOptions& global, bool pause) {
+  Api api(global);
+  auto reply = api.Call("POST", pause ? "/v1/pause" : "/v1/unpause");
+  if (!reply) return api.exit_code();
+  if (global.json) {
+    PrintJson(*reply);
+    return kExitOk;
+  }
+  const Json& changed = Field(*reply, "changed");
+  int64_t n = changed.is_array() ? static_cast<int64_t>(changed.size()) : 0;
+  std::cout << (pause ? "paused " : "unpaused ") << Plural(n, "DAG");
+  if (n == 0) std::cout << (pause ? " (none was unpaused)" : " (none was paused)");
+  std::cout << "\n";
+  return kExitOk;
+}
+
+// The work of `pause`/`unpause`: one DAG or, with --all, every DAG; both or neither is a
+// usage error.
+int RunPauseCommand(const GlobalOptions& global, const std::string& dag, bool all, bool pause) {
+  const char* command = pause ? "pause" : "unpause";
+  if (all == !dag.empty()) {
+    std::cerr << "batchctl: " << command
+              << (all ? " takes a DAG or --all, not both" : " needs a DAG name, or --all for every DAG") << "\n";
+    return kExitUsage;
+  }
+  return all ? RunPauseAll(global, pause) : RunPause(global, dag, pause);
+}
+
 }  // namespace
 
 void AddDagCommands(CLI::App& app, const GlobalOptions& global, Action& action) {
@@ -253,13 +282,20 @@ void AddDagCommands(CLI::App& app, const GlobalOptions& global, Action& action) 
     action = [&global, dag, purge] { return RunDelete(global, *dag, *purge); };
   });
 
-  auto* pause = app.add_subcommand("pause", "stop creating scheduled runs of a DAG");
-  pause->add_option("DAG", *dag, "DAG name")->required();
-  pause->callback([&global, &action, dag] { action = [&global, dag] { return RunPause(global, *dag, true); }; });
+  auto all = std::make_shared<bool>(false);
+  auto* pause = app.add_subcommand("pause", "stop creating scheduled runs of a DAG (--all: of every DAG)");
+  pause->add_option("DAG", *dag, "DAG name");
+  pause->add_flag("--all", *all, "pause every DAG (maintenance); runs in progress finish");
+  pause->callback([&global, &action, dag, all] {
+    action = [&global, dag, all] { return RunPauseCommand(global, *dag, *all, true); };
+  });
 
   auto* unpause = app.add_subcommand("unpause", "resume scheduling a DAG (with catchup, creates missed runs)");
-  unpause->add_option("DAG", *dag, "DAG name")->required();
-  unpause->callback([&global, &action, dag] { action = [&global, dag] { return RunPause(global, *dag, false); }; });
+  unpause->add_option("DAG", *dag, "DAG name");
+  unpause->add_flag("--all", *all, "unpause every paused DAG");
+  unpause->callback([&global, &action, dag, all] {
+    action = [&global, dag, all] { return RunPauseCommand(global, *dag, *all, false); };
+  });
 }
 
 }  // namespace batchd::cli

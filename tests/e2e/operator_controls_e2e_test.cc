@@ -200,5 +200,72 @@ TEST_F(DaemonTest, BatchdRunWarnsThatPoolsHaveNoLimitWithoutTheDaemon) {
                                  "daemon config); its tasks are limited only by --workers\n"));
 }
 
+// --- pause --all / unpause --all ----------------------------------------------------------
+
+TEST_F(DaemonTest, PauseAllStopsEverySchedulePrintsWhatChangedAndLetsRunsFinish) {
+  for (const char* name : {"sa", "sb"})
+    WriteDag(std::string(name) + ".yaml",
+             std::string("dag: ") + name + "\nschedule: \"* * * * *\"\ntasks:\n  - id: a\n    command: \"true\"\n",
+             /*in_dags_dir=*/true);
+  WriteDag("slow.yaml",
+           "dag: slow\ntasks:\n  - id: a\n    command: \"echo $$ > @TMP@/slow.pid; "
+           "while [ ! -e @TMP@/go ]; do sleep 0.05; done; echo done > @TMP@/slow.out\"\n",
+           /*in_dags_dir=*/true);
+  int64_t boundary = 0;
+  DaemonOptions options;
+  options.clock_offset = OffsetBeforeMinute(10, &boundary);
+  options.config_yaml = "scheduler_tick: 500ms\n";
+  ASSERT_TRUE(StartDaemon(options));
+  const std::string run_id = Trigger("slow");
+  ASSERT_NE(WaitRunningAttempt(run_id, "a", tmp_ / "slow.pid"), 0);
+
+  EXPECT_EQ(Ctl({"pause", "sb"}).out, "paused sb\n");
+  ProcResult pause = Ctl({"pause", "--all"});
+  ASSERT_EQ(pause.exit_code, 0) << pause.Describe();
+  EXPECT_EQ(pause.out, "paused 2 DAGs\n");
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM dags WHERE paused = 1"), 3);
+  ASSERT_LT(RealNow() + *options.clock_offset, static_cast<double>(boundary)) << "too slow: the minute passed";
+  ProcResult again = Ctl({"pause", "--all"});
+  EXPECT_EQ(again.exit_code, 0) << again.Describe();
+  EXPECT_EQ(again.out, "paused 0 DAGs (none was unpaused)\n");
+
+  // The minute boundary passes: no schedule fires; the run in progress finishes.
+  WriteFile(tmp_ / "go", "");
+  EXPECT_TRUE(WaitRunState(run_id, "success"));
+  EXPECT_EQ(ReadFile(tmp_ / "slow.out").value_or(""), "done\n");
+  ASSERT_TRUE(WaitFor([&] { return RealNow() + *options.clock_offset > static_cast<double>(boundary) + 1.5; },
+                      milliseconds(15000)));
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM runs WHERE trigger = 'schedule'"), 0) << "a paused DAG fired";
+
+  // Usage errors change nothing.
+  ProcResult both = Ctl({"pause", "sa", "--all"});
+  EXPECT_EQ(both.exit_code, 2);
+  EXPECT_EQ(both.out, "");
+  EXPECT_EQ(both.err, "batchctl: pause takes a DAG or --all, not both\n");
+  ProcResult neither = Ctl({"unpause"});
+  EXPECT_EQ(neither.exit_code, 2);
+  EXPECT_EQ(neither.err, "batchctl: unpause needs a DAG name, or --all for every DAG\n");
+
+  // unpause --all: every DAG, also the one paused before; schedules resume.
+  OrderedJson unpaused = CtlJson({"unpause", "--all"});
+  EXPECT_EQ(unpaused, OrderedJson::parse(R"({"changed": ["sa", "sb", "slow"], "paused": false})"));
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM dags WHERE paused = 1"), 0);
+  EXPECT_TRUE(WaitFor([&] { return Count("SELECT COUNT(*) FROM runs WHERE trigger = 'schedule'") == 2; },
+                      milliseconds(10000)))
+      << DaemonLog();
+  EXPECT_EQ(Ctl({"unpause", "--all"}).out, "unpaused 0 DAGs (none was paused)\n");
+
+  // One audit row per --all, naming the DAGs it changed.
+  Json audit = Q("SELECT action, target, detail FROM audit WHERE action LIKE '%pause%' ORDER BY id");
+  ASSERT_EQ(audit.size(), 5u) << audit.dump();
+  EXPECT_EQ(audit[0]["action"], "pause");
+  EXPECT_EQ(audit[1]["action"], "pause_all");
+  EXPECT_EQ(audit[1]["target"], "");
+  EXPECT_EQ(audit[1]["detail"], R"({"dags":["sa","slow"]})");
+  EXPECT_EQ(audit[2]["detail"], R"({"dags":[]})");
+  EXPECT_EQ(audit[3]["action"], "unpause_all");
+  EXPECT_EQ(audit[3]["detail"], R"({"dags":["sa","sb","slow"]})");
+}
+
 }  // namespace
 }  // namespace batchd::e2e
