@@ -9,6 +9,43 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "cli/offline_commands.h"
+#include "dag/text_util.h"
+
+namespace {
+
+// The first word on the command line that is not an option (or an option's value), or ""
+// when there is none. Only --socket takes a value among batchctl's global options.
+std::string FirstCommandWord(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--") return i + 1 < argc ? argv[i + 1] : "";
+    if (arg == "--socket") {
+      ++i;
+      continue;
+    }
+    if (!arg.empty() && arg[0] == '-') continue;
+    return arg;
+  }
+  return "";
+}
+
+// "batchctl: unknown command 'stauts'; did you mean 'status'?" for a word that names no
+// command (CLI11 alone would only say that a subcommand is required).
+bool ReportUnknownCommand(const CLI::App& app, const std::string& word) {
+  if (word.empty()) return false;
+  std::vector<std::string> names;
+  for (const auto* sub : app.get_subcommands({})) {
+    if (sub->get_name() == word) return false;
+    names.push_back(sub->get_name());
+  }
+  std::string nearest = batchd::dag::internal::Suggest(word, names);
+  std::cerr << "batchctl: unknown command " << batchd::dag::internal::QuoteForMessage(word)
+            << (nearest.empty() ? "; batchctl --help lists the commands" : "; did you mean '" + nearest + "'?")
+            << "\n";
+  return true;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace batchd::cli;
@@ -41,6 +78,7 @@ int main(int argc, char** argv) {
 
   for (auto* sub : app.get_subcommands({})) sub->fallthrough();
 
+  if (ReportUnknownCommand(app, FirstCommandWord(argc, argv))) return kExitUsage;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -267,5 +267,29 @@ TEST_F(DaemonTest, PauseAllStopsEverySchedulePrintsWhatChangedAndLetsRunsFinish)
   EXPECT_EQ(audit[3]["detail"], R"({"dags":["sa","sb","slow"]})");
 }
 
+// --- unknown commands -----------------------------------------------------------------------
+
+TEST_F(DaemonTest, AnUnknownCommandIsNamedWithTheNearestOne) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string err;
+  };
+  const std::vector<Case> cases = {
+      {{"stauts", "abc"}, "batchctl: unknown command 'stauts'; did you mean 'status'?\n"},
+      {{"--json", "pasue", "x"}, "batchctl: unknown command 'pasue'; did you mean 'pause'?\n"},
+      {{"pool"}, "batchctl: unknown command 'pool'; did you mean 'pools'?\n"},
+      {{"frobnicate"}, "batchctl: unknown command 'frobnicate'; batchctl --help lists the commands\n"},
+  };
+  for (const auto& c : cases) {
+    ProcResult r = Ctl(c.args);
+    EXPECT_EQ(r.exit_code, 2) << r.Describe();
+    EXPECT_EQ(r.out, "") << c.args[0];
+    EXPECT_EQ(r.err, c.err);
+  }
+  // A known command still parses as before (no daemon: exit 3).
+  ProcResult health = Ctl({"health"});
+  EXPECT_EQ(health.exit_code, 3) << health.Describe();
+}
+
 }  // namespace
 }  // namespace batchd::e2e
