@@ -291,5 +291,29 @@ TEST_F(DaemonTest, AnUnknownCommandIsNamedWithTheNearestOne) {
   EXPECT_EQ(health.exit_code, 3) << health.Describe();
 }
 
+// --- after_dag ------------------------------------------------------------------------------
+
+TEST_F(DaemonTest, AnAfterDagRunTakesTheUpstreamRunsLogicalDateAndInterval) {
+  ASSERT_TRUE(StartDaemon());
+  SubmitDag("up.yaml", "dag: up\nschedule: \"0 0 * * *\"\ntasks:\n  - id: a\n    command: \"true\"\n");
+  SubmitDag("down.yaml",
+            "dag: down\ntimezone: Europe/Berlin\ntriggers:\n  - after_dag: up\ntasks:\n  - id: a\n"
+            "    command: \"echo {{ logical_date }} {{ data_interval_start }} {{ data_interval_end }} > "
+            "@TMP@/down.out\"\n");
+  ProcResult backfill = Ctl({"backfill", "up", "--from", "2026-03-01", "--to", "2026-03-01", "--wait"});
+  ASSERT_EQ(backfill.exit_code, 0) << backfill.Describe();
+  ASSERT_TRUE(WaitFor([&] { return Count("SELECT COUNT(*) FROM runs WHERE dag = 'down' AND state = 'success'") == 1; },
+                      milliseconds(15000)))
+      << DaemonLog();
+  // The upstream run: 2026-03-01T00:00Z, interval [2026-02-28T00:00Z, 2026-03-01T00:00Z),
+  // shown in the downstream DAG's zone.
+  EXPECT_EQ(ReadFile(tmp_ / "down.out").value_or(""),
+            "2026-03-01T01:00:00+01:00 2026-02-28T01:00:00+01:00 2026-03-01T01:00:00+01:00\n");
+  OrderedJson runs = CtlJson({"runs", "down"});
+  ASSERT_EQ(runs.size(), 1u) << runs.dump();
+  EXPECT_EQ(runs[0]["trigger"], "dag");
+  EXPECT_EQ(runs[0]["logical_date"], "2026-03-01T01:00:00+01:00");
+}
+
 }  // namespace
 }  // namespace batchd::e2e
