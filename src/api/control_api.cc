@@ -4,6 +4,9 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <string.h>
+
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <filesystem>
@@ -283,12 +286,13 @@ HttpResponse ControlApi::Handle(const HttpRequest& request) {
       if (parts.size() == 2) { method({"GET"}); return ListRuns(query); }
       const std::string& run_id = parts[2];
       RequireRunId(run_id);
-      if (parts.size() == 3) { method({"GET"}); return RunStatus(run_id); }
+      if (parts.size() == 3) { method({"GET"}); return RunStatus(run_id, query); }
       if (parts.size() == 4) {
         const std::string& action = parts[3];
         if (action == "cancel") { method({"POST"}); return CancelRun(request, run_id); }
         if (action == "retry") { method({"POST"}); return RetryRun(request, run_id); }
         if (action == "logs") { method({"GET"}); return Logs(run_id, query); }
+        if (action == "attempts") { method({"GET"}); return RunAttempts(run_id, query); }
       }
     }
     Throw(404, "not_found", "no route for " + path);
@@ -666,7 +670,89 @@ HttpResponse ControlApi::ListRuns(const std::string& query) {
   return JsonResponse(200, out);
 }
 
-HttpResponse ControlApi::RunStatus(const std::string& run_id) {
+namespace {
+
+// "SIGKILL" for 9; "signal N" names only the number of one without a name.
+std::string SignalName(int sig) {
+  if (const char* abbrev = sigabbrev_np(sig)) return std::string("SIG") + abbrev;
+  return std::to_string(sig);
+}
+
+// Why an attempt ended, in the words `status`, `attempts` and `logs` show: "exit code 1",
+// "signal SIGKILL", "timeout", "lost", "cancelled", a spawn error's text, or "running".
+std::string AttemptReason(const store::AttemptRecord& a) {
+  switch (a.outcome) {
+    case AttemptOutcome::kRunning: return "running";
+    case AttemptOutcome::kTimeout: return "timeout";
+    case AttemptOutcome::kLost: return "lost";
+    case AttemptOutcome::kCancelled: return "cancelled";
+    case AttemptOutcome::kSuccess:
+    case AttemptOutcome::kFailed: break;
+  }
+  std::string reason;
+  if (a.signal) reason = "signal " + SignalName(*a.signal);
+  else if (a.exit_code) reason = "exit code " + std::to_string(*a.exit_code);
+  if (a.error.empty()) return reason.empty() ? std::string(ToString(a.outcome)) : reason;
+  return reason.empty() ? a.error : reason + " (" + a.error + ")";
+}
+
+// Seconds from an attempt's start to its end, or to `now` while it runs.
+double AttemptSeconds(const store::AttemptRecord& a, SysMillis now) {
+  const SysMillis end = a.ended_at.value_or(now);
+  return std::max<double>(0, static_cast<double>((end - a.started_at).count()) / 1000.0);
+}
+
+json LastAttemptJson(const store::AttemptRecord& a, SysMillis now) {
+  return json{{"number", a.number},
+              {"outcome", ToString(a.outcome)},
+              {"reason", AttemptReason(a)},
+              {"exit_code", a.exit_code ? json(*a.exit_code) : json(nullptr)},
+              {"signal", a.signal ? json(SignalName(*a.signal)) : json(nullptr)},
+              {"error", a.error},
+              {"started_at", MillisJson(a.started_at)},
+              {"ended_at", MillisJson(a.ended_at)},
+              {"duration_seconds", AttemptSeconds(a, now)}};
+}
+
+json AttemptJson(const store::RunAttempt& r, const std::string& dag_version, SysMillis now) {
+  const store::AttemptRecord& a = r.attempt;
+  return json{{"task", r.task},
+              {"partition", r.partition},
+              {"attempt", a.number},
+              {"outcome", ToString(a.outcome)},
+              {"reason", AttemptReason(a)},
+              {"exit_code", a.exit_code ? json(*a.exit_code) : json(nullptr)},
+              {"signal", a.signal ? json(SignalName(*a.signal)) : json(nullptr)},
+              {"started_at", MillisJson(a.started_at)},
+              {"ended_at", MillisJson(a.ended_at)},
+              {"duration_seconds", AttemptSeconds(a, now)},
+              {"cpu_seconds", a.cpu_seconds},
+              {"max_rss_bytes", a.max_rss_kb * 1024},
+              {"dag_version", dag_version},
+              {"log", a.log_path},
+              {"error", a.error}};
+}
+
+}  // namespace
+
+HttpResponse ControlApi::RunStatus(const std::string& run_id, const std::string& query) {
+  auto q = ParseQuery(query);
+  AllowQuery(q, {"task", "state", "limit"});
+  std::optional<std::string> task_filter;
+  if (q.count("task") && !q["task"].empty()) {
+    RequireName("task id", q["task"]);
+    task_filter = q["task"];
+  }
+  std::optional<InstanceState> state_filter;
+  if (q.count("state") && !q["state"].empty()) {
+    state_filter = ParseInstanceState(q["state"]);
+    if (!state_filter)
+      Throw(400, "bad_request", "unknown task state '" + q["state"] +
+                                    "': expected pending, queued, running, retry_wait, success, failed, skipped, "
+                                    "upstream_failed or cancelled");
+  }
+  const int limit = q.count("limit") ? ParseInt("limit", q["limit"], 1, 100000000) : -1;
+
   store::Store& store = ctx_.engine->store();
   auto run = Unwrap(store.GetRun(run_id));
   if (!run) Throw(404, "not_found", "run '" + run_id + "' not found");
@@ -675,19 +761,87 @@ HttpResponse ControlApi::RunStatus(const std::string& run_id) {
   out["error"] = run->error;
   out["data_interval_start"] = FormatIso(run->interval_start, zone);
   out["data_interval_end"] = FormatIso(run->interval_end, zone);
+  const SysMillis now = std::chrono::floor<std::chrono::milliseconds>(ctx_.clock->Now());
+  auto instances = Unwrap(store.ListInstances(run_id));
+  if (task_filter && std::none_of(instances.begin(), instances.end(),
+                                  [&](const store::InstanceRecord& i) { return i.task == *task_filter; }))
+    Throw(404, "not_found", "run '" + run_id + "' has no task '" + *task_filter + "'");
+  // Per instance: its attempts' total time and its last attempt, from one query.
+  std::map<std::pair<std::string, std::string>, std::pair<double, store::AttemptRecord>> last;
+  for (auto& r : Unwrap(store.ListRunAttempts(run_id, task_filter))) {
+    auto& [total, attempt] = last[{r.task, r.partition}];
+    total += AttemptSeconds(r.attempt, now);
+    attempt = std::move(r.attempt);
+  }
+  json counts = json::object();  // the whole run's, whatever the filters
   json tasks = json::array();
-  for (const auto& i : Unwrap(store.ListInstances(run_id))) {
+  bool more = false;
+  for (const auto& i : instances) {
+    json& n = counts[i.task][std::string(ToString(i.state))];
+    n = n.is_null() ? 1 : n.get<int64_t>() + 1;
+    if ((task_filter && i.task != *task_filter) || (state_filter && i.state != *state_filter)) continue;
+    if (limit >= 0 && static_cast<int>(tasks.size()) >= limit) {
+      more = true;
+      continue;
+    }
+    auto it = last.find({i.task, i.partition});
+    std::string reason = i.reason;
+    // A failed instance says why its last attempt failed unless it has a reason of its own.
+    if (reason.empty() && it != last.end() &&
+        (i.state == InstanceState::kFailed || i.state == InstanceState::kRetryWait))
+      reason = AttemptReason(it->second.second);
     tasks.push_back({{"task", i.task},
                      {"partition", i.partition},
                      {"state", ToString(i.state)},
                      {"attempts", i.attempts},
                      {"exit_code", i.exit_code ? json(*i.exit_code) : json(nullptr)},
+                     {"reason", reason},
                      {"idempotency_key", i.idempotency_key},
-                     {"reason", i.reason},
                      {"started_at", MillisJson(i.started_at)},
-                     {"ended_at", MillisJson(i.ended_at)}});
+                     {"ended_at", MillisJson(i.ended_at)},
+                     {"last_attempt", it != last.end() ? LastAttemptJson(it->second.second, now) : json(nullptr)},
+                     {"duration_seconds", it != last.end() ? json(AttemptSeconds(it->second.second, now)) : json(nullptr)},
+                     {"total_seconds", it != last.end() ? json(it->second.first) : json(nullptr)}});
   }
+  out["counts"] = counts;
   out["tasks"] = tasks;
+  out["more"] = more;
+  return JsonResponse(200, out);
+}
+
+HttpResponse ControlApi::RunAttempts(const std::string& run_id, const std::string& query) {
+  auto q = ParseQuery(query);
+  AllowQuery(q, {"task", "partition"});
+  std::optional<std::string> task, partition;
+  if (q.count("task") && !q["task"].empty()) {
+    RequireName("task id", q["task"]);
+    task = q["task"];
+  }
+  if (q.count("partition")) {
+    if (!task) Throw(400, "bad_request", "query parameter 'partition' needs 'task'");
+    if (q["partition"].empty()) Throw(400, "bad_request", "query parameter 'partition' must not be empty");
+    partition = q["partition"];
+  }
+  store::Store& store = ctx_.engine->store();
+  auto run = Unwrap(store.GetRun(run_id));
+  if (!run) Throw(404, "not_found", "run '" + run_id + "' not found");
+  if (task) {
+    // An unknown task or partition is an error; a known one without attempts an empty list.
+    bool has_task = false, has_partition = false;
+    for (const auto& i : Unwrap(store.ListInstances(run_id))) {
+      if (i.task != *task) continue;
+      has_task = true;
+      has_partition |= partition && i.partition == *partition;
+    }
+    if (!has_task) Throw(404, "not_found", "run '" + run_id + "' has no task '" + *task + "'");
+    if (partition && !has_partition)
+      Throw(404, "not_found", "task '" + *task + "' of run '" + run_id + "' has no partition '" + *partition + "'");
+  }
+  const SysMillis now = std::chrono::floor<std::chrono::milliseconds>(ctx_.clock->Now());
+  const std::string version = run->dag_hash.substr(0, 12);
+  json out = json::array();
+  for (const auto& r : Unwrap(store.ListRunAttempts(run_id, task, partition)))
+    out.push_back(AttemptJson(r, version, now));
   return JsonResponse(200, out);
 }
 
@@ -745,7 +899,10 @@ HttpResponse ControlApi::Logs(const std::string& run_id, const std::string& quer
     attempt = nullptr;
     for (const auto& a : attempts)
       if (a.number == n) attempt = &a;
-    if (!attempt) Throw(404, "not_found", "attempt " + std::to_string(n) + " not found");
+    if (!attempt)
+      Throw(404, "not_found", "task '" + q["task"] + "' partition '" + partition + "' of run '" + run_id +
+                                  "' has no attempt " + std::to_string(n) + " (attempts: 1-" +
+                                  std::to_string(attempts.back().number) + ")");
   }
   // 64-bit: an attempt log without a size cap can pass 2 GiB.
   long long offset = 0;

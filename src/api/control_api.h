@@ -52,7 +52,8 @@ class ControlApi {
   HttpResponse Trigger(const HttpRequest& request, const std::string& name);
   HttpResponse Backfill(const HttpRequest& request, const std::string& name);
   HttpResponse ListRuns(const std::string& query);
-  HttpResponse RunStatus(const std::string& run_id);
+  HttpResponse RunStatus(const std::string& run_id, const std::string& query);
+  HttpResponse RunAttempts(const std::string& run_id, const std::string& query);
   HttpResponse CancelRun(const HttpRequest& request, const std::string& run_id);
   HttpResponse RetryRun(const HttpRequest& request, const std::string& run_id);
   HttpResponse Logs(const std::string& run_id, const std::string& query);

@@ -18,7 +18,7 @@ using Action = std::function<int()>;
 
 // submit, dags, show, delete, pause, unpause
 void AddDagCommands(CLI::App& app, const GlobalOptions& global, Action& action);
-// trigger, backfill, runs, status, retry, cancel, failed
+// trigger, backfill, runs, status, attempts, retry, cancel, failed
 void AddRunCommands(CLI::App& app, const GlobalOptions& global, Action& action);
 // logs
 void AddLogCommands(CLI::App& app, const GlobalOptions& global, Action& action);

@@ -1,4 +1,7 @@
-// Run commands: trigger, backfill, runs, status, retry, cancel, failed.
+// Run commands: trigger, backfill, runs, status, attempts, retry, cancel, failed.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <iostream>
 #include <memory>
 
@@ -190,27 +193,83 @@ int RunRuns(const GlobalOptions& global, const RunsOptions& o) {
   return kExitOk;
 }
 
-// The SPEC's `status --json` shape, exactly.
+struct StatusOptions {
+  std::string run_id;
+  std::string task;
+  std::string state;
+  int limit = 0;  // 0: kDefaultStatusLimit
+  bool all = false;
+};
+
+constexpr int kDefaultStatusLimit = 1000;
+
+// The SPEC's `status --json` shape; each task also carries its last attempt and durations.
 OrderedJson StatusJson(const Json& run) {
   OrderedJson tasks = OrderedJson::array();
   const Json& instances = Field(run, "tasks");
   if (instances.is_array()) {
     for (const auto& t : instances) {
+      OrderedJson last = nullptr;
+      if (const Json& a = Field(t, "last_attempt"); a.is_object()) {
+        last = {{"number", Field(a, "number")},         {"outcome", Field(a, "outcome")},
+                {"reason", Field(a, "reason")},         {"exit_code", Field(a, "exit_code")},
+                {"signal", Field(a, "signal")},         {"error", Field(a, "error")},
+                {"started_at", Field(a, "started_at")}, {"ended_at", Field(a, "ended_at")},
+                {"duration_seconds", Field(a, "duration_seconds")}};
+      }
       tasks.push_back({{"task", Field(t, "task")},
                        {"partition", Field(t, "partition")},
                        {"state", Field(t, "state")},
                        {"attempts", Field(t, "attempts")},
                        {"exit_code", Field(t, "exit_code")},
-                       {"idempotency_key", Field(t, "idempotency_key")}});
+                       {"reason", Field(t, "reason")},
+                       {"idempotency_key", Field(t, "idempotency_key")},
+                       {"last_attempt", last},
+                       {"duration_seconds", Field(t, "duration_seconds")},
+                       {"total_seconds", Field(t, "total_seconds")}});
     }
   }
   return {{"run_id", Field(run, "run_id")},       {"dag", Field(run, "dag")},
           {"state", Field(run, "state")},         {"trigger", Field(run, "trigger")},
           {"logical_date", Field(run, "logical_date")}, {"started_at", Field(run, "started_at")},
-          {"ended_at", Field(run, "ended_at")},   {"tasks", tasks}};
+          {"ended_at", Field(run, "ended_at")},   {"counts", Field(run, "counts")},
+          {"tasks", tasks},                       {"more", Field(run, "more")}};
 }
 
-void PrintStatus(const Json& run) {
+std::string SecondsCell(const Json& obj, std::string_view key) {
+  const Json& v = Field(obj, key);
+  if (!v.is_number()) return "-";
+  return HumanDuration(std::chrono::milliseconds(std::llround(v.get<double>() * 1000)));
+}
+
+// "14 success, 1 failed, 1 running": finished states first, then what is still to come.
+std::string StateCounts(const Json& counts) {
+  static const char* const kOrder[] = {"success", "skipped",    "failed", "upstream_failed", "cancelled",
+                                       "running", "retry_wait", "queued", "pending"};
+  std::string out;
+  for (const char* state : kOrder) {
+    if (auto n = Int(counts, state); n && *n > 0) out += (out.empty() ? "" : ", ") + std::to_string(*n) + " " + state;
+  }
+  for (const auto& [state, n] : counts.items()) {  // a state this batchctl does not know
+    if (std::find_if(std::begin(kOrder), std::end(kOrder), [&](const char* k) { return state == k; }) ==
+        std::end(kOrder))
+      out += (out.empty() ? "" : ", ") + n.dump() + " " + state;
+  }
+  return out;
+}
+
+int64_t CountSum(const Json& counts) {
+  int64_t n = 0;
+  for (const auto& [_, v] : counts.items()) n += v.is_number_integer() ? v.get<int64_t>() : 0;
+  return n;
+}
+
+// An instance of a grouped task worth its own row: it failed or is running.
+bool NeedsAttention(const std::string& state) {
+  return state == "failed" || state == "running" || state == "retry_wait";
+}
+
+void PrintStatus(const Json& run, const StatusOptions& o) {
   SysMillis now = Now();
   Details details;
   details.Add("run", Str(run, "run_id", "?"));
@@ -231,24 +290,148 @@ void PrintStatus(const Json& run) {
 
   const Json& tasks = Field(run, "tasks");
   if (!tasks.is_array() || tasks.empty()) return;
-  std::cout << "\n";
-  Table table({"TASK", "PARTITION", "STATE", "ATTEMPTS", "EXIT", "DURATION", "REASON"});
-  for (const auto& t : tasks) {
-    table.AddRow({Str(t, "task", "?"), Cell(t, "partition"), Cell(t, "state"), Cell(t, "attempts"),
-                  Cell(t, "exit_code"), ElapsedCell(t, now), Cell(t, "reason")});
+
+  // Without --all (or a filter), a task of several partitions is one line of counts, and
+  // only its failed and running partitions get a row.
+  const Json& counts = Field(run, "counts");
+  const bool group = !o.all && o.task.empty() && o.state.empty() && counts.is_object();
+  std::vector<std::string> grouped;
+  if (group) {
+    for (const auto& t : tasks) {
+      std::string task = Str(t, "task");
+      if (CountSum(Field(counts, task)) > 1 && std::find(grouped.begin(), grouped.end(), task) == grouped.end())
+        grouped.push_back(task);
+    }
+    for (const auto& [task, c] : counts.items()) {  // tasks past the --limit
+      if (CountSum(c) > 1 && std::find(grouped.begin(), grouped.end(), task) == grouped.end()) grouped.push_back(task);
+    }
   }
-  table.Print(std::cout);
+  if (!grouped.empty()) {
+    std::cout << "\n";
+    size_t width = 0;
+    for (const auto& task : grouped) width = std::max(width, DisplayWidth(task));
+    for (const auto& task : grouped) {
+      const Json& c = Field(counts, task);
+      std::cout << task << std::string(width - DisplayWidth(task) + 2, ' ') << Plural(CountSum(c), "partition")
+                << ": " << StateCounts(c) << "\n";
+    }
+  }
+
+  Table table({"TASK", "PARTITION", "STATE", "ATTEMPTS", "LAST ATTEMPT", "DURATION", "TOTAL", "REASON"});
+  int64_t hidden = 0;
+  for (const auto& t : tasks) {
+    const std::string task = Str(t, "task", "?");
+    if (std::find(grouped.begin(), grouped.end(), task) != grouped.end() && !NeedsAttention(Str(t, "state"))) {
+      ++hidden;
+      continue;
+    }
+    const Json& last = Field(t, "last_attempt");
+    std::string reason = Str(t, "reason");
+    // The last attempt's column already says why it failed.
+    if (last.is_object() && reason == Str(last, "reason")) reason.clear();
+    table.AddRow({task, Cell(t, "partition"), Cell(t, "state"), Cell(t, "attempts"),
+                  last.is_object() ? "#" + Cell(last, "number") + " " + Str(last, "reason") : "-",
+                  SecondsCell(t, "duration_seconds"), SecondsCell(t, "total_seconds"),
+                  reason.empty() ? "-" : reason});
+  }
+  if (!table.empty()) {
+    std::cout << "\n";
+    table.Print(std::cout);
+  }
+  if (Bool(run, "more").value_or(false)) {
+    std::cout << "(only the first " << tasks.size() << " instances were read; --all reads every one)\n";
+  } else if (hidden > 0) {
+    std::cout << "(" << Plural(hidden, "more instance") << " not listed: batchctl status " << Str(run, "run_id", o.run_id)
+              << " --all)\n";
+  }
 }
 
-int RunStatus(const GlobalOptions& global, const std::string& run_id) {
+int RunStatus(const GlobalOptions& global, const StatusOptions& o) {
+  Query query;
+  query.Add("task", o.task).Add("state", o.state);
+  if (!o.all) query.Add("limit", std::to_string(o.limit > 0 ? o.limit : kDefaultStatusLimit));
   Api api(global);
-  auto reply = api.Call("GET", RunPath(run_id));
+  auto reply = api.Call("GET", query.Apply(RunPath(o.run_id)));
   if (!reply) return api.exit_code();
   if (global.json) {
     PrintJson(StatusJson(*reply));
   } else {
-    PrintStatus(*reply);
+    PrintStatus(*reply, o);
   }
+  return kExitOk;
+}
+
+struct AttemptsOptions {
+  std::string run_id;
+  std::string task;
+  std::string partition;
+};
+
+// The SPEC's `attempts --json` shape, exactly.
+OrderedJson AttemptsJson(const Json& attempts) {
+  OrderedJson out = OrderedJson::array();
+  if (!attempts.is_array()) return out;
+  for (const auto& a : attempts) {
+    out.push_back({{"task", Field(a, "task")},
+                   {"partition", Field(a, "partition")},
+                   {"attempt", Field(a, "attempt")},
+                   {"outcome", Field(a, "outcome")},
+                   {"reason", Field(a, "reason")},
+                   {"exit_code", Field(a, "exit_code")},
+                   {"signal", Field(a, "signal")},
+                   {"started_at", Field(a, "started_at")},
+                   {"ended_at", Field(a, "ended_at")},
+                   {"cpu_seconds", Field(a, "cpu_seconds")},
+                   {"max_rss_bytes", Field(a, "max_rss_bytes")},
+                   {"dag_version", Field(a, "dag_version")},
+                   {"log", Field(a, "log")}});
+  }
+  return out;
+}
+
+// "12.3 MiB" for a byte count; "-" when unknown.
+std::string BytesCell(const Json& obj, std::string_view key) {
+  auto n = Int(obj, key);
+  if (!n || *n <= 0) return "-";
+  char buf[32];
+  if (*n >= 1024 * 1024) std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(*n) / (1024.0 * 1024.0));
+  else std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(*n) / 1024.0);
+  return buf;
+}
+
+std::string CpuCell(const Json& obj) {
+  const Json& v = Field(obj, "cpu_seconds");
+  if (!v.is_number()) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2fs", v.get<double>());
+  return buf;
+}
+
+int RunAttempts(const GlobalOptions& global, const AttemptsOptions& o) {
+  if (!o.partition.empty() && o.task.empty()) {
+    std::cerr << "batchctl: --partition needs a TASK\n";
+    return kExitUsage;
+  }
+  Query query;
+  query.Add("task", o.task).Add("partition", o.partition);
+  Api api(global);
+  auto reply = api.Call("GET", query.Apply(RunPath(o.run_id) + "/attempts"));
+  if (!reply) return api.exit_code();
+  if (global.json) {
+    PrintJson(AttemptsJson(*reply));
+    return kExitOk;
+  }
+  if (!reply->is_array() || reply->empty()) {
+    std::cerr << "no attempts yet\n";
+    return kExitOk;
+  }
+  Table table({"TASK", "PARTITION", "ATTEMPT", "OUTCOME", "REASON", "STARTED", "DURATION", "CPU", "MAX RSS", "LOG"});
+  for (const auto& a : *reply) {
+    table.AddRow({Str(a, "task", "?"), Cell(a, "partition"), Cell(a, "attempt"), Cell(a, "outcome"), Cell(a, "reason"),
+                  Cell(a, "started_at"), SecondsCell(a, "duration_seconds"), CpuCell(a), BytesCell(a, "max_rss_bytes"),
+                  Cell(a, "log")});
+  }
+  table.Print(std::cout);
   return kExitOk;
 }
 
@@ -338,10 +521,30 @@ void AddRunCommands(CLI::App& app, const GlobalOptions& global, Action& action) 
   list->add_option("--limit", runs->limit, "at most N runs (daemon default 50)")->check(CLI::Range(1, 10000));
   list->callback([&global, &action, runs] { action = [&global, runs] { return RunRuns(global, *runs); }; });
 
+  static const std::vector<std::string> kInstanceStates = {"pending", "queued",  "running", "retry_wait", "success",
+                                                           "failed",  "skipped", "upstream_failed", "cancelled"};
+  auto status_options = std::make_shared<StatusOptions>();
+  auto* status = app.add_subcommand(
+      "status", "show a run and its task instances (a task of several partitions as counts, unless --all)");
+  status->add_option("RUN_ID", status_options->run_id, "run id")->required();
+  status->add_option("--task", status_options->task, "only this task's instances");
+  status->add_option("--state", status_options->state, "only instances in this state")
+      ->check(CLI::IsMember(kInstanceStates));
+  status->add_option("--limit", status_options->limit, "at most N instances (default 1000)")
+      ->check(CLI::Range(1, 100000000));
+  status->add_flag("--all", status_options->all, "every instance, one row each");
+  status->callback([&global, &action, status_options] {
+    action = [&global, status_options] { return RunStatus(global, *status_options); };
+  });
+
+  auto attempts = std::make_shared<AttemptsOptions>();
+  auto* att = app.add_subcommand("attempts", "list a run's attempts: outcome, reason, duration, CPU, memory, log");
+  att->add_option("RUN_ID", attempts->run_id, "run id")->required();
+  att->add_option("TASK", attempts->task, "only this task's attempts");
+  att->add_option("--partition", attempts->partition, "only this partition's attempts (needs TASK)");
+  att->callback([&global, &action, attempts] { action = [&global, attempts] { return RunAttempts(global, *attempts); }; });
+
   auto run_id = std::make_shared<std::string>();
-  auto* status = app.add_subcommand("status", "show a run and its task instances");
-  status->add_option("RUN_ID", *run_id, "run id")->required();
-  status->callback([&global, &action, run_id] { action = [&global, run_id] { return RunStatus(global, *run_id); }; });
 
   auto retry = std::make_shared<RetryOptions>();
   auto* ret = app.add_subcommand("retry", "re-run the failed and upstream_failed instances of a run");

@@ -235,11 +235,15 @@ void PrintRunOutcome(const Json& run) {
   for (const Json* t : failed) {
     std::string s = Str(*t, "state");
     std::string detail = "  " + InstanceLabel(*t) + "  " + s;
-    if (auto code = Int(*t, "exit_code")) detail += ", exit " + std::to_string(*code);
+    auto code = Int(*t, "exit_code");
+    if (code) detail += ", exit " + std::to_string(*code);
     if (auto attempts = Int(*t, "attempts"); attempts && *attempts > 0) {
       detail += ", " + Plural(*attempts, "attempt");
     }
-    if (std::string reason = Str(*t, "reason"); !reason.empty()) detail += " (" + reason + ")";
+    // A failed instance's reason is its last attempt's ("timeout", "signal SIGKILL"); an
+    // exit code is said already.
+    std::string reason = Str(*t, "reason");
+    if (!reason.empty() && !(code && reason == "exit code " + std::to_string(*code))) detail += " (" + reason + ")";
     std::cout << detail << "\n";
     if (first_failed == nullptr && s == "failed") first_failed = t;
   }

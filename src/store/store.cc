@@ -1207,6 +1207,28 @@ Result<std::vector<AttemptRecord>> Store::ListAttempts(int64_t instance_id) {
   return out;
 }
 
+Result<std::vector<RunAttempt>> Store::ListRunAttempts(const std::string& run_id,
+                                                       const std::optional<std::string>& task,
+                                                       const std::optional<std::string>& partition) {
+  // The attempt's columns first, in kAttemptColumns order, so ReadAttempt reads 0-12.
+  ASSIGN_STMT(s,
+              "SELECT a.id, a.instance_id, a.number, a.outcome, a.pid, a.started_at, a.ended_at, a.exit_code, "
+              "a.signal, a.cpu_seconds, a.max_rss_kb, a.log_path, a.error, i.task, i.partition "
+              "FROM attempts a JOIN task_instances i ON i.id = a.instance_id "
+              "WHERE i.run_id = ?1 AND (?2 IS NULL OR i.task = ?2) AND (?3 IS NULL OR i.partition = ?3) "
+              "ORDER BY i.id, a.number");
+  s.Bind(1, run_id).Bind(2, task).Bind(3, partition);
+  std::vector<RunAttempt> out;
+  auto read = [](const Statement& st, RunAttempt* r) {
+    RETURN_IF_ERROR(ReadAttempt(st, &r->attempt));
+    r->task = st.Text(13);
+    r->partition = st.Text(14);
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(Annotate(ReadAll(s, read, &out), "cannot list attempts of run '" + run_id + "'"));
+  return out;
+}
+
 Result<std::vector<int64_t>> Store::MarkRunningAttemptsLost(SysMillis now) {
   const std::string doing = "cannot mark running attempts lost";
   Transaction txn(*this);

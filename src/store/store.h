@@ -107,6 +107,13 @@ struct AttemptRecord {
   std::string error;
 };
 
+// An attempt with the task instance it belongs to (ListRunAttempts).
+struct RunAttempt {
+  std::string task;
+  std::string partition;
+  AttemptRecord attempt;
+};
+
 struct AuditEntry {
   int64_t id = 0;
   SysMillis at{};
@@ -286,6 +293,11 @@ class Store {
   Status InsertAttempt(AttemptRecord& attempt);  // fills id; (instance, number) is unique
   Status FinishAttempt(const AttemptRecord& attempt);
   Result<std::vector<AttemptRecord>> ListAttempts(int64_t instance_id);
+  // Every attempt of a run in one query, in instance order (task order), then by number.
+  // `task` and `partition`, when given, keep only that task's (and partition's) attempts.
+  Result<std::vector<RunAttempt>> ListRunAttempts(const std::string& run_id,
+                                                  const std::optional<std::string>& task = std::nullopt,
+                                                  const std::optional<std::string>& partition = std::nullopt);
   // Marks every attempt still `running` as `lost` (ended now); returns their instance ids,
   // ascending, each once.
   Result<std::vector<int64_t>> MarkRunningAttemptsLost(SysMillis now);

@@ -181,7 +181,10 @@ TEST_F(DaemonTest, SubmitShowTriggerAndDuplicateTriggersCreateNothing) {
   // status --json: the SPEC's keys, in order.
   OrderedJson status = CtlJson({"status", run_id});
   EXPECT_THAT(Keys(status),
-              ElementsAre("run_id", "dag", "state", "trigger", "logical_date", "started_at", "ended_at", "tasks"));
+              ElementsAre("run_id", "dag", "state", "trigger", "logical_date", "started_at", "ended_at", "counts",
+                          "tasks", "more"));
+  EXPECT_EQ(status["counts"], OrderedJson::parse(R"({"extract": {"success": 1}, "load": {"success": 1}})"));
+  EXPECT_EQ(status["more"], false);
   EXPECT_EQ(status["run_id"], run_id);
   EXPECT_EQ(status["dag"], "hello");
   EXPECT_EQ(status["state"], "success");
@@ -191,7 +194,13 @@ TEST_F(DaemonTest, SubmitShowTriggerAndDuplicateTriggersCreateNothing) {
   EXPECT_TRUE(IsUtcMillis(status["ended_at"])) << status.dump();
   ASSERT_EQ(status["tasks"].size(), 2u) << status.dump();
   for (const auto& task : status["tasks"]) {
-    EXPECT_THAT(Keys(task), ElementsAre("task", "partition", "state", "attempts", "exit_code", "idempotency_key"));
+    EXPECT_THAT(Keys(task), ElementsAre("task", "partition", "state", "attempts", "exit_code", "reason",
+                                        "idempotency_key", "last_attempt", "duration_seconds", "total_seconds"));
+    EXPECT_EQ(task["reason"], "");
+    EXPECT_EQ(task["last_attempt"]["number"], 1);
+    EXPECT_EQ(task["last_attempt"]["outcome"], "success");
+    EXPECT_EQ(task["last_attempt"]["reason"], "exit code 0");
+    EXPECT_EQ(task["total_seconds"], task["duration_seconds"]);
     EXPECT_EQ(task["partition"], "-");
     EXPECT_EQ(task["state"], "success");
     EXPECT_EQ(task["attempts"], 1);

@@ -606,6 +606,34 @@ TEST_F(StoreTest, InsertAttemptStoresEveryFieldAndListsByNumber) {
   EXPECT_TRUE(store_->ListAttempts(12345)->empty());
 }
 
+TEST_F(StoreTest, ListRunAttemptsListsARunsAttemptsInTaskOrderWithTheirInstance) {
+  AddRun("r1", "billing", 1);
+  AddRun("r2", "billing", 2);
+  auto instances = AddInstances({MakeInstance("r1", "extract", "eu"), MakeInstance("r1", "extract", "us"),
+                                 MakeInstance("r1", "load"), MakeInstance("r2", "extract", "eu")});
+  AttemptRecord us2 = MakeAttempt(instances[1].id, 2, 3000);
+  AttemptRecord us1 = MakeAttempt(instances[1].id, 1, 2000);
+  AttemptRecord eu1 = MakeAttempt(instances[0].id, 1, 1000);
+  AttemptRecord other = MakeAttempt(instances[3].id, 1, 1000);
+  for (AttemptRecord* a : {&us2, &us1, &eu1, &other}) ASSERT_TRUE(store_->InsertAttempt(*a).ok());
+
+  auto all = store_->ListRunAttempts("r1");
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].task + "[" + (*all)[0].partition + "]", "extract[eu]");
+  ExpectSameAttempt((*all)[0].attempt, eu1);
+  EXPECT_EQ((*all)[1].partition, "us");
+  ExpectSameAttempt((*all)[1].attempt, us1);
+  ExpectSameAttempt((*all)[2].attempt, us2);
+
+  auto us = store_->ListRunAttempts("r1", std::string("extract"), std::string("us"));
+  ASSERT_TRUE(us.ok());
+  EXPECT_EQ(us->size(), 2u);
+  EXPECT_EQ(store_->ListRunAttempts("r1", std::string("extract"))->size(), 3u);
+  EXPECT_TRUE(store_->ListRunAttempts("r1", std::string("load"))->empty());
+  EXPECT_TRUE(store_->ListRunAttempts("nope")->empty());
+}
+
 TEST_F(StoreTest, AttemptNumbersAreUniquePerInstance) {
   AddRun("r1", "billing", 1);
   auto instances = AddInstances({MakeInstance("r1", "extract")});
