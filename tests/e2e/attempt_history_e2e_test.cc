@@ -1,6 +1,6 @@
 // End-to-end tests of the operator's view of a run through the real daemon and batchctl:
-// why each attempt ended (`status`, `attempts`, GET /v1/runs/{id}/attempts) and a partitioned
-// run's status grouped per task.
+// why each attempt ended (`status`, `attempts`, GET /v1/runs/{id}/attempts), a partitioned
+// run's status grouped per task, and `logs` naming the attempt it shows.
 
 #include <cstdio>
 #include <filesystem>
@@ -287,6 +287,103 @@ TEST_F(AttemptHistoryTest, StatusGroupsManyPartitionsPerTaskAndListsOnlyTheFaile
   ASSERT_TRUE(WaitRunState(run_id, "failed"));
   ProcResult done = Ctl({"status", run_id});
   EXPECT_THAT(done.out, HasSubstr("\ntransform  16 partitions: 15 success, 1 failed\n")) << done.out;
+}
+
+TEST_F(AttemptHistoryTest, LogsNamesTheAttemptOnStderrAndListsPartitionsOfAPartitionedTask) {
+  ASSERT_TRUE(StartDaemon());
+  SubmitDag("endings.yaml", Substitute(kEndings, {{"TMP", tmp_.path()}}));
+  SubmitDag("wide.yaml", Substitute(kWide, {{"TMP", tmp_.path()}}));
+  WriteFile(tmp_ / "release", "");
+  const std::string run_id = Trigger("endings", {"--date", "2026-03-01"});
+  const std::string wide = Trigger("wide", {"--date", "2026-03-01"});
+  ASSERT_TRUE(WaitRunState(run_id, "failed"));
+  ASSERT_TRUE(WaitRunState(wide, "failed"));
+
+  ProcResult latest = Ctl({"logs", run_id, "slow"});
+  EXPECT_EQ(latest.exit_code, 0) << latest.Describe();
+  EXPECT_EQ(latest.out, "slow 2\n");
+  EXPECT_EQ(latest.err, "== run " + run_id + " task slow attempt 2 of 2 (timeout) ==\n");
+  ProcResult first = Ctl({"logs", run_id, "slow", "--attempt", "1"});
+  EXPECT_EQ(first.exit_code, 0) << first.Describe();
+  EXPECT_EQ(first.out, "slow 1\n");
+  EXPECT_EQ(first.err, "== run " + run_id + " task slow attempt 1 of 2 (timeout) ==\n");
+  ProcResult boom = Ctl({"logs", run_id, "boom"});
+  EXPECT_EQ(boom.out, "boom\n");
+  EXPECT_EQ(boom.err, "== run " + run_id + " task boom attempt 1 of 1 (failed, exit code 7) ==\n");
+
+  ProcResult missing = Ctl({"logs", run_id, "slow", "--attempt", "3"});
+  EXPECT_EQ(missing.exit_code, 4) << missing.Describe();
+  EXPECT_EQ(missing.out, "");
+  EXPECT_EQ(missing.err, "batchctl: task 'slow' partition '-' of run '" + run_id +
+                             "' has no attempt 3 (attempts: 1-2)\n");
+
+  ProcResult quiet = Ctl({"logs", run_id, "quiet"});
+  EXPECT_EQ(quiet.exit_code, 0) << quiet.Describe();
+  EXPECT_EQ(quiet.out, "");
+  EXPECT_EQ(quiet.err, "== run " + run_id + " task quiet attempt 1 of 1 (success, exit code 0) ==\n"
+                       "(attempt 1 printed nothing)\n");
+  ProcResult quiet_followed = Ctl({"logs", run_id, "quiet", "--follow"});
+  EXPECT_EQ(quiet_followed.exit_code, 0) << quiet_followed.Describe();
+  EXPECT_EQ(quiet_followed.err, quiet.err);
+
+  // A partitioned task without --partition: its partitions, on stderr; stdout stays empty.
+  ProcResult partitions = Ctl({"logs", wide, "transform"});
+  EXPECT_EQ(partitions.exit_code, 2) << partitions.Describe();
+  EXPECT_EQ(partitions.out, "");
+  std::vector<std::vector<std::string>> table = {{"PARTITION", "STATE", "ATTEMPTS"}};
+  for (int p = 1; p <= 16; ++p) {
+    char name[3];
+    std::snprintf(name, sizeof name, "%02d", p);
+    table.push_back({name, p == 7 ? "failed" : "success", "1"});
+  }
+  Rows expected = {{"task transform of run " + wide + " has 16 partitions; show one with --partition P:"}};
+  expected.insert(expected.end(), table.begin(), table.end());
+  EXPECT_EQ(Cells(partitions.err), expected) << partitions.err;
+  OrderedJson partitions_json = CtlJson({"logs", wide, "transform"}, 2);
+  EXPECT_EQ(partitions_json["partitions"].size(), 16u);
+  EXPECT_EQ(partitions_json["partitions"][6], OrderedJson::parse(R"({"partition": "07", "state": "failed", "attempts": 1})"));
+
+  ProcResult one = Ctl({"logs", wide, "transform", "--partition", "07"});
+  EXPECT_EQ(one.exit_code, 0) << one.Describe();
+  EXPECT_EQ(one.err, "== run " + wide + " task transform[07] attempt 1 of 1 (failed, exit code 1) ==\n"
+                     "(attempt 1 printed nothing)\n");
+}
+
+TEST_F(AttemptHistoryTest, LogsFollowNamesEachAttemptOfARetryingTask) {
+  ASSERT_TRUE(StartDaemon());
+  SubmitDag("flaky.yaml", Substitute(R"(dag: flaky
+tasks:
+  - id: flaky
+    command: |
+      echo "try $BATCHD_ATTEMPT"
+      if [ ! -e @TMP@/once ]; then : > @TMP@/once; exit 3; fi
+    retry: {retries: 1, delay: 1s}
+)", {{"TMP", tmp_.path()}}));
+  const std::string run_id = Trigger("flaky", {"--date", "2026-03-01"});
+  ProcResult follow = Ctl({"logs", run_id, "flaky", "--follow"});
+  EXPECT_EQ(follow.exit_code, 0) << follow.Describe();
+  EXPECT_EQ(follow.out, "try 1\ntry 2\n");
+  EXPECT_THAT(follow.err, HasSubstr("== run " + run_id + " task flaky attempt 2 of 2 ("));
+  ASSERT_TRUE(WaitRunState(run_id, "success"));
+  EXPECT_EQ(Ctl({"logs", run_id, "flaky"}).err,
+            "== run " + run_id + " task flaky attempt 2 of 2 (success, exit code 0) ==\n");
+}
+
+// The README's example against the shipped example DAG.
+TEST_F(AttemptHistoryTest, ReadmeLogsExampleWorksWithTheShippedNightlyBilling) {
+  ASSERT_TRUE(StartDaemon());
+  std::filesystem::copy_file(std::string(BATCHD_SOURCE_DIR) + "/dags/nightly_billing.yaml",
+                             tmp_ / "nightly_billing.yaml");
+  ASSERT_EQ(Ctl({"submit", tmp_ / "nightly_billing.yaml"}).exit_code, 0);
+  const std::string run_id =
+      Trigger("nightly_billing", {"--date", "2026-01-05", "--param", "out_dir=" + (tmp_ / "billing")});
+  ASSERT_TRUE(WaitRunState(run_id, "success", seconds(60))) << DaemonLog();
+  ProcResult logs = Ctl({"logs", run_id, "reconcile", "--partition", "eu"});
+  EXPECT_EQ(logs.exit_code, 0) << logs.Describe();
+  EXPECT_EQ(logs.err, "== run " + run_id + " task reconcile[eu] attempt 1 of 1 (success, exit code 0) ==\n"
+                      "(attempt 1 printed nothing)\n");
+  OrderedJson attempts = CtlJson({"attempts", run_id, "reconcile"});
+  EXPECT_EQ(attempts.size(), 3u) << attempts.dump();
 }
 
 }  // namespace
