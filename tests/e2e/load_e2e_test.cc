@@ -192,10 +192,11 @@ TEST_F(DaemonTest, SixteenConcurrentClientsForTwentySecondsAllSucceedLoseNothing
                done[Kind::kTrigger], done[Kind::kStatus], done[Kind::kRuns], done[Kind::kFollow], done[Kind::kHealth],
                acknowledged.size(), rss_warm / 1048576.0, rss_end / 1048576.0, rss_peak / 1048576.0);
   EXPECT_EQ(failures, 0);
-  // The load was real: many requests of every kind (how many depends on how busy the machine is).
-  EXPECT_GE(done[Kind::kTrigger], 40 / kSlowdown);
-  EXPECT_GE(done[Kind::kFollow], 20 / kSlowdown);
-  for (Kind k : {Kind::kStatus, Kind::kRuns, Kind::kHealth}) EXPECT_GE(done[k], 50 / kSlowdown);
+  // The load was real: requests of every kind, overlapping. How many depends on how busy
+  // the machine is (under ASan on a loaded 2-core machine, 6 `runs` in 20 s were seen), so
+  // these floors only prove that every kind took part.
+  EXPECT_GE(done[Kind::kTrigger], 20 / kSlowdown);
+  for (Kind k : {Kind::kFollow, Kind::kStatus, Kind::kRuns, Kind::kHealth}) EXPECT_GE(done[k], 15 / kSlowdown);
 
   // Nothing lost: every acknowledged trigger is a run that succeeds, and there are no others.
   for (const auto& id : acknowledged) ASSERT_TRUE(WaitRunState(id, "success", milliseconds(60000))) << id;
