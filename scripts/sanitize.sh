@@ -43,8 +43,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:print_sta
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:abort_on_error=1:second_deadlock_stack=1:suppressions=$SUPP/tsan.supp}
 
 # -O1: the sanitizers' recommendation (readable stacks, half the compile time of -O2);
-# -g1: line tables are all a report needs. The test sources themselves build at -O0:
-# half their compile time, and half of CI's build is test sources.
+# -g1: line tables are all a report needs; -O0 for the test sources (tests/CMakeLists.txt).
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBATCHD_SANITIZE="$SANITIZE" \
   "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" -DBATCHD_TEST_CXX_FLAGS=-O0 >/dev/null
 if [ "$SANITIZE" = thread ]; then

@@ -193,8 +193,8 @@ TEST_F(DaemonTest, SixteenConcurrentClientsForTwentySecondsAllSucceedLoseNothing
                acknowledged.size(), rss_warm / 1048576.0, rss_end / 1048576.0, rss_peak / 1048576.0);
   EXPECT_EQ(failures, 0);
   // The load was real: requests of every kind, overlapping. How many depends on how busy
-  // the machine is (under ASan on a loaded 2-core machine, 6 `runs` in 20 s were seen), so
-  // these floors only prove that every kind took part.
+  // the machine is, so these floors only prove that every kind took part; throughput is
+  // measured in bench/, not here.
   EXPECT_GE(done[Kind::kTrigger], 20 / kSlowdown);
   for (Kind k : {Kind::kFollow, Kind::kStatus, Kind::kRuns, Kind::kHealth}) EXPECT_GE(done[k], 15 / kSlowdown);
 
