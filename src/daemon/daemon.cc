@@ -19,6 +19,7 @@
 #include "api/http_server.h"
 #include "batchd/version.h"
 #include "common/logging.h"
+#include "daemon/service_notify.h"
 #include "daemon/task_environment.h"
 #include "engine/dag_versions.h"
 #include "engine/engine.h"
@@ -67,6 +68,10 @@ int Serve(const Config& config, const std::string& config_path) {
       config.workers > 0 ? config.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
   asio::io_context io;
+  // sd_notify messages (no-ops unless systemd started us); the watchdog is fed from the
+  // thread that runs `io`, the engine's loop.
+  ServiceNotifier notifier;
+  WatchdogFeeder watchdog(io, notifier);
   executor::SubprocessRunnerOptions runner_options;
   runner_options.workers = workers;
   runner_options.shutdown_grace = config.shutdown_grace;
@@ -120,7 +125,11 @@ int Serve(const Config& config, const std::string& config_path) {
                  report.unchanged.size(), report.errors.size());
     return report;
   };
-  reload_dags();
+  auto serving_status = [&](const scheduler::ScanReport& report) {
+    return fmt::format("serving: {} DAG file(s) in the DAGs directory, {} error(s); {} worker(s)",
+                       report.loaded.size() + report.unchanged.size(), report.errors.size(), workers);
+  };
+  std::string status = serving_status(reload_dags());
   if (Status st = engine.Recover(); !st.ok()) {
     std::cerr << "batchd: recovering from " << store.data_dir() << ": " << st.message() << "\n";
     return 1;
@@ -243,6 +252,8 @@ int Serve(const Config& config, const std::string& config_path) {
   stop_signals.async_wait([&](const boost::system::error_code& ec, int signo) {
     if (ec) return;
     spdlog::info("received signal {}: draining (grace {})", signo, FormatDuration(config.shutdown_grace));
+    notifier.Stopping(fmt::format("stopping: draining {} running attempt(s), grace {}", engine.RunningAttemptCount(),
+                                  FormatDuration(config.shutdown_grace)));
     shutting_down = true;
     scheduler.Stop();
     slo.Stop();
@@ -256,6 +267,7 @@ int Serve(const Config& config, const std::string& config_path) {
     hup.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
       spdlog::info("SIGHUP: reloading");
+      notifier.Reloading("reloading config and DAGs directory");
       if (!config_path.empty()) {
         // The file's pools replace the current ones (a pool left out is removed).
         Config base = config;
@@ -270,7 +282,7 @@ int Serve(const Config& config, const std::string& config_path) {
           mutation_allow_list = reloaded->mutation_allow_list;
         }
       }
-      reload_dags();
+      notifier.Ready(serving_status(reload_dags()));
       scheduler.Poke();
       wait_hup();
     });
@@ -279,6 +291,8 @@ int Serve(const Config& config, const std::string& config_path) {
 
   spdlog::info("batchd {} serving: data {}, dags {}, socket {}, http {}, {} workers", kVersion, store.data_dir(),
                config.dags_dir, socket_path, config.http.empty() ? "off" : config.http, workers);
+  notifier.Ready(status);
+  watchdog.Start();
   // A handler that throws must not take the daemon down: the error is logged and the
   // loop goes on (the engine rolls back and re-plans a pass that threw by itself).
   for (;;) {
