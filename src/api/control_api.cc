@@ -23,6 +23,9 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kMaxLogChunk = 1024 * 1024;
+// A backfill of more than kConfirmBackfillRuns runs needs "yes": true (a mistyped range
+// should not queue years of runs); more than kMaxBackfillRuns is refused even then.
+constexpr size_t kConfirmBackfillRuns = 100;
 constexpr size_t kMaxBackfillRuns = 10000;
 
 // An error raised while handling a request; turned into an error response by Handle.
@@ -185,6 +188,7 @@ json RunSummaryJson(const store::RunRecord& run, const date::time_zone* zone) {
               {"trigger", run.trigger},
               {"logical_date", FormatIso(run.logical_date, zone)},
               {"run_key", run.run_key},
+              {"dag_version", run.dag_hash.substr(0, 12)},
               {"started_at", MillisJson(run.started_at)},
               {"ended_at", MillisJson(run.ended_at)}};
 }
@@ -590,10 +594,13 @@ HttpResponse ControlApi::Trigger(const HttpRequest& request, const std::string& 
 }
 
 HttpResponse ControlApi::Backfill(const HttpRequest& request, const std::string& name) {
-  json body = ParseBody(request, {"from", "to"});
+  json body = ParseBody(request, {"from", "to", "dry_run", "yes"});
+  const bool dry_run = OptBool(body, "dry_run");
+  const bool confirmed = OptBool(body, "yes");
   const auto* reg = ctx_.registry->Find(name);
   if (!reg) Throw(404, "not_found", "DAG '" + name + "' not found");
-  const date::time_zone* zone = ZoneOf(reg->dag.get());
+  const dag::Dag& dag = *reg->dag;
+  const date::time_zone* zone = ZoneOf(&dag);
   auto from_s = OptString(body, "from");
   auto to_s = OptString(body, "to");
   if (!from_s || !to_s) Throw(400, "bad_request", "fields 'from' and 'to' are required");
@@ -607,11 +614,33 @@ HttpResponse ControlApi::Backfill(const HttpRequest& request, const std::string&
     if (next_day.ok()) to_end = *next_day - std::chrono::seconds(1);
   }
   if (to_end < *from) Throw(400, "bad_request", "'to' is before 'from'");
+  // Runs only for logical dates within the DAG's [start_date, end_date]: the range is
+  // clipped to it, and the reply says which part was left out.
+  const SysSeconds first = dag.start_date ? std::max(*from, *dag.start_date) : *from;
+  const SysSeconds last = dag.end_date ? std::min(to_end, *dag.end_date) : to_end;
+  const std::string start_text = dag.start_date ? "start_date " + FormatIso(*dag.start_date, zone) : "";
+  const std::string end_text = dag.end_date ? "end_date " + FormatIso(*dag.end_date, zone) : "";
+  if (last < first) {
+    std::string window = !dag.end_date ? "from " + start_text
+                         : !dag.start_date ? "until " + end_text
+                                           : "from " + start_text + " to " + end_text;
+    Throw(400, "bad_request", "DAG '" + name + "' runs only " + window + "; the range " + *from_s + " to " + *to_s +
+                                  " is entirely outside it, nothing was created");
+  }
+  json left_out = json::array();
+  if (first > *from)
+    left_out.push_back({{"from", FormatIso(*from, zone)},
+                        {"to", FormatIso(first - std::chrono::seconds(1), zone)},
+                        {"reason", "before " + start_text}});
+  if (last < to_end)
+    left_out.push_back({{"from", FormatIso(last + std::chrono::seconds(1), zone)},
+                        {"to", FormatIso(to_end, zone)},
+                        {"reason", "after " + end_text}});
   std::vector<scheduler::Fire> fires;
   if (reg->schedule) {
-    fires = reg->schedule->Between(*from, to_end, kMaxBackfillRuns + 1);
+    fires = reg->schedule->Between(first, last, kMaxBackfillRuns + 1);
   } else {
-    for (SysSeconds day = *from; day <= to_end && fires.size() <= kMaxBackfillRuns;) {
+    for (SysSeconds day = first; day <= last && fires.size() <= kMaxBackfillRuns;) {
       fires.push_back({day, day, day});
       auto next = ParseInstant(FormatDate(day + std::chrono::hours(36), zone), zone);
       if (!next.ok()) break;
@@ -620,9 +649,34 @@ HttpResponse ControlApi::Backfill(const HttpRequest& request, const std::string&
   }
   if (fires.size() > kMaxBackfillRuns)
     Throw(400, "bad_request", "the range covers more than " + std::to_string(kMaxBackfillRuns) + " runs; split it");
+  if (fires.size() > kConfirmBackfillRuns && !dry_run && !confirmed)
+    Throw(400, "bad_request", "the range covers " + std::to_string(fires.size()) + " runs, more than " +
+                                  std::to_string(kConfirmBackfillRuns) +
+                                  ": pass --yes (\"yes\": true) to create them, or narrow the range");
+  json reply{{"dag", name}};
+  if (!left_out.empty())
+    reply["clipped"] = {{"from", FormatIso(first, zone)}, {"to", FormatIso(last, zone)}, {"left_out", left_out}};
   store::Store& store = ctx_.engine->store();
-  Transaction txn(store);
   json runs = json::array();
+  if (dry_run) {
+    // Creates nothing and audits nothing. A date whose run key (the default one, as
+    // backfill runs have) is taken names the run that would be returned instead.
+    std::map<std::string, store::RunRecord> by_key;
+    for (auto& r : Unwrap(store.ListRuns({name, std::nullopt, -1}))) by_key.emplace(r.run_key, std::move(r));
+    for (const auto& fire : fires) {
+      const std::string logical_date = FormatIso(fire.fire_time, zone);
+      auto existing = by_key.find(name + "@" + logical_date);
+      const bool exists = existing != by_key.end();
+      runs.push_back({{"logical_date", logical_date},
+                      {"exists", exists},
+                      {"run_id", exists ? json(existing->second.run_id) : json(nullptr)},
+                      {"state", exists ? json(ToString(existing->second.state)) : json(nullptr)}});
+    }
+    reply["dry_run"] = true;
+    reply["runs"] = runs;
+    return JsonResponse(200, reply);
+  }
+  Transaction txn(store);
   for (const auto& fire : fires) {
     engine::RunRequest run;
     run.dag = reg->dag;
@@ -640,9 +694,11 @@ HttpResponse ControlApi::Backfill(const HttpRequest& request, const std::string&
                     {"state", ToString(created->run.state)},
                     {"created", created->created}});
   }
-  Audit(request, "backfill", name, json{{"from", *from_s}, {"to", *to_s}, {"runs", runs.size()}}.dump());
+  Audit(request, "backfill", name,
+        json{{"from", *from_s}, {"to", *to_s}, {"runs", runs.size()}, {"clipped", !left_out.empty()}}.dump());
   txn.Commit();
-  return JsonResponse(201, {{"dag", name}, {"runs", runs}});
+  reply["runs"] = runs;
+  return JsonResponse(201, reply);
 }
 
 const date::time_zone* ControlApi::ZoneOfRun(const store::RunRecord& run) {
@@ -711,11 +767,14 @@ json LastAttemptJson(const store::AttemptRecord& a, SysMillis now) {
               {"error", a.error},
               {"started_at", MillisJson(a.started_at)},
               {"ended_at", MillisJson(a.ended_at)},
-              {"duration_seconds", AttemptSeconds(a, now)}};
+              {"duration_seconds", AttemptSeconds(a, now)},
+              {"dag_version", a.dag_hash.empty() ? json(nullptr) : json(a.dag_hash.substr(0, 12))}};
 }
 
-json AttemptJson(const store::RunAttempt& r, const std::string& dag_version, SysMillis now) {
+// `run_version`: the run's DAG version, for attempts stored before each recorded its own.
+json AttemptJson(const store::RunAttempt& r, const std::string& run_version, SysMillis now) {
   const store::AttemptRecord& a = r.attempt;
+  const std::string dag_version = a.dag_hash.empty() ? run_version : a.dag_hash.substr(0, 12);
   return json{{"task", r.task},
               {"partition", r.partition},
               {"attempt", a.number},
@@ -859,20 +918,33 @@ HttpResponse ControlApi::CancelRun(const HttpRequest& request, const std::string
 }
 
 HttpResponse ControlApi::RetryRun(const HttpRequest& request, const std::string& run_id) {
-  json body = ParseBody(request, {"task", "partition"});
-  auto task = OptString(body, "task");
-  auto partition = OptString(body, "partition");
-  if (task) RequireName("task id", *task);
-  if (partition && partition->empty()) Throw(400, "bad_request", "field 'partition' must not be empty");
+  json body = ParseBody(request, {"task", "partition", "same_version"});
+  engine::Engine::RetryRequest retry;
+  retry.task = OptString(body, "task");
+  retry.partition = OptString(body, "partition");
+  retry.current_version = !OptBool(body, "same_version");
+  if (retry.task) RequireName("task id", *retry.task);
+  if (retry.partition && retry.partition->empty()) Throw(400, "bad_request", "field 'partition' must not be empty");
   store::Store& store = ctx_.engine->store();
   Transaction txn(store);
-  auto reset = ctx_.engine->RetryRun(run_id, task, partition);
-  if (!reset.ok()) {
-    ThrowStatus(reset.status());
-  }
-  Audit(request, "retry", run_id, json{{"task", task ? json(*task) : json(nullptr)}, {"reset", *reset}}.dump());
+  auto outcome = ctx_.engine->Retry(run_id, retry);
+  if (!outcome.ok()) ThrowStatus(outcome.status());
+  const std::string version = outcome->dag_hash.substr(0, 12);
+  const std::string previous = outcome->previous_hash.substr(0, 12);
+  json reply{{"run_id", run_id},
+             {"reset", outcome->reset},
+             {"dag_version", version},
+             {"previous_dag_version", previous},
+             {"kept_version_because", outcome->kept_version_why.empty() ? json(nullptr) : json(outcome->kept_version_why)}};
+  Audit(request, "retry", run_id,
+        json{{"task", retry.task ? json(*retry.task) : json(nullptr)},
+             {"partition", retry.partition ? json(*retry.partition) : json(nullptr)},
+             {"reset", outcome->reset},
+             {"dag_version", outcome->dag_hash},
+             {"previous_dag_version", outcome->previous_hash}}
+            .dump());
   txn.Commit();
-  return JsonResponse(200, {{"run_id", run_id}, {"reset", *reset}});
+  return JsonResponse(200, reply);
 }
 
 HttpResponse ControlApi::Logs(const std::string& run_id, const std::string& query) {

@@ -29,6 +29,8 @@ struct BackfillOptions {
   std::string dag;
   std::string from;
   std::string to;
+  bool dry_run = false;
+  bool yes = false;
   bool wait = false;
 };
 
@@ -42,6 +44,7 @@ struct RetryOptions {
   std::string run_id;
   std::string task;
   std::string partition;
+  bool same_version = false;
 };
 
 // --param must be KEY=VALUE with a non-empty key; anything else is a usage error (exit 2).
@@ -110,11 +113,41 @@ int RunTrigger(const GlobalOptions& global, const TriggerOptions& o) {
 }
 
 int RunBackfill(const GlobalOptions& global, const BackfillOptions& o) {
+  Json body{{"from", o.from}, {"to", o.to}};
+  if (o.dry_run) body["dry_run"] = true;
+  if (o.yes) body["yes"] = true;
   Api api(global);
-  auto reply = api.Call("POST", DagPath(o.dag) + "/backfill", Json{{"from", o.from}, {"to", o.to}});
+  auto reply = api.Call("POST", DagPath(o.dag) + "/backfill", body);
   if (!reply) return api.exit_code();
   Json runs = Field(*reply, "runs");
   if (!runs.is_array()) runs = Json::array();
+  if (!global.json) {
+    // Dates outside the DAG's start_date/end_date, which the daemon skipped.
+    const Json& left_out = Field(Field(*reply, "clipped"), "left_out");
+    if (left_out.is_array())
+      for (const auto& l : left_out)
+        std::cout << "left out " << Str(l, "from", "?") << " .. " << Str(l, "to", "?") << ": " << Str(l, "reason", "?")
+                  << "\n";
+  }
+  if (o.dry_run) {
+    if (global.json) {
+      PrintJson(*reply);
+      return kExitOk;
+    }
+    int existing = 0;
+    for (const auto& r : runs) {
+      std::cout << Str(r, "logical_date", "?");
+      if (Bool(r, "exists").value_or(false)) {
+        ++existing;
+        std::cout << "  exists: run " << Str(r, "run_id", "?") << " (" << Str(r, "state", "?") << ")";
+      }
+      std::cout << "\n";
+    }
+    std::cout << "dry run: backfill " << Str(*reply, "dag", o.dag) << " would cover "
+              << Plural(static_cast<int64_t>(runs.size()), "run") << " (" << existing
+              << (existing == 1 ? " already exists" : " already exist") << "); nothing was created\n";
+    return kExitOk;
+  }
 
   int created = 0;
   for (const auto& r : runs) created += Bool(r, "created").value_or(true) ? 1 : 0;
@@ -215,7 +248,7 @@ OrderedJson StatusJson(const Json& run) {
                 {"reason", Field(a, "reason")},         {"exit_code", Field(a, "exit_code")},
                 {"signal", Field(a, "signal")},         {"error", Field(a, "error")},
                 {"started_at", Field(a, "started_at")}, {"ended_at", Field(a, "ended_at")},
-                {"duration_seconds", Field(a, "duration_seconds")}};
+                {"duration_seconds", Field(a, "duration_seconds")}, {"dag_version", Field(a, "dag_version")}};
       }
       tasks.push_back({{"task", Field(t, "task")},
                        {"partition", Field(t, "partition")},
@@ -229,11 +262,13 @@ OrderedJson StatusJson(const Json& run) {
                        {"total_seconds", Field(t, "total_seconds")}});
     }
   }
+  // The SPEC's keys in its order, then the additions.
   return {{"run_id", Field(run, "run_id")},       {"dag", Field(run, "dag")},
           {"state", Field(run, "state")},         {"trigger", Field(run, "trigger")},
           {"logical_date", Field(run, "logical_date")}, {"started_at", Field(run, "started_at")},
           {"ended_at", Field(run, "ended_at")},   {"counts", Field(run, "counts")},
-          {"tasks", tasks},                       {"more", Field(run, "more")}};
+          {"tasks", tasks},                       {"more", Field(run, "more")},
+          {"dag_version", Field(run, "dag_version")}};
 }
 
 std::string SecondsCell(const Json& obj, std::string_view key) {
@@ -277,6 +312,7 @@ void PrintStatus(const Json& run, const StatusOptions& o) {
   details.Add("state", Cell(run, "state"));
   details.Add("trigger", Cell(run, "trigger"));
   details.Add("logical date", Cell(run, "logical_date"));
+  details.Add("dag version", Cell(run, "dag_version"));
   if (!Str(run, "data_interval_start").empty() &&
       Str(run, "data_interval_start") != Str(run, "data_interval_end")) {
     details.Add("data interval", Cell(run, "data_interval_start") + " .. " + Cell(run, "data_interval_end"));
@@ -329,8 +365,15 @@ void PrintStatus(const Json& run, const StatusOptions& o) {
     std::string reason = Str(t, "reason");
     // The last attempt's column already says why it failed.
     if (last.is_object() && reason == Str(last, "reason")) reason.clear();
-    table.AddRow({task, Cell(t, "partition"), Cell(t, "state"), Cell(t, "attempts"),
-                  last.is_object() ? "#" + Cell(last, "number") + " " + Str(last, "reason") : "-",
+    // An attempt that ran another version of the DAG (before a retry moved the run to
+    // its current version) names it.
+    std::string last_cell = "-";
+    if (last.is_object()) {
+      last_cell = "#" + Cell(last, "number") + " " + Str(last, "reason");
+      const std::string version = Str(last, "dag_version");
+      if (!version.empty() && version != Str(run, "dag_version")) last_cell += " (version " + version + ")";
+    }
+    table.AddRow({task, Cell(t, "partition"), Cell(t, "state"), Cell(t, "attempts"), last_cell,
                   SecondsCell(t, "duration_seconds"), SecondsCell(t, "total_seconds"),
                   reason.empty() ? "-" : reason});
   }
@@ -439,14 +482,23 @@ int RunRetry(const GlobalOptions& global, const RetryOptions& o) {
   Json body = Json::object();
   if (!o.task.empty()) body["task"] = o.task;
   if (!o.partition.empty()) body["partition"] = o.partition;
+  if (o.same_version) body["same_version"] = true;
   Api api(global);
   auto reply = api.Call("POST", RunPath(o.run_id) + "/retry", body);
   if (!reply) return api.exit_code();
   if (global.json) {
     PrintJson(*reply);
+    return kExitOk;
+  }
+  const std::string version = Str(*reply, "dag_version"), previous = Str(*reply, "previous_dag_version");
+  std::cout << "run " << Str(*reply, "run_id", o.run_id) << ": "
+            << Plural(Int(*reply, "reset").value_or(0), "instance") << " reset for another attempt";
+  if (version != previous) {
+    std::cout << " with the DAG's current version " << version << " (was " << previous << ")\n";
+  } else if (const std::string why = Str(*reply, "kept_version_because"); !why.empty()) {
+    std::cout << " with the run's own version " << version << ": " << why << "\n";
   } else {
-    std::cout << "run " << Str(*reply, "run_id", o.run_id) << ": "
-              << Plural(Int(*reply, "reset").value_or(0), "instance") << " reset for another attempt\n";
+    std::cout << " with DAG version " << version << "\n";
   }
   return kExitOk;
 }
@@ -507,11 +559,15 @@ void AddRunCommands(CLI::App& app, const GlobalOptions& global, Action& action) 
   trig->callback([&global, &action, trigger] { action = [&global, trigger] { return RunTrigger(global, *trigger); }; });
 
   auto backfill = std::make_shared<BackfillOptions>();
-  auto* back = app.add_subcommand("backfill", "create one run per fire time in a date range");
+  auto* back = app.add_subcommand("backfill", "create one run per fire time in a date range, within the DAG's start_date/end_date");
   back->add_option("DAG", backfill->dag, "DAG name")->required();
   back->add_option("--from", backfill->from, "first date (inclusive): YYYY-MM-DD or ISO-8601")->required();
   back->add_option("--to", backfill->to, "last date (inclusive): YYYY-MM-DD or ISO-8601")->required();
-  back->add_flag("--wait", backfill->wait, "follow the runs until all end; exit 1 unless all succeed");
+  auto* dry_run = back->add_flag("--dry-run", backfill->dry_run,
+                                 "list the logical dates it would create runs for; create nothing");
+  back->add_flag("--yes", backfill->yes, "confirm a backfill of more than 100 runs");
+  back->add_flag("--wait", backfill->wait, "follow the runs until all end; exit 1 unless all succeed")
+      ->excludes(dry_run);
   back->callback([&global, &action, backfill] { action = [&global, backfill] { return RunBackfill(global, *backfill); }; });
 
   auto runs = std::make_shared<RunsOptions>();
@@ -551,6 +607,8 @@ void AddRunCommands(CLI::App& app, const GlobalOptions& global, Action& action) 
   ret->add_option("RUN_ID", retry->run_id, "run id")->required();
   ret->add_option("--task", retry->task, "only this task");
   ret->add_option("--partition", retry->partition, "only this partition");
+  ret->add_flag("--same-version", retry->same_version,
+                "run the run's own DAG version, not the current one (the default when the current version has the same tasks)");
   ret->callback([&global, &action, retry] { action = [&global, retry] { return RunRetry(global, *retry); }; });
 
   auto* cancel = app.add_subcommand("cancel", "cancel a queued or running run");

@@ -900,6 +900,7 @@ bool Engine::RunPass(Pass& pass) {
     running->attempt.outcome = AttemptOutcome::kRunning;
     running->attempt.started_at = now;
     running->attempt.log_path = LogPath(plan.run().run_id, inst.task, inst.partition, inst.attempts);
+    running->attempt.dag_hash = plan.run().dag_hash;
     EnsureLogDir(plan.run().run_id);
     if (!logs_ahead_.empty()) ForgetLogAhead(inst.id, running->attempt.log_path);
     if (Status st = store_.InsertAttempt(running->attempt); !st.ok()) {
@@ -1141,14 +1142,59 @@ void Engine::ApplyCancel(const std::string& run_id, SysMillis now) {
 
 Result<int> Engine::RetryRun(const std::string& run_id, const std::optional<std::string>& task,
                              const std::optional<std::string>& partition) {
+  auto outcome = Retry(run_id, RetryRequest{.task = task, .partition = partition});
+  if (!outcome.ok()) return outcome.status();
+  return outcome->reset;
+}
+
+Result<dag::DagPtr> Engine::CurrentVersionFor(const store::RunRecord& run, const dag::Dag& own, std::string* why) {
+  auto entry = store_.GetDag(run.dag);
+  if (!entry.ok()) return entry.status();
+  if (!*entry || (*entry)->deleted) {
+    *why = "DAG '" + run.dag + "' is deleted";
+    return dag::DagPtr();
+  }
+  if ((*entry)->current_hash == run.dag_hash) return dag::DagPtr();  // already the current one
+  auto current = resolver_(run.dag, (*entry)->current_hash);
+  if (!current.ok()) return current.status();
+  // A run's instances are those of its own version's tasks: a version with other task
+  // ids would leave instances without a task, or tasks without instances.
+  std::set<std::string> own_tasks, current_tasks;
+  for (const auto& t : own.tasks) own_tasks.insert(t.id);
+  for (const auto& t : (*current)->tasks) current_tasks.insert(t.id);
+  for (const auto& t : own_tasks)
+    if (!current_tasks.count(t)) {
+      *why = "the current version " + (*entry)->current_hash.substr(0, 12) + " has no task '" + t + "'";
+      return dag::DagPtr();
+    }
+  for (const auto& t : current_tasks)
+    if (!own_tasks.count(t)) {
+      *why = "the current version " + (*entry)->current_hash.substr(0, 12) + " adds task '" + t +
+             "', which this run has no instances of";
+      return dag::DagPtr();
+    }
+  return *current;
+}
+
+Result<Engine::RetryOutcome> Engine::Retry(const std::string& run_id, const RetryRequest& request) {
+  const auto& task = request.task;
+  const auto& partition = request.partition;
+  RetryOutcome outcome;
   RunPlan* plan = nullptr;
   std::unique_ptr<RunPlan> owned;  // a finished run, planned again here
   bool wait_for_slot = false;      // max_active_runs holds for retried runs too
+  dag::DagPtr new_version;         // the DAG's current version, when the retry moves to it
   auto it = plans_.find(run_id);
   if (it != plans_.end()) {
     plan = it->second.get();
     if (plan->run().state == RunState::kCancelled)
       return Status::FailedPrecondition("run '" + run_id + "' is being cancelled");
+    outcome.previous_hash = plan->run().dag_hash;
+    if (request.current_version) {
+      auto current = CurrentVersionFor(plan->run(), plan->dag(), &outcome.kept_version_why);
+      if (!current.ok()) return current.status();
+      new_version = *current;
+    }
   } else {
     auto run = store_.GetRun(run_id);
     if (!run.ok()) return run.status();
@@ -1157,14 +1203,23 @@ Result<int> Engine::RetryRun(const std::string& run_id, const std::optional<std:
       return Status::FailedPrecondition("run '" + run_id + "' has not started yet");
     auto dag = resolver_((*run)->dag, (*run)->dag_hash);
     if (!dag.ok()) return dag.status();
+    if (request.current_version) {
+      auto current = CurrentVersionFor(**run, **dag, &outcome.kept_version_why);
+      if (!current.ok()) return current.status();
+      new_version = *current;
+    }
     auto instances = store_.ListInstances(run_id);
     if (!instances.ok()) return instances.status();
-    owned = std::make_unique<RunPlan>(*dag, **run, std::move(*instances));
+    const dag::DagPtr& chosen = new_version ? new_version : *dag;
+    outcome.previous_hash = (*run)->dag_hash;
+    if (new_version) (*run)->dag_hash = new_version->content_hash;
+    owned = std::make_unique<RunPlan>(chosen, **run, std::move(*instances));
     plan = owned.get();
-    wait_for_slot = ActiveRunsOf((*run)->dag) >= (*dag)->max_active_runs;
+    wait_for_slot = ActiveRunsOf((*run)->dag) >= chosen->max_active_runs;
   }
   int reset = plan->ResetFailed(task, partition);
   if (reset == 0) return Status::FailedPrecondition(NothingToRetry(run_id, task, partition));
+  outcome.reset = reset;
   // Waiting for a slot, the run is queued with its instances reset; StartQueuedRuns
   // resumes it (ResumeQueuedRetry).
   const RunState state = wait_for_slot ? RunState::kQueued : RunState::kRunning;
@@ -1175,19 +1230,23 @@ Result<int> Engine::RetryRun(const std::string& run_id, const std::optional<std:
   Status st = store_.Begin();
   const bool began = st.ok();
   if (st.ok()) st = store_.UpdateRunState(run_id, state, std::nullopt, std::nullopt);
+  if (st.ok() && new_version) st = store_.UpdateRunDagHash(run_id, new_version->content_hash);
   for (size_t i : plan->TakeChanged()) {
     if (!st.ok()) break;
     st = store_.UpdateInstance(plan->instance(i));
   }
+  // An active run that moves to another version is planned again from the store, with
+  // that version, once the transaction commits.
+  const bool replan_active = new_version && !owned;
   // The plan is installed once the outermost transaction commits; if it rolls back, an
   // active run's plan, reset above, is planned again from the store.
   auto install = std::make_shared<std::unique_ptr<RunPlan>>(std::move(owned));
-  auto after = [self = self_, run_id, reset, wait_for_slot, install](bool committed) {
+  auto after = [self = self_, run_id, reset, wait_for_slot, install, replan_active](bool committed) {
     if (!*self) return;
     Engine& e = **self;
-    if (!committed) {
+    if (!committed || replan_active) {
       if (!*install) e.ReloadPlan(run_id);
-      return;
+      if (!committed) return;
     }
     if (wait_for_slot) {
       LogEvent(spdlog::level::info, {.run_id = run_id},
@@ -1209,7 +1268,8 @@ Result<int> Engine::RetryRun(const std::string& run_id, const std::optional<std:
     return st;
   }
   if (Status c = store_.Commit(); !c.ok()) return c;
-  return reset;
+  outcome.dag_hash = new_version ? new_version->content_hash : outcome.previous_hash;
+  return outcome;
 }
 
 void Engine::ReloadPlan(const std::string& run_id) {

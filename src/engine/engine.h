@@ -121,9 +121,25 @@ class Engine {
   // a caller's transaction, the kills and the in-memory change wait for its commit.
   Status CancelRun(const std::string& run_id);
 
-  // Re-runs failed and upstream_failed instances of a finished or running run; returns
-  // how many instances were reset. Inside a caller's transaction, the plan is installed
-  // after its commit (and reloaded from the store if it rolls back).
+  // What `Retry` re-runs, and with which version of the DAG.
+  struct RetryRequest {
+    std::optional<std::string> task;
+    std::optional<std::string> partition;
+    // Run the DAG's current version (when it has the same tasks as the run's own);
+    // false keeps the run's own version.
+    bool current_version = false;
+  };
+  struct RetryOutcome {
+    int reset = 0;                 // instances reset for another attempt
+    std::string dag_hash;          // the version the retried instances run
+    std::string previous_hash;     // the run's version before the retry
+    std::string kept_version_why;  // why the current version was not taken, when asked for
+  };
+  // Re-runs failed and upstream_failed instances of a finished or running run. Inside a
+  // caller's transaction, the plan is installed after its commit (and reloaded from the
+  // store if it rolls back).
+  Result<RetryOutcome> Retry(const std::string& run_id, const RetryRequest& request);
+  // Retry with the run's own version; returns how many instances were reset.
   Result<int> RetryRun(const std::string& run_id, const std::optional<std::string>& task,
                        const std::optional<std::string>& partition);
 
@@ -198,6 +214,9 @@ class Engine {
   void FinishAttemptInPlan(RunPlan& plan, size_t index, store::AttemptRecord& attempt,
                            const executor::AttemptResult* result);
   void ResolveQueued(RunPlan& plan);
+  // The DAG's current version when it can take over `run` (same task ids, not deleted);
+  // otherwise null and `why` says why not.
+  Result<dag::DagPtr> CurrentVersionFor(const store::RunRecord& run, const dag::Dag& own, std::string* why);
   static std::string NothingToRetry(const std::string& run_id, const std::optional<std::string>& task,
                                     const std::optional<std::string>& partition);
   void EnsureLogDir(const std::string& run_id);

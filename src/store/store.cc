@@ -210,6 +210,13 @@ INSERT OR IGNORE INTO trigger_files (dag, path, size, mtime_ns, run_id, fired_at
     // as well as it can be: each stored run and instance once in its present state, each
     // attempt followed by another of its instance as a retry.
     nullptr,  // kSchemaV5Objects + kUpgrade5Backfill, in UpgradeSql()
+    // 6: each attempt records the DAG version it ran, as a retry may run a newer version
+    // than the run started with. Attempts stored before ran their run's version.
+    R"sql(
+ALTER TABLE attempts ADD COLUMN dag_hash TEXT NOT NULL DEFAULT '';
+UPDATE attempts SET dag_hash = (SELECT r.dag_hash FROM task_instances i JOIN runs r ON r.run_id = i.run_id
+                                WHERE i.id = attempts.instance_id);
+)sql",
 };
 
 const char* const kUpgrade5Backfill = R"sql(
@@ -335,7 +342,8 @@ CREATE TABLE audit (
 );
 )sql";
 
-std::string CurrentSchemaSql() { return std::string(kSchemaBeforeV5) + kSchemaV5Objects; }
+// Later upgrades only add to the tables; a new file runs them as they are.
+std::string CurrentSchemaSql() { return std::string(kSchemaBeforeV5) + kSchemaV5Objects + kUpgrades[6 - 2]; }
 
 // The text that migrates version `to - 1` to `to`.
 std::string UpgradeSql(int64_t to) {
@@ -458,7 +466,7 @@ Status ReadInstance(const Statement& s, InstanceRecord* i) {
 
 constexpr const char* kAttemptColumns =
     "id, instance_id, number, outcome, pid, started_at, ended_at, exit_code, signal, cpu_seconds, max_rss_kb, "
-    "log_path, error";
+    "log_path, error, dag_hash";
 
 Status ReadAttempt(const Statement& s, AttemptRecord* a) {
   a->id = s.Int(0);
@@ -477,6 +485,7 @@ Status ReadAttempt(const Statement& s, AttemptRecord* a) {
   a->max_rss_kb = s.Int(10);
   a->log_path = s.Text(11);
   a->error = s.Text(12);
+  a->dag_hash = s.Text(13);
   return Status::Ok();
 }
 
@@ -1087,6 +1096,13 @@ Result<std::vector<RunRecord>> Store::ListRunsInStates(const std::vector<RunStat
   return out;
 }
 
+Status Store::UpdateRunDagHash(const std::string& run_id, const std::string& dag_hash) {
+  ASSIGN_STMT(s, "UPDATE runs SET dag_hash = ? WHERE run_id = ?");
+  s.Bind(1, dag_hash).Bind(2, run_id);
+  RUN_UPDATE(s, "cannot change the DAG version of run '" + run_id + "'", "run");
+  return Status::Ok();
+}
+
 Status Store::UpdateRunState(const std::string& run_id, RunState state, std::optional<SysMillis> started_at,
                              std::optional<SysMillis> ended_at, const std::string& error) {
   ASSIGN_STMT(s,
@@ -1176,10 +1192,11 @@ Status Store::InsertAttempt(AttemptRecord& a) {
   const std::string doing =
       "cannot record attempt " + std::to_string(a.number) + " of task instance " + std::to_string(a.instance_id);
   ASSIGN_STMT(s, "INSERT INTO attempts (instance_id, number, outcome, pid, started_at, ended_at, exit_code, signal, "
-                 "cpu_seconds, max_rss_kb, log_path, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                 "cpu_seconds, max_rss_kb, log_path, error, dag_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   s.Bind(1, a.instance_id).Bind(2, a.number).Bind(3, ToString(a.outcome)).Bind(4, a.pid);
   s.Bind(5, Ms(a.started_at)).Bind(6, Ms(a.ended_at)).Bind(7, a.exit_code).Bind(8, a.signal);
   s.Bind(9, a.cpu_seconds).Bind(10, a.max_rss_kb).Bind(11, a.log_path).Bind(12, a.error);
+  s.Bind(13, a.dag_hash);
   Status st = s.Run();
   if (st.code() == StatusCode::kNotFound) return Status::NotFound(doing + ": no such task instance");
   if (st.code() == StatusCode::kAlreadyExists) return Status::AlreadyExists(doing + ": it already exists");
@@ -1210,10 +1227,10 @@ Result<std::vector<AttemptRecord>> Store::ListAttempts(int64_t instance_id) {
 Result<std::vector<RunAttempt>> Store::ListRunAttempts(const std::string& run_id,
                                                        const std::optional<std::string>& task,
                                                        const std::optional<std::string>& partition) {
-  // The attempt's columns first, in kAttemptColumns order, so ReadAttempt reads 0-12.
+  // The attempt's columns first, in kAttemptColumns order, so ReadAttempt reads 0-13.
   ASSIGN_STMT(s,
               "SELECT a.id, a.instance_id, a.number, a.outcome, a.pid, a.started_at, a.ended_at, a.exit_code, "
-              "a.signal, a.cpu_seconds, a.max_rss_kb, a.log_path, a.error, i.task, i.partition "
+              "a.signal, a.cpu_seconds, a.max_rss_kb, a.log_path, a.error, a.dag_hash, i.task, i.partition "
               "FROM attempts a JOIN task_instances i ON i.id = a.instance_id "
               "WHERE i.run_id = ?1 AND (?2 IS NULL OR i.task = ?2) AND (?3 IS NULL OR i.partition = ?3) "
               "ORDER BY i.id, a.number");
@@ -1221,8 +1238,8 @@ Result<std::vector<RunAttempt>> Store::ListRunAttempts(const std::string& run_id
   std::vector<RunAttempt> out;
   auto read = [](const Statement& st, RunAttempt* r) {
     RETURN_IF_ERROR(ReadAttempt(st, &r->attempt));
-    r->task = st.Text(13);
-    r->partition = st.Text(14);
+    r->task = st.Text(14);
+    r->partition = st.Text(15);
     return Status::Ok();
   };
   RETURN_IF_ERROR(Annotate(ReadAll(s, read, &out), "cannot list attempts of run '" + run_id + "'"));

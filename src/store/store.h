@@ -35,7 +35,7 @@ namespace batchd::store {
 
 class Database;
 
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 
 struct DagVersion {
   std::string dag;
@@ -105,6 +105,7 @@ struct AttemptRecord {
   int64_t max_rss_kb = 0;
   std::string log_path;
   std::string error;
+  std::string dag_hash;                    // the DAG version the attempt ran ("" if unknown)
 };
 
 // An attempt with the task instance it belongs to (ListRunAttempts).
@@ -278,6 +279,8 @@ class Store {
   // Runs in any of the given states, oldest first (created_at, then insertion order).
   Result<std::vector<RunRecord>> ListRunsInStates(const std::vector<RunState>& states);
   // Sets state, ended_at (cleared when nullopt) and error; started_at only when given.
+  // Moves a run to another version of its DAG (a retry with the DAG's current version).
+  Status UpdateRunDagHash(const std::string& run_id, const std::string& dag_hash);
   Status UpdateRunState(const std::string& run_id, RunState state, std::optional<SysMillis> started_at,
                         std::optional<SysMillis> ended_at, const std::string& error = "");
   Result<std::optional<SysMillis>> LastSuccessfulRunEnd(const std::string& dag);

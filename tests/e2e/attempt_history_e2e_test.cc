@@ -110,7 +110,7 @@ TEST_F(AttemptHistoryTest, StatusShowsWhyTheLastAttemptEndedAndItsDurationApartF
   EXPECT_EQ(slow["reason"], "timeout");
   EXPECT_EQ(slow["exit_code"], nullptr);
   EXPECT_THAT(Keys(slow["last_attempt"]), ElementsAre("number", "outcome", "reason", "exit_code", "signal", "error",
-                                                      "started_at", "ended_at", "duration_seconds"));
+                                                      "started_at", "ended_at", "duration_seconds", "dag_version"));
   EXPECT_EQ(slow["last_attempt"]["number"], 2);
   EXPECT_EQ(slow["last_attempt"]["outcome"], "timeout");
   EXPECT_EQ(slow["last_attempt"]["reason"], "timeout");

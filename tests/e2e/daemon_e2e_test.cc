@@ -182,7 +182,7 @@ TEST_F(DaemonTest, SubmitShowTriggerAndDuplicateTriggersCreateNothing) {
   OrderedJson status = CtlJson({"status", run_id});
   EXPECT_THAT(Keys(status),
               ElementsAre("run_id", "dag", "state", "trigger", "logical_date", "started_at", "ended_at", "counts",
-                          "tasks", "more"));
+                          "tasks", "more", "dag_version"));
   EXPECT_EQ(status["counts"], OrderedJson::parse(R"({"extract": {"success": 1}, "load": {"success": 1}})"));
   EXPECT_EQ(status["more"], false);
   EXPECT_EQ(status["run_id"], run_id);
@@ -323,7 +323,8 @@ tasks:
   WriteFile(tmp_ / "fixed", "");
   ProcResult retry = Ctl({"retry", run_id});
   ASSERT_EQ(retry.exit_code, 0) << retry.Describe();
-  EXPECT_EQ(retry.out, "run " + run_id + ": 2 instances reset for another attempt\n");
+  const std::string version = CtlJson({"status", run_id})["dag_version"];
+  EXPECT_EQ(retry.out, "run " + run_id + ": 2 instances reset for another attempt with DAG version " + version + "\n");
   ASSERT_TRUE(WaitRunState(run_id, "success"));
   EXPECT_EQ(ReadFile(tmp_ / "prepare.count").value_or(""), "run\n") << "a succeeded instance ran again";
   EXPECT_EQ(ReadFile(tmp_ / "publish.count").value_or(""), "run\n");

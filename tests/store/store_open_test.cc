@@ -472,8 +472,12 @@ TEST(StoreOpenTest, ReopeningACurrentDatabaseMigratesNothing) {
   ExpectCurrentSchema(tmp / "batchd.db");
 }
 
-// What version 5 added, to turn a file back into version 4.
+// What version 6 added, to turn a file back into version 5.
+constexpr const char* kDropVersion6 = "ALTER TABLE attempts DROP COLUMN dag_hash; ";
+
+// What versions 5 and 6 added, to turn a file back into version 4.
 constexpr const char* kDropVersion5 =
+    "ALTER TABLE attempts DROP COLUMN dag_hash; "
     "DROP TRIGGER count_run_endings; DROP TRIGGER count_instance_endings; DROP TRIGGER count_idempotent_skips; "
     "DROP TRIGGER count_instances_born_ended; DROP TRIGGER count_attempt_endings; "
     "DROP TRIGGER count_attempts_born_ended; DROP TRIGGER count_slo_misses; "
@@ -586,6 +590,49 @@ TEST(StoreOpenTest, MigratesVersionThreeRecordingTheFilesItsRunsFiredFor) {
     EXPECT_EQ((*listed)[1].size, 0);
     EXPECT_EQ((*listed)[1].mtime_ns, 1'764'000'005'000'000'007);
     EXPECT_EQ((*listed)[1].run_id, "r2");
+  }
+  ExpectCurrentSchema(db);
+  TempDir fresh;
+  { ASSERT_NE(OpenOrDie(fresh.path()), nullptr); }
+  EXPECT_EQ(SchemaFingerprint(db), SchemaFingerprint(fresh / "batchd.db"));
+}
+
+// Before version 6 an attempt always ran its run's DAG version: the upgrade records that
+// version on every stored attempt.
+TEST(StoreOpenTest, MigratesVersionFiveGivingEachAttemptItsRunsVersion) {
+  TempDir tmp;
+  const std::string db = tmp / "batchd.db";
+  int64_t first = 0, second = 0;
+  {
+    auto store = OpenOrDie(tmp.path());
+    ASSERT_NE(store, nullptr);
+    RunRecord r1 = MakeRun("r1", "billing", "k1", 1000, RunState::kRunning);
+    r1.dag_hash = "hash-one";
+    RunRecord r2 = MakeRun("r2", "billing", "k2", 2000, RunState::kRunning);
+    r2.dag_hash = "hash-two";
+    ASSERT_TRUE(store->CreateRun(r1).ok());
+    ASSERT_TRUE(store->CreateRun(r2).ok());
+    std::vector<InstanceRecord> instances{MakeInstance("r1", "extract"), MakeInstance("r2", "extract")};
+    ASSERT_TRUE(store->InsertInstances(instances).ok());
+    first = instances[0].id;
+    second = instances[1].id;
+    for (int64_t id : {first, second}) {
+      AttemptRecord a = MakeAttempt(id, 1);
+      ASSERT_TRUE(store->InsertAttempt(a).ok());
+    }
+  }
+  ASSERT_TRUE(ExecSql(db, std::string(kDropVersion6) + "UPDATE schema_version SET version = 5").ok());
+  ASSERT_EQ(QueryInt(db, "SELECT COUNT(*) FROM pragma_table_info('attempts') WHERE name = 'dag_hash'"), 0);
+  {
+    auto store = OpenOrDie(tmp.path());
+    ASSERT_NE(store, nullptr);
+    auto a1 = store->ListAttempts(first);
+    auto a2 = store->ListAttempts(second);
+    ASSERT_TRUE(a1.ok() && a2.ok());
+    ASSERT_EQ(a1->size(), 1u);
+    ASSERT_EQ(a2->size(), 1u);
+    EXPECT_EQ((*a1)[0].dag_hash, "hash-one");
+    EXPECT_EQ((*a2)[0].dag_hash, "hash-two");
   }
   ExpectCurrentSchema(db);
   TempDir fresh;
