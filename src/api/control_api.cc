@@ -156,6 +156,9 @@ json ParseBody(const HttpRequest& request, std::initializer_list<const char*> al
   return body;
 }
 
+// An operator's reason for a mark: a sentence, kept on every instance it marks.
+constexpr size_t kMaxMarkReasonBytes = 500;
+
 std::optional<std::string> OptString(const json& body, const char* key) {
   if (!body.contains(key) || body[key].is_null()) return std::nullopt;
   if (!body[key].is_string()) Throw(400, "bad_request", std::string("field '") + key + "' must be a string");
@@ -295,6 +298,8 @@ HttpResponse ControlApi::Handle(const HttpRequest& request) {
         const std::string& action = parts[3];
         if (action == "cancel") { method({"POST"}); return CancelRun(request, run_id); }
         if (action == "retry") { method({"POST"}); return RetryRun(request, run_id); }
+        if (action == "mark") { method({"POST"}); return MarkInstances(request, run_id); }
+        if (action == "clear") { method({"POST"}); return ClearInstances(request, run_id); }
         if (action == "logs") { method({"GET"}); return Logs(run_id, query); }
         if (action == "attempts") { method({"GET"}); return RunAttempts(run_id, query); }
       }
@@ -945,6 +950,77 @@ HttpResponse ControlApi::RetryRun(const HttpRequest& request, const std::string&
             .dump());
   txn.Commit();
   return JsonResponse(200, reply);
+}
+
+namespace {
+// The instances a mark or clear names: a required task, an optional partition.
+void ReadInstanceSelection(const json& body, std::string* task, std::optional<std::string>* partition) {
+  auto named = OptString(body, "task");
+  if (!named) Throw(400, "bad_request", "field 'task' is required");
+  RequireName("task id", *named);
+  *task = *named;
+  *partition = OptString(body, "partition");
+  if (*partition && (*partition)->empty()) Throw(400, "bad_request", "field 'partition' must not be empty");
+}
+}  // namespace
+
+HttpResponse ControlApi::MarkInstances(const HttpRequest& request, const std::string& run_id) {
+  json body = ParseBody(request, {"task", "partition", "state", "reason"});
+  engine::Engine::MarkRequest mark;
+  ReadInstanceSelection(body, &mark.task, &mark.partition);
+  auto state = OptString(body, "state");
+  if (!state) Throw(400, "bad_request", "field 'state' is required: success, failed or skipped");
+  auto parsed = ParseInstanceState(*state);
+  if (!parsed || (*parsed != InstanceState::kSuccess && *parsed != InstanceState::kFailed &&
+                  *parsed != InstanceState::kSkipped))
+    Throw(400, "bad_request", "field 'state' must be success, failed or skipped, not '" + *state + "'");
+  mark.state = *parsed;
+  auto reason = OptString(body, "reason");
+  if (!reason || reason->empty())
+    Throw(400, "bad_request", "field 'reason' is required: say why, it stays on the instance and in the audit log");
+  if (reason->size() > kMaxMarkReasonBytes)
+    Throw(400, "bad_request", "field 'reason' is too long: " + std::to_string(reason->size()) + " bytes (the limit is " +
+                                  std::to_string(kMaxMarkReasonBytes) + ")");
+  for (unsigned char c : *reason)
+    if (c < 0x20 || c == 0x7f) Throw(400, "bad_request", "field 'reason' must not hold control characters");
+  mark.reason = *reason;
+  store::Store& store = ctx_.engine->store();
+  Transaction txn(store);
+  auto outcome = ctx_.engine->Mark(run_id, mark);
+  if (!outcome.ok()) ThrowStatus(outcome.status());
+  Audit(request, "mark", run_id,
+        json{{"task", mark.task},
+             {"partition", mark.partition ? json(*mark.partition) : json(nullptr)},
+             {"state", *state},
+             {"reason", mark.reason},
+             {"marked", outcome->changed}}
+            .dump());
+  txn.Commit();
+  return JsonResponse(200, {{"run_id", run_id}, {"task", mark.task}, {"state", *state}, {"marked", outcome->changed}});
+}
+
+HttpResponse ControlApi::ClearInstances(const HttpRequest& request, const std::string& run_id) {
+  json body = ParseBody(request, {"task", "partition", "downstream", "force"});
+  engine::Engine::ClearRequest clear;
+  ReadInstanceSelection(body, &clear.task, &clear.partition);
+  clear.downstream = OptBool(body, "downstream");
+  clear.force = OptBool(body, "force");
+  store::Store& store = ctx_.engine->store();
+  Transaction txn(store);
+  auto outcome = ctx_.engine->Clear(run_id, clear);
+  if (!outcome.ok()) ThrowStatus(outcome.status());
+  Audit(request, "clear", run_id,
+        json{{"task", clear.task},
+             {"partition", clear.partition ? json(*clear.partition) : json(nullptr)},
+             {"downstream", clear.downstream},
+             {"force", clear.force},
+             {"cleared", outcome->changed}}
+            .dump());
+  txn.Commit();
+  return JsonResponse(200, {{"run_id", run_id},
+                            {"task", clear.task},
+                            {"cleared", outcome->changed},
+                            {"skipped_for_key", outcome->keys_succeeded}});
 }
 
 HttpResponse ControlApi::Logs(const std::string& run_id, const std::string& query) {

@@ -56,6 +56,8 @@ class ControlApi {
   HttpResponse RunAttempts(const std::string& run_id, const std::string& query);
   HttpResponse CancelRun(const HttpRequest& request, const std::string& run_id);
   HttpResponse RetryRun(const HttpRequest& request, const std::string& run_id);
+  HttpResponse MarkInstances(const HttpRequest& request, const std::string& run_id);
+  HttpResponse ClearInstances(const HttpRequest& request, const std::string& run_id);
   HttpResponse Logs(const std::string& run_id, const std::string& query);
   HttpResponse Failed(const std::string& query);
   HttpResponse Reload(const HttpRequest& request);

@@ -75,7 +75,13 @@ int RunPools(const GlobalOptions& global) {
   auto reply = api.Call("GET", "/v1/pools");
   if (!reply) return api.exit_code();
   if (global.json) {
-    PrintJson(*reply);
+    // Each pool's fields in the order the table shows them.
+    OrderedJson out = OrderedJson::array();
+    if (reply->is_array())
+      for (const auto& p : *reply)
+        out.push_back({{"pool", Field(p, "pool")}, {"slots", Field(p, "slots")}, {"used", Field(p, "used")},
+                       {"queued", Field(p, "queued")}});
+    PrintJson(out);
     return kExitOk;
   }
   if (!reply->is_array() || reply->empty()) {

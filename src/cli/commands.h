@@ -20,6 +20,8 @@ using Action = std::function<int()>;
 void AddDagCommands(CLI::App& app, const GlobalOptions& global, Action& action);
 // trigger, backfill, runs, status, attempts, retry, cancel, failed
 void AddRunCommands(CLI::App& app, const GlobalOptions& global, Action& action);
+// mark, clear
+void AddInstanceCommands(CLI::App& app, const GlobalOptions& global, Action& action);
 // logs
 void AddLogCommands(CLI::App& app, const GlobalOptions& global, Action& action);
 // reload, pools, health

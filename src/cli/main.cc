@@ -73,6 +73,7 @@ int main(int argc, char** argv) {
   Action action;
   AddDagCommands(app, global, action);
   AddRunCommands(app, global, action);
+  AddInstanceCommands(app, global, action);
   AddLogCommands(app, global, action);
   AddAdminCommands(app, global, action);
 

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <utility>  // Boost 1.74 Asio in C++20 mode needs it first
 
 #include "daemon/run_command.h"
@@ -177,7 +178,8 @@ class ProgressPrinter final : public engine::EngineObserver {
     }
     const auto& run = plan.run();
     std::printf("\nrun %s (%s, key %s): %s in %.2fs\n", run.run_id.c_str(), run.dag.c_str(), run.run_key.c_str(),
-                std::string(ToString(run.state)).c_str(), Seconds(run.started_at, run.ended_at));
+                std::string(ToString(run.state)).c_str(),
+                std::max(0.0, Seconds(run.started_at, run.ended_at)));  // a run of skips may end "before" it started
     std::printf("%-24s %6s %6s %7s %7s %8s  %s\n", "TASK", "OK", "FAILED", "SKIPPED", "OTHER", "ATTEMPTS",
                 "SLOWEST");
     for (const auto& name : order) {

@@ -528,7 +528,7 @@ void Engine::ResolveQueued(RunPlan& plan) {
     for (size_t i : plan.TakeNewlyQueued()) {
       if (plan.instance(i).state != InstanceState::kQueued || plan.key_checked(i)) continue;
       plan.set_key_checked(i, true);
-      if (plan.run().force) continue;
+      if (plan.run().force || plan.instance(i).force) continue;
       auto done = store_.KeySucceeded(plan.run().dag, plan.instance(i).idempotency_key);
       if (!done.ok()) {
         NoteFault(plan.run().run_id, done.status());
@@ -1140,138 +1140,6 @@ void Engine::ApplyCancel(const std::string& run_id, SysMillis now) {
   SchedulePump();
 }
 
-Result<int> Engine::RetryRun(const std::string& run_id, const std::optional<std::string>& task,
-                             const std::optional<std::string>& partition) {
-  auto outcome = Retry(run_id, RetryRequest{.task = task, .partition = partition});
-  if (!outcome.ok()) return outcome.status();
-  return outcome->reset;
-}
-
-Result<dag::DagPtr> Engine::CurrentVersionFor(const store::RunRecord& run, const dag::Dag& own, std::string* why) {
-  auto entry = store_.GetDag(run.dag);
-  if (!entry.ok()) return entry.status();
-  if (!*entry || (*entry)->deleted) {
-    *why = "DAG '" + run.dag + "' is deleted";
-    return dag::DagPtr();
-  }
-  if ((*entry)->current_hash == run.dag_hash) return dag::DagPtr();  // already the current one
-  auto current = resolver_(run.dag, (*entry)->current_hash);
-  if (!current.ok()) return current.status();
-  // A run's instances are those of its own version's tasks: a version with other task
-  // ids would leave instances without a task, or tasks without instances.
-  std::set<std::string> own_tasks, current_tasks;
-  for (const auto& t : own.tasks) own_tasks.insert(t.id);
-  for (const auto& t : (*current)->tasks) current_tasks.insert(t.id);
-  for (const auto& t : own_tasks)
-    if (!current_tasks.count(t)) {
-      *why = "the current version " + (*entry)->current_hash.substr(0, 12) + " has no task '" + t + "'";
-      return dag::DagPtr();
-    }
-  for (const auto& t : current_tasks)
-    if (!own_tasks.count(t)) {
-      *why = "the current version " + (*entry)->current_hash.substr(0, 12) + " adds task '" + t +
-             "', which this run has no instances of";
-      return dag::DagPtr();
-    }
-  return *current;
-}
-
-Result<Engine::RetryOutcome> Engine::Retry(const std::string& run_id, const RetryRequest& request) {
-  const auto& task = request.task;
-  const auto& partition = request.partition;
-  RetryOutcome outcome;
-  RunPlan* plan = nullptr;
-  std::unique_ptr<RunPlan> owned;  // a finished run, planned again here
-  bool wait_for_slot = false;      // max_active_runs holds for retried runs too
-  dag::DagPtr new_version;         // the DAG's current version, when the retry moves to it
-  auto it = plans_.find(run_id);
-  if (it != plans_.end()) {
-    plan = it->second.get();
-    if (plan->run().state == RunState::kCancelled)
-      return Status::FailedPrecondition("run '" + run_id + "' is being cancelled");
-    outcome.previous_hash = plan->run().dag_hash;
-    if (request.current_version) {
-      auto current = CurrentVersionFor(plan->run(), plan->dag(), &outcome.kept_version_why);
-      if (!current.ok()) return current.status();
-      new_version = *current;
-    }
-  } else {
-    auto run = store_.GetRun(run_id);
-    if (!run.ok()) return run.status();
-    if (!*run) return Status::NotFound("run '" + run_id + "' not found");
-    if ((*run)->state == RunState::kQueued)
-      return Status::FailedPrecondition("run '" + run_id + "' has not started yet");
-    auto dag = resolver_((*run)->dag, (*run)->dag_hash);
-    if (!dag.ok()) return dag.status();
-    if (request.current_version) {
-      auto current = CurrentVersionFor(**run, **dag, &outcome.kept_version_why);
-      if (!current.ok()) return current.status();
-      new_version = *current;
-    }
-    auto instances = store_.ListInstances(run_id);
-    if (!instances.ok()) return instances.status();
-    const dag::DagPtr& chosen = new_version ? new_version : *dag;
-    outcome.previous_hash = (*run)->dag_hash;
-    if (new_version) (*run)->dag_hash = new_version->content_hash;
-    owned = std::make_unique<RunPlan>(chosen, **run, std::move(*instances));
-    plan = owned.get();
-    wait_for_slot = ActiveRunsOf((*run)->dag) >= chosen->max_active_runs;
-  }
-  int reset = plan->ResetFailed(task, partition);
-  if (reset == 0) return Status::FailedPrecondition(NothingToRetry(run_id, task, partition));
-  outcome.reset = reset;
-  // Waiting for a slot, the run is queued with its instances reset; StartQueuedRuns
-  // resumes it (ResumeQueuedRetry).
-  const RunState state = wait_for_slot ? RunState::kQueued : RunState::kRunning;
-  plan->run().state = state;
-  plan->run().ended_at.reset();
-  for (size_t i = 0; i < plan->size(); ++i)
-    if (plan->instance(i).state == InstanceState::kPending) plan->set_key_checked(i, false);
-  Status st = store_.Begin();
-  const bool began = st.ok();
-  if (st.ok()) st = store_.UpdateRunState(run_id, state, std::nullopt, std::nullopt);
-  if (st.ok() && new_version) st = store_.UpdateRunDagHash(run_id, new_version->content_hash);
-  for (size_t i : plan->TakeChanged()) {
-    if (!st.ok()) break;
-    st = store_.UpdateInstance(plan->instance(i));
-  }
-  // An active run that moves to another version is planned again from the store, with
-  // that version, once the transaction commits.
-  const bool replan_active = new_version && !owned;
-  // The plan is installed once the outermost transaction commits; if it rolls back, an
-  // active run's plan, reset above, is planned again from the store.
-  auto install = std::make_shared<std::unique_ptr<RunPlan>>(std::move(owned));
-  auto after = [self = self_, run_id, reset, wait_for_slot, install, replan_active](bool committed) {
-    if (!*self) return;
-    Engine& e = **self;
-    if (!committed || replan_active) {
-      if (!*install) e.ReloadPlan(run_id);
-      if (!committed) return;
-    }
-    if (wait_for_slot) {
-      LogEvent(spdlog::level::info, {.run_id = run_id},
-               "run {}: retrying {} instance(s) once its DAG has a free run slot", run_id, reset);
-      e.may_start_queued_runs_ = true;
-    } else {
-      LogEvent(spdlog::level::info, {.run_id = run_id}, "run {}: retrying {} instance(s)", run_id, reset);
-      if (*install) e.plans_[run_id] = std::move(*install);
-    }
-    e.SchedulePump();
-  };
-  if (!began) {
-    if (!*install) ReloadPlan(run_id);
-    return st;
-  }
-  store_.AfterTransaction(std::move(after));
-  if (!st.ok()) {
-    store_.Rollback();  // `after` reloads the plan once the outermost transaction ends
-    return st;
-  }
-  if (Status c = store_.Commit(); !c.ok()) return c;
-  outcome.dag_hash = new_version ? new_version->content_hash : outcome.previous_hash;
-  return outcome;
-}
-
 void Engine::ReloadPlan(const std::string& run_id) {
   if (!plans_.count(run_id)) return;
   if (Status st = ReloadPlans({run_id}); !st.ok()) {
@@ -1279,14 +1147,6 @@ void Engine::ReloadPlan(const std::string& run_id) {
     LogEvent(spdlog::level::warn, {.run_id = run_id}, "run {}: cannot reload it from the store yet: {}", run_id,
              st.message());
   }
-}
-
-std::string Engine::NothingToRetry(const std::string& run_id, const std::optional<std::string>& task,
-                                   const std::optional<std::string>& partition) {
-  std::string what = "run '" + run_id + "' has no failed or upstream_failed instances";
-  if (task) what += " of task '" + *task + "'";
-  if (partition) what += " in partition '" + *partition + "'";
-  return what;
 }
 
 }  // namespace batchd::engine

@@ -139,6 +139,34 @@ class Engine {
   // caller's transaction, the plan is installed after its commit (and reloaded from the
   // store if it rolls back).
   Result<RetryOutcome> Retry(const std::string& run_id, const RetryRequest& request);
+  // An operator's decision on instances that are not running: `state` is success,
+  // failed or skipped; the instances keep `reason` ("marked <state>: <reason>"), and
+  // their downstream follows the trigger rules. Marked success records the idempotency
+  // key, as a successful attempt does.
+  struct MarkRequest {
+    std::string task;
+    std::optional<std::string> partition;  // none: every partition of the task
+    InstanceState state = InstanceState::kSuccess;
+    std::string reason;
+  };
+  // Runs finished instances again: the retry policy applies afresh; an instance whose
+  // idempotency key already succeeded is skipped again unless `force`.
+  struct ClearRequest {
+    std::string task;
+    std::optional<std::string> partition;  // none: every partition of the task
+    bool downstream = false;               // also every instance downstream of them
+    bool force = false;
+  };
+  struct EditOutcome {
+    int changed = 0;         // instances marked or cleared
+    int keys_succeeded = 0;  // Clear: of those, how many will be skipped for their key
+  };
+  // Both work on a running run or a finished one (which becomes active again; queued
+  // behind max_active_runs when it has work and no free slot). Inside a caller's
+  // transaction, the plan is installed after its commit.
+  Result<EditOutcome> Mark(const std::string& run_id, const MarkRequest& request);
+  Result<EditOutcome> Clear(const std::string& run_id, const ClearRequest& request);
+
   // Retry with the run's own version; returns how many instances were reset.
   Result<int> RetryRun(const std::string& run_id, const std::optional<std::string>& task,
                        const std::optional<std::string>& partition);
@@ -214,6 +242,23 @@ class Engine {
   void FinishAttemptInPlan(RunPlan& plan, size_t index, store::AttemptRecord& attempt,
                            const executor::AttemptResult* result);
   void ResolveQueued(RunPlan& plan);
+  // The plan an operator's change edits: an active run's own, or a finished run's planned
+  // again from the store (installed by CommitRunEdit). `doing` names the change in errors.
+  struct RunEdit {
+    RunPlan* plan = nullptr;
+    std::unique_ptr<RunPlan> owned;  // set for a run that was not active
+    dag::DagPtr new_version;         // set when the change moves the run to this version
+  };
+  Result<RunEdit> OpenRunEdit(const std::string& run_id, const char* doing);
+  // Makes the edit run `version` of its DAG.
+  Status MoveEditToVersion(RunEdit& edit, const dag::DagPtr& version);
+  // Persists the run and its changed instances (and `also`, in the same transaction) and
+  // makes the run active once that commits; `what` is logged.
+  Status CommitRunEdit(const std::string& run_id, RunEdit& edit, std::string what,
+                       const std::function<Status()>& also = nullptr);
+  // The instances of `task` (one partition, or all) of a run, or why there are none.
+  Result<std::vector<size_t>> SelectInstances(const RunPlan& plan, const std::string& task,
+                                              const std::optional<std::string>& partition) const;
   // The DAG's current version when it can take over `run` (same task ids, not deleted);
   // otherwise null and `why` says why not.
   Result<dag::DagPtr> CurrentVersionFor(const store::RunRecord& run, const dag::Dag& own, std::string* why);

@@ -170,6 +170,16 @@ void RunPlan::Transition(size_t i, InstanceState to, std::string reason) {
   }
 }
 
+namespace {
+// The reason of an upstream_failed instance: the failed instance upstream of it, found
+// through an upstream_failed one's own reason.
+std::string UpstreamFailure(const store::InstanceRecord* up) {
+  if (!up) return "";
+  if (up->state == InstanceState::kUpstreamFailed) return up->reason;
+  return "upstream " + up->task + (up->partition == "-" ? "" : "[" + up->partition + "]") + " failed";
+}
+}  // namespace
+
 bool RunPlan::Succeeded(size_t i) const {
   const auto& r = instances_[i];
   return r.state == InstanceState::kSuccess ||
@@ -185,6 +195,7 @@ void RunPlan::Propagate() {
     if (instances_[i].state != InstanceState::kPending) continue;
     UpstreamCounts c;
     c.total = static_cast<int>(upstream_[i].size());
+    const store::InstanceRecord* first_failed = nullptr;  // names the failure downstream
     for (size_t j : upstream_[i]) {
       const auto& up = instances_[j];
       if (Succeeded(j)) ++c.succeeded;
@@ -192,12 +203,14 @@ void RunPlan::Propagate() {
       else if (up.state == InstanceState::kFailed) ++c.failed;
       else if (up.state == InstanceState::kUpstreamFailed) ++c.upstream_failed;
       else if (up.state == InstanceState::kCancelled) ++c.cancelled;
+      if (!first_failed && (up.state == InstanceState::kFailed || up.state == InstanceState::kUpstreamFailed))
+        first_failed = &up;
     }
     switch (EvaluateTriggerRule(task_of(i).trigger_rule, c)) {
       case RuleDecision::kWait: break;
       case RuleDecision::kRun: Transition(i, InstanceState::kQueued); break;
       case RuleDecision::kSkip: Transition(i, InstanceState::kSkipped, "trigger_rule"); break;
-      case RuleDecision::kUpstreamFailed: Transition(i, InstanceState::kUpstreamFailed); break;
+      case RuleDecision::kUpstreamFailed: Transition(i, InstanceState::kUpstreamFailed, UpstreamFailure(first_failed)); break;
     }
   }
 }
@@ -300,6 +313,50 @@ int RunPlan::ResetFailed(const std::optional<std::string>& task, const std::opti
       if (instances_[d].state == InstanceState::kUpstreamFailed) stack.push_back(d);
   }
   return reset;
+}
+
+std::vector<size_t> RunPlan::InstancesOf(const std::string& task, const std::optional<std::string>& partition) const {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < instances_.size(); ++i) {
+    const auto& r = instances_[i];
+    if (r.task == task && (!partition || r.partition == *partition)) out.push_back(i);
+  }
+  return out;
+}
+
+void RunPlan::ReopenRuleDecidedDownstream(size_t i) {
+  std::vector<size_t> stack(downstream_[i].begin(), downstream_[i].end());
+  while (!stack.empty()) {
+    size_t d = stack.back();
+    stack.pop_back();
+    auto& r = instances_[d];
+    const bool decided_by_rule = r.state == InstanceState::kUpstreamFailed ||
+                                 (r.state == InstanceState::kSkipped && r.reason == "trigger_rule");
+    if (!decided_by_rule) continue;
+    r.ended_at.reset();
+    key_checked_[d] = 0;
+    Transition(d, InstanceState::kPending);
+    for (size_t next : downstream_[d]) stack.push_back(next);
+  }
+}
+
+void RunPlan::Mark(size_t i, InstanceState to, std::string reason, SysMillis now) {
+  auto& r = instances_[i];
+  r.next_attempt_at.reset();
+  r.ended_at = now;
+  Transition(i, to, std::move(reason));
+  ReopenRuleDecidedDownstream(i);
+}
+
+void RunPlan::Clear(size_t i, bool force) {
+  auto& r = instances_[i];
+  r.next_attempt_at.reset();
+  r.ended_at.reset();
+  r.retry_base = r.attempts;
+  r.force = force;
+  key_checked_[i] = 0;
+  Transition(i, InstanceState::kPending);
+  ReopenRuleDecidedDownstream(i);
 }
 
 }  // namespace batchd::engine

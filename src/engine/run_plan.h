@@ -86,6 +86,19 @@ class RunPlan {
   // upstream_failed because of them are reset as well.
   int ResetFailed(const std::optional<std::string>& task, const std::optional<std::string>& partition);
 
+  // Instances of `task`, every partition or only `partition`, in index order.
+  std::vector<size_t> InstancesOf(const std::string& task, const std::optional<std::string>& partition) const;
+
+  // An operator's decision: instance i, which is not running, ends in the terminal state
+  // `to` with `reason`. Downstream instances the trigger rules had decided
+  // (upstream_failed, skipped by rule) are decided again.
+  void Mark(size_t i, InstanceState to, std::string reason, SysMillis now);
+
+  // Resets terminal instance i to pending for another attempt (the retry policy applies
+  // afresh). `force`: it runs even when its idempotency key already succeeded. Downstream
+  // instances the trigger rules had decided are decided again.
+  void Clear(size_t i, bool force);
+
   int CountIn(InstanceState s) const { return counts_[static_cast<int>(s)]; }
 
   // Template variables of this run (without task, partition, attempt); computed once.
@@ -110,6 +123,9 @@ class RunPlan {
 
  private:
   bool Succeeded(size_t i) const;
+  // Puts the downstream instances of i whose state a trigger rule decided back to pending,
+  // transitively, so that Propagate decides them from their upstream's present states.
+  void ReopenRuleDecidedDownstream(size_t i);
 
   dag::DagPtr dag_;
   store::RunRecord run_;

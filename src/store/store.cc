@@ -211,11 +211,13 @@ INSERT OR IGNORE INTO trigger_files (dag, path, size, mtime_ns, run_id, fired_at
     // attempt followed by another of its instance as a retry.
     nullptr,  // kSchemaV5Objects + kUpgrade5Backfill, in UpgradeSql()
     // 6: each attempt records the DAG version it ran, as a retry may run a newer version
-    // than the run started with. Attempts stored before ran their run's version.
+    // than the run started with. Attempts stored before ran their run's version. An
+    // instance cleared with --force runs even when its idempotency key succeeded.
     R"sql(
 ALTER TABLE attempts ADD COLUMN dag_hash TEXT NOT NULL DEFAULT '';
 UPDATE attempts SET dag_hash = (SELECT r.dag_hash FROM task_instances i JOIN runs r ON r.run_id = i.run_id
                                 WHERE i.id = attempts.instance_id);
+ALTER TABLE task_instances ADD COLUMN force INTEGER NOT NULL DEFAULT 0;
 )sql",
 };
 
@@ -442,7 +444,7 @@ Status ReadRun(const Statement& s, RunRecord* r) {
 
 constexpr const char* kInstanceColumns =
     "i.id, i.run_id, i.task, i.partition, i.state, i.reason, i.idempotency_key, i.attempts, i.exit_code, "
-    "i.next_attempt_at, i.started_at, i.ended_at, i.retry_base";
+    "i.next_attempt_at, i.started_at, i.ended_at, i.retry_base, i.force";
 
 Status ReadInstance(const Statement& s, InstanceRecord* i) {
   i->id = s.Int(0);
@@ -461,6 +463,7 @@ Status ReadInstance(const Statement& s, InstanceRecord* i) {
   i->started_at = OptMs(s, 10);
   i->ended_at = OptMs(s, 11);
   i->retry_base = static_cast<int>(s.Int(12));
+  i->force = s.Int(13) != 0;
   return Status::Ok();
 }
 
@@ -1138,13 +1141,13 @@ Status Store::InsertInstances(std::vector<InstanceRecord>& instances) {
         "cannot insert task instance " + i.task + "[" + i.partition + "] of run '" + i.run_id + "'";
     auto s = db_->Prepare(
         "INSERT INTO task_instances (run_id, task, partition, state, reason, idempotency_key, attempts, "
-        "exit_code, next_attempt_at, started_at, ended_at, retry_base) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+        "exit_code, next_attempt_at, started_at, ended_at, retry_base, force) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     if (!s.ok()) return fail(Annotate(s.status(), doing));
     Statement& st = **s;
     ScopedStatement scope(st);
     st.Bind(1, i.run_id).Bind(2, i.task).Bind(3, i.partition).Bind(4, ToString(i.state)).Bind(5, i.reason);
     st.Bind(6, i.idempotency_key).Bind(7, i.attempts).Bind(8, i.exit_code).Bind(9, Ms(i.next_attempt_at));
-    st.Bind(10, Ms(i.started_at)).Bind(11, Ms(i.ended_at)).Bind(12, i.retry_base);
+    st.Bind(10, Ms(i.started_at)).Bind(11, Ms(i.ended_at)).Bind(12, i.retry_base).Bind(13, i.force ? 1 : 0);
     Status r = st.Run();
     if (r.code() == StatusCode::kNotFound) return fail(Status::NotFound(doing + ": no such run"));
     if (r.code() == StatusCode::kAlreadyExists) return fail(Status::AlreadyExists(doing + ": it already exists"));
@@ -1167,10 +1170,10 @@ Result<std::vector<InstanceRecord>> Store::ListInstances(const std::string& run_
 Status Store::UpdateInstance(const InstanceRecord& i) {
   ASSIGN_STMT(s,
               "UPDATE task_instances SET state = ?, reason = ?, attempts = ?, exit_code = ?, next_attempt_at = ?, "
-              "started_at = ?, ended_at = ?, retry_base = ? WHERE id = ?");
+              "started_at = ?, ended_at = ?, retry_base = ?, force = ? WHERE id = ?");
   s.Bind(1, ToString(i.state)).Bind(2, i.reason).Bind(3, i.attempts).Bind(4, i.exit_code);
   s.Bind(5, Ms(i.next_attempt_at)).Bind(6, Ms(i.started_at)).Bind(7, Ms(i.ended_at)).Bind(8, i.retry_base);
-  s.Bind(9, i.id);
+  s.Bind(9, i.force ? 1 : 0).Bind(10, i.id);
   RUN_UPDATE(s, "cannot update task instance " + std::to_string(i.id) + " (" + i.task + "[" + i.partition + "])",
              "task instance");
   return Status::Ok();

@@ -89,6 +89,8 @@ struct InstanceRecord {
   std::optional<SysMillis> next_attempt_at;  // retry_wait: when to queue again
   std::optional<SysMillis> started_at;
   std::optional<SysMillis> ended_at;
+  bool force = false;                      // cleared with --force: runs even when its
+                                           // idempotency key already succeeded
 };
 
 struct AttemptRecord {

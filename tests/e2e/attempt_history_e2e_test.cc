@@ -100,7 +100,7 @@ TEST_F(AttemptHistoryTest, StatusShowsWhyTheLastAttemptEndedAndItsDurationApartF
                   {"boom", "-", "failed", "1", "#1 exit code 7", "<d>", "<d>", "-"},
                   {"nowhere", "-", "failed", "1", "#1 working directory '" + tmp_.path() + "/missing' does not exist",
                    "<d>", "<d>", "-"},
-                  {"after", "-", "upstream_failed", "0", "-", "-", "-", "-"},
+                  {"after", "-", "upstream_failed", "0", "-", "-", "-", "upstream boom failed"},
                   {"quiet", "-", "success", "1", "#1 exit code 0", "<d>", "<d>", "-"}}))
       << status.out;
 
@@ -128,7 +128,7 @@ TEST_F(AttemptHistoryTest, StatusShowsWhyTheLastAttemptEndedAndItsDurationApartF
             "working directory '" + tmp_.path() + "/missing' does not exist");
   EXPECT_EQ(json["tasks"][4]["last_attempt"], nullptr);
   EXPECT_EQ(json["tasks"][4]["total_seconds"], nullptr);
-  EXPECT_EQ(json["tasks"][4]["reason"], "");
+  EXPECT_EQ(json["tasks"][4]["reason"], "upstream boom failed");
 }
 
 TEST_F(AttemptHistoryTest, AttemptsListsEveryAttemptWithItsOutcomeResourcesAndLog) {

@@ -119,7 +119,7 @@ TEST_F(DaemonTest, ConfigReloadKeepsARemovedPoolWhileADagStillNamesIt) {
   WriteDag("uses_gpu.yaml", PooledDag("uses_gpu", "warehouse", "warehouse"), /*in_dags_dir=*/true);
   ProcResult fixed = Ctl({"reload"});
   EXPECT_EQ(fixed.exit_code, 0) << fixed.Describe();
-  EXPECT_EQ(CtlJson({"pools"}), OrderedJson::parse(R"([{"pool": "warehouse", "queued": 0, "slots": 3, "used": 0}])"));
+  EXPECT_EQ(CtlJson({"pools"}), OrderedJson::parse(R"([{"pool": "warehouse", "slots": 3, "used": 0, "queued": 0}])"));
 }
 
 TEST_F(DaemonTest, PoolsShowsSlotsInUseAndInstancesWaiting) {
@@ -139,7 +139,7 @@ TEST_F(DaemonTest, PoolsShowsSlotsInUseAndInstancesWaiting) {
             "warehouse  1      1     2\n");
   OrderedJson json = CtlJson({"pools"});
   ASSERT_EQ(json.size(), 2u) << json.dump();
-  EXPECT_EQ(json[1], OrderedJson::parse(R"({"pool": "warehouse", "queued": 2, "slots": 1, "used": 1})"));
+  EXPECT_EQ(json[1], OrderedJson::parse(R"({"pool": "warehouse", "slots": 1, "used": 1, "queued": 2})"));
   WriteFile(tmp_ / "go", "");
   EXPECT_TRUE(WaitRunState(run_id, "success"));
   EXPECT_EQ(Ctl({"pools"}).out,

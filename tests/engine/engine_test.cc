@@ -571,7 +571,7 @@ tasks:
   ASSERT_THAT(runner_->Running(), ElementsAre("a[-]#2"));
   EXPECT_THAT(runner_->TakeLogAheadCalls(), IsEmpty()) << "b's file was made once";
   Fail("a");
-  EXPECT_EQ(StoredState(run, "b"), "upstream_failed");
+  EXPECT_EQ(StoredState(run, "b"), "upstream_failed(upstream a failed)");
   EXPECT_THAT(runner_->TakeLogAheadCalls(), ElementsAre("drop b@-.1.log"));
   EXPECT_EQ(RunStateOf(run), "failed");
 }
@@ -1048,7 +1048,7 @@ tasks:
   std::string run = Trigger(dag);
   Fail("a", "us");
   EXPECT_THAT(DeadLetters("deadly"), ElementsAre("a[us]"));
-  EXPECT_EQ(StoredState(run, "b"), "upstream_failed");
+  EXPECT_EQ(StoredState(run, "b"), "upstream_failed(upstream a[us] failed)");
   EXPECT_THAT(runner_->Running(), ElementsAre("a[eu]#1", "alert[-]#1"));
   ExpectStoreMatchesMemory(run);
   Complete("a", "eu");
@@ -1353,7 +1353,7 @@ TEST_F(EngineTest, RetryRunResetsFailedInstancesOnlyAndTheRunThenSucceeds) {
   Fail("a");
   Complete("c");
   EXPECT_EQ(RunStateOf(run), "failed");
-  EXPECT_THAT(StoredStates(run), ElementsAre("a[-]=failed", "b[-]=upstream_failed", "c[-]=success"));
+  EXPECT_THAT(StoredStates(run), ElementsAre("a[-]=failed", "b[-]=upstream_failed(upstream a failed)", "c[-]=success"));
   EXPECT_THAT(DeadLetters("rerun"), ElementsAre("a[-]"));
   EXPECT_EQ(engine_->ActiveRunCount(), 0u);
 
@@ -1510,7 +1510,7 @@ TEST_F(EngineTest, RetryRunOfAQueuedRunIsRefused) {
   auto r = engine_->RetryRun(queued, std::nullopt, std::nullopt);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(r.status().message(), "run '" + queued + "' has not started yet");
+  EXPECT_EQ(r.status().message(), "run '" + queued + "' has not started yet: nothing to retry");
 }
 
 TEST_F(EngineTest, RetryRunGivesTheInstanceItsRetryPolicyAgain) {
@@ -1678,7 +1678,7 @@ tasks:
   // (success) does not run again.
   EXPECT_EQ(StoredState(run, "a", "x"), "success");
   EXPECT_EQ(StoredState(run, "a", "y"), "failed");
-  EXPECT_EQ(StoredState(run, "b"), "upstream_failed");
+  EXPECT_EQ(StoredState(run, "b"), "upstream_failed(upstream a[y] failed)");
   EXPECT_THAT(runner_->Started(), ElementsAre("a[z]#1"));
   ExpectStoreMatchesMemory(run);
   Complete("a", "z");
@@ -2151,7 +2151,7 @@ TEST_F(EngineTest, RetryRunInsideATransactionThatRollsBackStartsNothing) {
   EXPECT_EQ(RunStateOf(run), "failed");
   EXPECT_EQ(engine_->ActiveRunCount(), 0u) << "the retried plan was installed without its commit";
   EXPECT_THAT(runner_->Running(), IsEmpty());
-  EXPECT_THAT(StoredStates(run), ElementsAre("a[-]=failed", "b[-]=upstream_failed", "c[-]=success"));
+  EXPECT_THAT(StoredStates(run), ElementsAre("a[-]=failed", "b[-]=upstream_failed(upstream a failed)", "c[-]=success"));
 }
 
 TEST_F(EngineTest, RetryRunOfAnActiveRunRolledBackPlansItAgainFromTheStore) {

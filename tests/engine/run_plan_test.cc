@@ -360,7 +360,7 @@ TEST(RunPlanTest, SamePartitionFailureOnlyAffectsItsOwnPartition) {
   auto plan = MakePlan(MustLoad(kSameYaml));
   Fail(*plan, "extract", "us");
   Succeed(*plan, "extract", "eu");
-  EXPECT_EQ(StateOf(*plan, "transform", "us"), "upstream_failed");
+  EXPECT_EQ(StateOf(*plan, "transform", "us"), "upstream_failed(upstream extract[us] failed)");
   EXPECT_EQ(StateOf(*plan, "transform", "eu"), "queued");
   EXPECT_EQ(StateOf(*plan, "transform", "apac"), "pending");
 }
@@ -415,8 +415,8 @@ tasks:
 )yaml"));
   Fail(*plan, "extract", "us");
   // Decided at once, without waiting for extract[eu].
-  EXPECT_EQ(StateOf(*plan, "transform", "us"), "upstream_failed");
-  EXPECT_EQ(StateOf(*plan, "transform", "eu"), "upstream_failed");
+  EXPECT_EQ(StateOf(*plan, "transform", "us"), "upstream_failed(upstream extract[us] failed)");
+  EXPECT_EQ(StateOf(*plan, "transform", "eu"), "upstream_failed(upstream extract[us] failed)");
   EXPECT_EQ(StateOf(*plan, "extract", "eu"), "queued");
 }
 
@@ -447,6 +447,84 @@ tasks:
 
 // --- cascades -----------------------------------------------------------------------------
 
+constexpr const char* kMarkDag = R"yaml(dag: d
+tasks:
+  - id: a
+    command: "true"
+    partitions: {values: [p, q]}
+  - id: b
+    command: "true"
+    depends_on: [a]
+  - id: c
+    command: "true"
+    depends_on: [b]
+  - id: after
+    command: "true"
+    depends_on: [b]
+    trigger_rule: one_failed
+)yaml";
+
+TEST(RunPlanTest, MarkingAFailedInstanceSuccessReopensWhatTheRulesDecidedDownstream) {
+  auto plan = MakePlan(MustLoad(kMarkDag));
+  Succeed(*plan, "a", "p");
+  Fail(*plan, "a", "q");
+  Succeed(*plan, "after");  // one_failed: ran because b is upstream_failed
+  EXPECT_THAT(States(*plan), ElementsAre("a[p]=success", "a[q]=failed", "b[-]=upstream_failed(upstream a[q] failed)",
+                                         "c[-]=upstream_failed(upstream a[q] failed)", "after[-]=success"));
+  ASSERT_TRUE(plan->AllTerminal());
+  (void)plan->TakeChanged();
+  plan->Mark(Idx(*plan, "a", "q"), InstanceState::kSuccess, "marked success: by hand", SysMillis{});
+  plan->Propagate();
+  EXPECT_THAT(States(*plan), ElementsAre("a[p]=success", "a[q]=success(marked success: by hand)", "b[-]=queued",
+                                         "c[-]=pending", "after[-]=success"))
+      << "what ran downstream keeps its outcome";
+  EXPECT_EQ(plan->TakeChanged().size(), 3u) << "a[q], b and c are persisted";
+  Succeed(*plan, "b");
+  Succeed(*plan, "c");
+  EXPECT_TRUE(plan->AllTerminal());
+  EXPECT_EQ(plan->Outcome(), RunState::kSuccess);
+}
+
+TEST(RunPlanTest, MarkingAnInstanceFailedDecidesARuleSkipAgain) {
+  auto plan = MakePlan(MustLoad(kMarkDag));
+  Succeed(*plan, "a", "p");
+  Succeed(*plan, "a", "q");
+  Succeed(*plan, "b");
+  Succeed(*plan, "c");
+  ASSERT_EQ(StateOf(*plan, "after"), "skipped(trigger_rule)");
+  plan->Mark(Idx(*plan, "b"), InstanceState::kFailed, "marked failed: bad data", SysMillis{});
+  plan->Propagate();
+  EXPECT_THAT(States(*plan), ElementsAre("a[p]=success", "a[q]=success", "b[-]=failed(marked failed: bad data)",
+                                         "c[-]=success", "after[-]=queued"));
+  plan->Mark(Idx(*plan, "after"), InstanceState::kSkipped, "marked skipped: not today", SysMillis{});
+  plan->Propagate();
+  EXPECT_TRUE(plan->AllTerminal());
+  EXPECT_EQ(plan->Outcome(), RunState::kFailed);
+}
+
+TEST(RunPlanTest, ClearedInstancesRunAgainWithTheirRetriesAfreshAndTheirForceFlag) {
+  auto plan = MakePlan(MustLoad(kMarkDag));
+  Succeed(*plan, "a", "p");
+  Succeed(*plan, "a", "q");
+  Fail(*plan, "b");
+  ASSERT_EQ(StateOf(*plan, "c"), "upstream_failed(upstream b failed)");
+  size_t q = Idx(*plan, "a", "q");
+  plan->instance(q).attempts = 3;
+  plan->Clear(q, /*force=*/true);
+  plan->Propagate();
+  EXPECT_EQ(StateOf(*plan, "a", "q"), "queued");
+  EXPECT_EQ(plan->instance(q).retry_base, 3);
+  EXPECT_TRUE(plan->instance(q).force);
+  EXPECT_FALSE(plan->key_checked(q));
+  EXPECT_EQ(StateOf(*plan, "b"), "failed") << "what ran downstream keeps its outcome";
+  plan->Clear(Idx(*plan, "b"), /*force=*/false);
+  plan->Propagate();
+  EXPECT_EQ(StateOf(*plan, "b"), "pending") << "waits for a[q] again";
+  EXPECT_EQ(StateOf(*plan, "c"), "pending") << "its upstream_failed was decided by b";
+  Succeed(*plan, "a", "q");
+  EXPECT_EQ(StateOf(*plan, "b"), "queued");
+}
+
 TEST(RunPlanTest, UpstreamFailedCascadesThroughTheWholeChain) {
   auto plan = MakePlan(MustLoad(R"yaml(dag: d
 tasks:
@@ -466,8 +544,11 @@ tasks:
     command: "true"
 )yaml"));
   Fail(*plan, "a");
-  EXPECT_THAT(States(*plan), ElementsAre("a[-]=failed", "b[-]=upstream_failed", "c[p]=upstream_failed",
-                                         "c[q]=upstream_failed", "d[-]=upstream_failed", "side[-]=queued"));
+  // Every instance of the cascade names the failure it comes from.
+  EXPECT_THAT(States(*plan), ElementsAre("a[-]=failed", "b[-]=upstream_failed(upstream a failed)",
+                                         "c[p]=upstream_failed(upstream a failed)",
+                                         "c[q]=upstream_failed(upstream a failed)",
+                                         "d[-]=upstream_failed(upstream a failed)", "side[-]=queued"));
   EXPECT_FALSE(plan->AllTerminal());
   Succeed(*plan, "side");
   EXPECT_TRUE(plan->AllTerminal());
@@ -522,7 +603,7 @@ tasks:
   EXPECT_EQ(StateOf(*plan, "cleanup"), "pending");
   Fail(*plan, "load", "eu");
   EXPECT_EQ(StateOf(*plan, "cleanup"), "queued");
-  EXPECT_EQ(StateOf(*plan, "publish"), "upstream_failed");
+  EXPECT_EQ(StateOf(*plan, "publish"), "upstream_failed(upstream load[eu] failed)");
   Succeed(*plan, "cleanup");
   EXPECT_TRUE(plan->AllTerminal());
   EXPECT_EQ(plan->Outcome(), RunState::kFailed);  // the cleanup succeeding does not hide the failure
@@ -620,7 +701,7 @@ tasks:
   Succeed(*plan, "b");
   EXPECT_EQ(StateOf(*plan, "tolerant"), "queued");
   Fail(*plan, "c");
-  EXPECT_EQ(StateOf(*plan, "strict"), "upstream_failed");
+  EXPECT_EQ(StateOf(*plan, "strict"), "upstream_failed(upstream c failed)");
 }
 
 TEST(RunPlanTest, ConstructedFromPersistedStatesItResumesWhereItWas) {
@@ -809,8 +890,8 @@ TEST(RunPlanTest, FailedRunFixtureIsWhatTheResetTestsExpect) {
   auto plan = FailedRun();
   EXPECT_THAT(States(*plan),
               ElementsAre("extract[us]=failed", "extract[eu]=success", "extract[apac]=success",
-                          "transform[us]=upstream_failed", "transform[eu]=success", "transform[apac]=failed",
-                          "publish[-]=upstream_failed", "cleanup[-]=success", "unrelated[-]=success"));
+                          "transform[us]=upstream_failed(upstream extract[us] failed)", "transform[eu]=success", "transform[apac]=failed",
+                          "publish[-]=upstream_failed(upstream extract[us] failed)", "cleanup[-]=success", "unrelated[-]=success"));
   EXPECT_TRUE(plan->AllTerminal());
   EXPECT_EQ(plan->Outcome(), RunState::kFailed);
 }
@@ -854,7 +935,7 @@ TEST(RunPlanTest, ResetFailedFilteredByTaskResetsItsDownstreamToo) {
                           "publish[-]=pending", "cleanup[-]=success", "unrelated[-]=success"));
   plan->Propagate();
   // publish still has a failed upstream (transform[apac]) and goes back to upstream_failed.
-  EXPECT_EQ(StateOf(*plan, "publish"), "upstream_failed");
+  EXPECT_EQ(StateOf(*plan, "publish"), "upstream_failed(upstream transform[apac] failed)");
   EXPECT_EQ(StateOf(*plan, "extract", "us"), "queued");
 }
 
@@ -863,7 +944,7 @@ TEST(RunPlanTest, ResetFailedFilteredByTaskAndPartition) {
   EXPECT_EQ(plan->ResetFailed(std::string("transform"), std::string("apac")), 2);
   EXPECT_THAT(States(*plan),
               ElementsAre("extract[us]=failed", "extract[eu]=success", "extract[apac]=success",
-                          "transform[us]=upstream_failed", "transform[eu]=success", "transform[apac]=pending",
+                          "transform[us]=upstream_failed(upstream extract[us] failed)", "transform[eu]=success", "transform[apac]=pending",
                           "publish[-]=pending", "cleanup[-]=success", "unrelated[-]=success"));
 }
 

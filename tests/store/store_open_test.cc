@@ -473,11 +473,12 @@ TEST(StoreOpenTest, ReopeningACurrentDatabaseMigratesNothing) {
 }
 
 // What version 6 added, to turn a file back into version 5.
-constexpr const char* kDropVersion6 = "ALTER TABLE attempts DROP COLUMN dag_hash; ";
+constexpr const char* kDropVersion6 =
+    "ALTER TABLE attempts DROP COLUMN dag_hash; ALTER TABLE task_instances DROP COLUMN force; ";
 
 // What versions 5 and 6 added, to turn a file back into version 4.
 constexpr const char* kDropVersion5 =
-    "ALTER TABLE attempts DROP COLUMN dag_hash; "
+    "ALTER TABLE attempts DROP COLUMN dag_hash; ALTER TABLE task_instances DROP COLUMN force; "
     "DROP TRIGGER count_run_endings; DROP TRIGGER count_instance_endings; DROP TRIGGER count_idempotent_skips; "
     "DROP TRIGGER count_instances_born_ended; DROP TRIGGER count_attempt_endings; "
     "DROP TRIGGER count_attempts_born_ended; DROP TRIGGER count_slo_misses; "
