@@ -251,7 +251,7 @@ class Engine {
   };
   Result<RunEdit> OpenRunEdit(const std::string& run_id, const char* doing);
   // Makes the edit run `version` of its DAG.
-  Status MoveEditToVersion(RunEdit& edit, const dag::DagPtr& version);
+  void MoveEditToVersion(RunEdit& edit, const dag::DagPtr& version);
   // Persists the run and its changed instances (and `also`, in the same transaction) and
   // makes the run active once that commits; `what` is logged.
   Status CommitRunEdit(const std::string& run_id, RunEdit& edit, std::string what,

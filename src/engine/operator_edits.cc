@@ -40,9 +40,9 @@ Result<Engine::RunEdit> Engine::OpenRunEdit(const std::string& run_id, const cha
   return edit;
 }
 
-Status Engine::MoveEditToVersion(RunEdit& edit, const dag::DagPtr& version) {
+void Engine::MoveEditToVersion(RunEdit& edit, const dag::DagPtr& version) {
   edit.new_version = version;
-  if (!edit.owned) return Status::Ok();  // an active run is planned again after the commit
+  if (!edit.owned) return;  // an active run is planned again after the commit
   RunRecord run = edit.owned->run();
   run.dag_hash = version->content_hash;
   std::vector<store::InstanceRecord> instances;
@@ -50,7 +50,6 @@ Status Engine::MoveEditToVersion(RunEdit& edit, const dag::DagPtr& version) {
   for (size_t i = 0; i < edit.owned->size(); ++i) instances.push_back(edit.owned->instance(i));
   edit.owned = std::make_unique<RunPlan>(version, std::move(run), std::move(instances));
   edit.plan = edit.owned.get();
-  return Status::Ok();
 }
 
 Status Engine::CommitRunEdit(const std::string& run_id, RunEdit& edit, std::string what,
@@ -117,9 +116,7 @@ Result<Engine::RetryOutcome> Engine::Retry(const std::string& run_id, const Retr
   if (request.current_version) {
     auto current = CurrentVersionFor(edit->plan->run(), edit->plan->dag(), &outcome.kept_version_why);
     if (!current.ok()) return current.status();
-    if (*current) {
-      if (Status st = MoveEditToVersion(*edit, *current); !st.ok()) return st;
-    }
+    if (*current) MoveEditToVersion(*edit, *current);
   }
   outcome.reset = edit->plan->ResetFailed(request.task, request.partition);
   if (outcome.reset == 0) {
@@ -127,8 +124,6 @@ Result<Engine::RetryOutcome> Engine::Retry(const std::string& run_id, const Retr
     // a commit).
     return Status::FailedPrecondition(NothingToRetry(run_id, request.task, request.partition));
   }
-  for (size_t i = 0; i < edit->plan->size(); ++i)
-    if (edit->plan->instance(i).state == InstanceState::kPending) edit->plan->set_key_checked(i, false);
   outcome.dag_hash = edit->new_version ? edit->new_version->content_hash : outcome.previous_hash;
   if (Status st = CommitRunEdit(run_id, *edit, "retrying " + std::to_string(outcome.reset) + " instance(s)"); !st.ok())
     return st;

@@ -307,6 +307,7 @@ int RunPlan::ResetFailed(const std::optional<std::string>& task, const std::opti
     r.next_attempt_at.reset();
     r.ended_at.reset();
     r.retry_base = r.attempts;  // the retry policy applies afresh
+    key_checked_[i] = 0;        // its key is looked up again when it is queued
     Transition(i, InstanceState::kPending);
     ++reset;
     for (size_t d : downstream_[i])
