@@ -135,6 +135,20 @@ int ParseInt(const std::string& what, const std::string& s, int min, int max) {
                                 std::to_string(max) + ", got '" + s + "'");
 }
 
+int64_t ParseInt64(const std::string& what, const std::string& s, int64_t min, int64_t max) {
+  try {
+    size_t used = 0;
+    long long v = std::stoll(s, &used);
+    if (used == s.size() && v >= min && v <= max) return v;
+  } catch (const std::exception&) {
+  }
+  Throw(400, "bad_request", what + " must be an integer between " + std::to_string(min) + " and " +
+                                std::to_string(max) + ", got '" + s + "'");
+}
+
+// Instances per status page unless `limit` says otherwise.
+constexpr int kDefaultStatusPage = 1000;
+
 json ParseBody(const HttpRequest& request, std::initializer_list<const char*> allowed) {
   if (request.body.empty()) return json::object();
   json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
@@ -800,22 +814,35 @@ json AttemptJson(const store::RunAttempt& r, const std::string& run_version, Sys
 }  // namespace
 
 HttpResponse ControlApi::RunStatus(const std::string& run_id, const std::string& query) {
+  // Costs a page, not the run: counts come from the engine's plan while the run is active
+  // (one aggregate query once it ended), instances from an index seek to the cursor, and
+  // attempts only for the page's instances. Pollers (`trigger --wait`) ask for limit=0.
   auto q = ParseQuery(query);
-  AllowQuery(q, {"task", "state", "limit"});
-  std::optional<std::string> task_filter;
+  AllowQuery(q, {"task", "partition", "state", "limit", "after"});
+  store::Store::InstanceFilter filter;
   if (q.count("task") && !q["task"].empty()) {
     RequireName("task id", q["task"]);
-    task_filter = q["task"];
+    filter.task = q["task"];
   }
-  std::optional<InstanceState> state_filter;
+  if (q.count("partition")) {
+    if (!filter.task) Throw(400, "bad_request", "query parameter 'partition' needs 'task'");
+    filter.partition = q["partition"];
+  }
   if (q.count("state") && !q["state"].empty()) {
-    state_filter = ParseInstanceState(q["state"]);
-    if (!state_filter)
-      Throw(400, "bad_request", "unknown task state '" + q["state"] +
-                                    "': expected pending, queued, running, retry_wait, success, failed, skipped, "
-                                    "upstream_failed or cancelled");
+    for (size_t start = 0; start <= q["state"].size();) {
+      size_t comma = std::min(q["state"].find(',', start), q["state"].size());
+      const std::string name = q["state"].substr(start, comma - start);
+      auto state = ParseInstanceState(name);
+      if (!state)
+        Throw(400, "bad_request", "unknown task state '" + name +
+                                      "': expected pending, queued, running, retry_wait, success, failed, skipped, "
+                                      "upstream_failed or cancelled");
+      filter.states.push_back(*state);
+      start = comma + 1;
+    }
   }
-  const int limit = q.count("limit") ? ParseInt("limit", q["limit"], 1, 100000000) : -1;
+  filter.limit = q.count("limit") ? ParseInt("limit", q["limit"], 0, 100000) : kDefaultStatusPage;
+  if (q.count("after")) filter.after_id = ParseInt64("after", q["after"], 0, INT64_MAX);
 
   store::Store& store = ctx_.engine->store();
   auto run = Unwrap(store.GetRun(run_id));
@@ -826,29 +853,43 @@ HttpResponse ControlApi::RunStatus(const std::string& run_id, const std::string&
   out["data_interval_start"] = FormatIso(run->interval_start, zone);
   out["data_interval_end"] = FormatIso(run->interval_end, zone);
   const SysMillis now = std::chrono::floor<std::chrono::milliseconds>(ctx_.clock->Now());
-  auto instances = Unwrap(store.ListInstances(run_id));
-  if (task_filter && std::none_of(instances.begin(), instances.end(),
-                                  [&](const store::InstanceRecord& i) { return i.task == *task_filter; }))
-    Throw(404, "not_found", "run '" + run_id + "' has no task '" + *task_filter + "'");
-  // Per instance: its attempts' total time and its last attempt, from one query.
-  std::map<std::pair<std::string, std::string>, std::pair<double, store::AttemptRecord>> last;
-  for (auto& r : Unwrap(store.ListRunAttempts(run_id, task_filter))) {
-    auto& [total, attempt] = last[{r.task, r.partition}];
-    total += AttemptSeconds(r.attempt, now);
-    attempt = std::move(r.attempt);
-  }
+
   json counts = json::object();  // the whole run's, whatever the filters
-  json tasks = json::array();
-  bool more = false;
-  for (const auto& i : instances) {
-    json& n = counts[i.task][std::string(ToString(i.state))];
-    n = n.is_null() ? 1 : n.get<int64_t>() + 1;
-    if ((task_filter && i.task != *task_filter) || (state_filter && i.state != *state_filter)) continue;
-    if (limit >= 0 && static_cast<int>(tasks.size()) >= limit) {
-      more = true;
-      continue;
+  if (const engine::RunPlan* plan = ctx_.engine->FindActiveRun(run_id)) {
+    for (size_t t = 0; t < plan->dag().tasks.size(); ++t) {
+      const auto& by_state = plan->TaskCounts(t);
+      for (size_t k = 0; k < by_state.size(); ++k)
+        if (by_state[k] > 0)
+          counts[plan->dag().tasks[t].id][std::string(ToString(static_cast<InstanceState>(k)))] = by_state[k];
     }
-    auto it = last.find({i.task, i.partition});
+  } else {
+    for (const auto& [task, by_state] : Unwrap(store.CountInstances(run_id)))
+      for (const auto& [state, n] : by_state) counts[task][std::string(ToString(state))] = n;
+  }
+  if (filter.task && !counts.contains(*filter.task))
+    Throw(404, "not_found", "run '" + run_id + "' has no task '" + *filter.task + "'");
+
+  // One more than the page says whether there is more.
+  const int page_size = filter.limit;
+  filter.limit = page_size + 1;
+  auto instances = Unwrap(store.ListInstancePage(run_id, filter));
+  const bool more = static_cast<int>(instances.size()) > page_size;
+  if (more) instances.resize(static_cast<size_t>(page_size));
+  if (filter.partition && instances.empty() && filter.states.empty() && filter.after_id == 0)
+    Throw(404, "not_found", "run '" + run_id + "' has no task '" + *filter.task + "' partition '" +
+                                *filter.partition + "'");
+  // Per instance: its attempts' total time and its last attempt.
+  std::map<int64_t, std::pair<double, store::AttemptRecord>> last;
+  if (!instances.empty()) {
+    for (auto& a : Unwrap(store.ListAttemptsOfInstances(instances.front().id, instances.back().id))) {
+      auto& [total, attempt] = last[a.instance_id];
+      total += AttemptSeconds(a, now);
+      attempt = std::move(a);
+    }
+  }
+  json tasks = json::array();
+  for (const auto& i : instances) {
+    auto it = last.find(i.id);
     std::string reason = i.reason;
     // A failed instance says why its last attempt failed unless it has a reason of its own.
     if (reason.empty() && it != last.end() &&
@@ -870,6 +911,7 @@ HttpResponse ControlApi::RunStatus(const std::string& run_id, const std::string&
   out["counts"] = counts;
   out["tasks"] = tasks;
   out["more"] = more;
+  out["next_after"] = more ? json(instances.back().id) : json(nullptr);
   return JsonResponse(200, out);
 }
 
@@ -1032,9 +1074,7 @@ HttpResponse ControlApi::Logs(const std::string& run_id, const std::string& quer
   store::Store& store = ctx_.engine->store();
   auto run = Unwrap(store.GetRun(run_id));
   if (!run) Throw(404, "not_found", "run '" + run_id + "' not found");
-  std::optional<store::InstanceRecord> instance;
-  for (auto& i : Unwrap(store.ListInstances(run_id)))
-    if (i.task == q["task"] && i.partition == partition) instance = std::move(i);
+  std::optional<store::InstanceRecord> instance = Unwrap(store.GetInstance(run_id, q["task"], partition));
   if (!instance)
     Throw(404, "not_found", "run '" + run_id + "' has no task '" + q["task"] + "' partition '" + partition + "'");
   auto attempts = Unwrap(store.ListAttempts(instance->id));

@@ -45,7 +45,7 @@ std::optional<int64_t> ParseInt(const std::string& s) {
 // can wait for it instead of failing.
 bool WillStart(Api& api, const LogsOptions& o) {
   Query query;
-  query.Add("task", o.task);
+  query.Add("task", o.task).Add("partition", o.partition.empty() ? "-" : o.partition);
   auto response = api.Send("GET", query.Apply(RunPath(o.run_id)));
   if (!response.ok() || response->status != 200) return false;
   Json run = Json::parse(response->body, nullptr, /*allow_exceptions=*/false);
@@ -107,11 +107,17 @@ std::optional<int> ListPartitionsInstead(Api& api, const LogsOptions& o) {
     PrintJson({{"run_id", o.run_id}, {"task", o.task}, {"partitions", partitions}});
     return kExitUsage;
   }
-  std::cerr << "task " << o.task << " of run " << o.run_id << " has " << Plural(static_cast<int64_t>(tasks.size()), "partition")
+  int64_t total = 0;
+  for (const auto& [_, n] : Field(Field(run, "counts"), o.task).items()) total += n.is_number_integer() ? n.get<int64_t>() : 0;
+  total = std::max(total, static_cast<int64_t>(tasks.size()));
+  std::cerr << "task " << o.task << " of run " << o.run_id << " has " << Plural(total, "partition")
             << "; show one with --partition P:\n";
   Table table({"PARTITION", "STATE", "ATTEMPTS"});
   for (const auto& t : tasks) table.AddRow({Cell(t, "partition"), Cell(t, "state"), Cell(t, "attempts")});
   table.Print(std::cerr);
+  if (total > static_cast<int64_t>(tasks.size()))
+    std::cerr << "(" << Plural(total - static_cast<int64_t>(tasks.size()), "more partition") << ": batchctl status "
+              << o.run_id << " --task " << o.task << " --all)\n";
   return kExitUsage;
 }
 

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <set>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
@@ -235,6 +237,7 @@ struct StatusOptions {
 };
 
 constexpr int kDefaultStatusLimit = 1000;
+constexpr int kAllStatusPage = 10000;
 
 // The SPEC's `status --json` shape; each task also carries its last attempt and durations.
 OrderedJson StatusJson(const Json& run) {
@@ -382,7 +385,9 @@ void PrintStatus(const Json& run, const StatusOptions& o) {
     table.Print(std::cout);
   }
   if (Bool(run, "more").value_or(false)) {
-    std::cout << "(only the first " << tasks.size() << " instances were read; --all reads every one)\n";
+    // The page asked for; the failed and running instances past it are listed as well.
+    std::cout << "(only the first " << (o.limit > 0 ? o.limit : kDefaultStatusLimit)
+              << " instances were read; --all reads every one)\n";
   } else if (hidden > 0) {
     std::cout << "(" << Plural(hidden, "more instance") << " not listed: batchctl status " << Str(run, "run_id", o.run_id)
               << " --all)\n";
@@ -390,12 +395,41 @@ void PrintStatus(const Json& run, const StatusOptions& o) {
 }
 
 int RunStatus(const GlobalOptions& global, const StatusOptions& o) {
-  Query query;
-  query.Add("task", o.task).Add("state", o.state);
-  if (!o.all) query.Add("limit", std::to_string(o.limit > 0 ? o.limit : kDefaultStatusLimit));
   Api api(global);
-  auto reply = api.Call("GET", query.Apply(RunPath(o.run_id)));
-  if (!reply) return api.exit_code();
+  // --all reads every instance, a page at a time (each page costs the daemon only itself).
+  const int page = o.all ? kAllStatusPage : (o.limit > 0 ? o.limit : kDefaultStatusLimit);
+  std::optional<Json> reply;
+  std::string after;
+  while (true) {
+    Query query;
+    query.Add("task", o.task).Add("state", o.state).Add("limit", std::to_string(page)).Add("after", after);
+    auto got = api.Call("GET", query.Apply(RunPath(o.run_id)));
+    if (!got) return api.exit_code();
+    if (!reply) {
+      reply = std::move(got);
+    } else {
+      // Later pages add their instances; the run and its counts are the latest reply's.
+      Json tasks = std::move((*reply)["tasks"]);
+      for (auto& t : (*got)["tasks"]) tasks.push_back(std::move(t));
+      reply = std::move(got);
+      (*reply)["tasks"] = std::move(tasks);
+    }
+    const Json& next = Field(*reply, "next_after");
+    if (!o.all || !next.is_number_integer()) break;
+    after = std::to_string(next.get<int64_t>());
+  }
+  if (o.all) (*reply)["more"] = false;
+  // The grouped view shows every failed and running instance, also those past the page.
+  if (!o.all && !global.json && o.task.empty() && o.state.empty() && Bool(*reply, "more").value_or(false)) {
+    Query query;
+    query.Add("state", "failed,running,retry_wait").Add("limit", std::to_string(kDefaultStatusLimit));
+    auto attention = api.Call("GET", query.Apply(RunPath(o.run_id)));
+    if (!attention) return api.exit_code();
+    std::set<std::pair<std::string, std::string>> listed;
+    for (const auto& t : (*reply)["tasks"]) listed.insert({Str(t, "task"), Str(t, "partition")});
+    for (auto& t : (*attention)["tasks"])
+      if (!listed.count({Str(t, "task"), Str(t, "partition")})) (*reply)["tasks"].push_back(std::move(t));
+  }
   if (global.json) {
     PrintJson(StatusJson(*reply));
   } else {
@@ -587,7 +621,7 @@ void AddRunCommands(CLI::App& app, const GlobalOptions& global, Action& action) 
   status->add_option("--state", status_options->state, "only instances in this state")
       ->check(CLI::IsMember(kInstanceStates));
   status->add_option("--limit", status_options->limit, "at most N instances (default 1000)")
-      ->check(CLI::Range(1, 100000000));
+      ->check(CLI::Range(1, 100000));
   status->add_flag("--all", status_options->all, "every instance, one row each");
   status->callback([&global, &action, status_options] {
     action = [&global, status_options] { return RunStatus(global, *status_options); };

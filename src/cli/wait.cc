@@ -103,24 +103,32 @@ std::optional<Json> Poll(Api& api, const std::string& target, Progress& progress
   }
 }
 
+// Instances per state over the run's `counts` ({"TASK": {"STATE": n}}).
+std::map<std::string, int64_t> StateTotals(const Json& run) {
+  std::map<std::string, int64_t> totals;
+  const Json& counts = Field(run, "counts");
+  if (!counts.is_object()) return totals;
+  for (const auto& [_, by_state] : counts.items()) {
+    if (!by_state.is_object()) continue;
+    for (const auto& [state, n] : by_state.items())
+      if (n.is_number_integer()) totals[state] += n.get<int64_t>();
+  }
+  return totals;
+}
+
 // "running  3/10 done: success 3, running 2, pending 5"
 std::string RunStatusLine(const Json& run) {
-  std::map<std::string, int> counts;
-  int total = 0, done = 0;
-  const Json& tasks = Field(run, "tasks");
-  if (tasks.is_array()) {
-    for (const auto& t : tasks) {
-      std::string s = Str(t, "state", "?");
-      ++counts[s];
-      ++total;
-      if (IsTerminalInstanceState(s)) ++done;
-    }
+  std::map<std::string, int64_t> counts = StateTotals(run);
+  int64_t total = 0, done = 0;
+  for (const auto& [s, n] : counts) {
+    total += n;
+    if (IsTerminalInstanceState(s)) done += n;
   }
   std::string line = "run " + Str(run, "run_id") + " " + Str(run, "state", "?");
   if (total == 0) return line;
   line += "  " + std::to_string(done) + "/" + std::to_string(total) + " done:";
   bool first = true;
-  auto add = [&](const std::string& state, int n) {
+  auto add = [&](const std::string& state, int64_t n) {
     line += (first ? " " : ", ") + state + " " + std::to_string(n);
     first = false;
   };
@@ -134,6 +142,12 @@ std::string RunStatusLine(const Json& run) {
   for (const auto& [s, n] : counts) add(s, n);  // states this client does not know yet
   return line;
 }
+
+// Polls cost O(1) on the daemon: the run and its counts, no instances.
+std::string PollTarget(const std::string& run_id) { return RunPath(run_id) + "?limit=0"; }
+
+// How many failed instances a finished run's summary lists.
+constexpr int kFailuresListed = 50;
 
 }  // namespace
 
@@ -150,14 +164,17 @@ std::string InstanceLabel(const Json& instance) {
 
 std::optional<Json> WaitForRun(Api& api, const std::string& run_id) {
   Progress progress(api.global().json);
-  const std::string target = RunPath(run_id);
+  const std::string target = PollTarget(run_id);
   while (true) {
     auto run = Poll(api, target, progress);
     if (!run) return std::nullopt;
     std::string state = Str(*run, "state");
     if (IsTerminalRunState(state)) {
       progress.Finish();
-      return run;
+      if (state == "success") return run;
+      // Once, at the end: the instances that did not succeed, for the summary.
+      return Poll(api, RunPath(run_id) + "?state=failed,upstream_failed,cancelled&limit=" +
+                           std::to_string(kFailuresListed), progress);
     }
     std::string elapsed = ElapsedCell(*run, Now());
     progress.Update(RunStatusLine(*run), elapsed == "-" ? "" : elapsed);
@@ -176,7 +193,7 @@ std::optional<std::vector<Json>> WaitForRuns(Api& api, const std::string& label,
     size_t finished = 0;
     for (size_t i = 0; i < run_ids.size(); ++i) {
       if (!done[i]) {
-        auto run = Poll(api, RunPath(run_ids[i]), progress);
+        auto run = Poll(api, PollTarget(run_ids[i]), progress);
         if (!run) return std::nullopt;
         runs[i] = std::move(*run);
         done[i] = IsTerminalRunState(Str(runs[i], "state"));
@@ -209,16 +226,7 @@ void PrintRunOutcome(const Json& run) {
   std::string line = "run " + run_id + " " + state;
   std::string elapsed = ElapsedCell(run, Now());
   if (elapsed != "-") line += " in " + elapsed;
-  std::map<std::string, int> counts;
-  std::vector<const Json*> failed;
-  const Json& tasks = Field(run, "tasks");
-  if (tasks.is_array()) {
-    for (const auto& t : tasks) {
-      std::string s = Str(t, "state", "?");
-      ++counts[s];
-      if (s == "failed" || s == "upstream_failed" || s == "cancelled") failed.push_back(&t);
-    }
-  }
+  const std::map<std::string, int64_t> counts = StateTotals(run);
   if (!counts.empty()) {
     line += " (";
     bool first = true;
@@ -230,22 +238,30 @@ void PrintRunOutcome(const Json& run) {
   }
   std::cout << line << "\n";
   if (std::string error = Str(run, "error"); !error.empty()) std::cout << "  error: " << error << "\n";
-  if (state == "success" || failed.empty()) return;
+  const Json& failed = Field(run, "tasks");  // the failures WaitForRun fetched
+  if (state == "success" || !failed.is_array() || failed.empty()) return;
   const Json* first_failed = nullptr;
-  for (const Json* t : failed) {
-    std::string s = Str(*t, "state");
-    std::string detail = "  " + InstanceLabel(*t) + "  " + s;
-    auto code = Int(*t, "exit_code");
+  for (const Json& t : failed) {
+    std::string s = Str(t, "state");
+    std::string detail = "  " + InstanceLabel(t) + "  " + s;
+    auto code = Int(t, "exit_code");
     if (code) detail += ", exit " + std::to_string(*code);
-    if (auto attempts = Int(*t, "attempts"); attempts && *attempts > 0) {
+    if (auto attempts = Int(t, "attempts"); attempts && *attempts > 0) {
       detail += ", " + Plural(*attempts, "attempt");
     }
     // A failed instance's reason is its last attempt's ("timeout", "signal SIGKILL"); an
     // exit code is said already.
-    std::string reason = Str(*t, "reason");
+    std::string reason = Str(t, "reason");
     if (!reason.empty() && !(code && reason == "exit code " + std::to_string(*code))) detail += " (" + reason + ")";
     std::cout << detail << "\n";
-    if (first_failed == nullptr && s == "failed") first_failed = t;
+    if (first_failed == nullptr && s == "failed") first_failed = &t;
+  }
+  if (Bool(run, "more").value_or(false)) {
+    int64_t not_succeeded = 0;
+    for (const char* s : {"failed", "upstream_failed", "cancelled"})
+      if (auto it = counts.find(s); it != counts.end()) not_succeeded += it->second;
+    std::cout << "  (" << Plural(not_succeeded - static_cast<int64_t>(failed.size()), "more instance")
+              << " not listed: batchctl status " << run_id << " --state failed)\n";
   }
   if (first_failed != nullptr) {
     std::string hint = "logs: batchctl logs " + run_id + " " + Str(*first_failed, "task");

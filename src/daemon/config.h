@@ -26,7 +26,7 @@ struct Config {
   Millis shutdown_grace = std::chrono::seconds(30); // SIGTERM: wait this long, then kill attempts
   uint64_t attempt_log_max_bytes = uint64_t{64} << 20;  // per attempt log; 0 = unlimited (docs/logs.md)
   std::map<std::string, int> pools;                 // pool name -> slots
-  Millis retention = Millis(0);                     // prune runs older than this; 0 keeps all
+  Millis retention = std::chrono::days(30);         // prune runs ended longer ago; 0 keeps all
   std::string log_level = "info";
   std::string log_format = "text";                  // text | json
   Millis scheduler_tick = std::chrono::seconds(2);  // longest scheduler sleep; file-trigger poll

@@ -64,6 +64,9 @@ int Serve(const Config& config, const std::string& config_path) {
     return 1;
   }
   store::Store& store = **store_result;
+  if (!store.integrity_checked().empty())
+    spdlog::info("database {}/batchd.db passed its integrity check (quick_check, after an {})", config.data_dir,
+                 store.integrity_checked());
   const int workers =
       config.workers > 0 ? config.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
@@ -211,15 +214,20 @@ int Serve(const Config& config, const std::string& config_path) {
   scheduler.Start();
   slo.Start();
 
-  // Retention: prune old runs hourly (and once at start).
+  // Retention: prune old runs hourly (and once at start), in batches with the loop's other
+  // work in between, so that a first prune of a long history never stalls the engine.
   asio::steady_timer retention_timer(io);
   std::function<void()> prune = [&] {
+    constexpr int kPruneBatch = 500;
+    int removed_now = 0;
     if (config.retention.count() > 0) {
-      auto removed = store.PruneRunsBefore(clock.Now() - config.retention);
+      auto removed = store.PruneRunsBefore(clock.Now() - config.retention, kPruneBatch);
       if (!removed.ok()) spdlog::error("retention: {}", removed.status().message());
       else if (*removed > 0) spdlog::info("retention: pruned {} runs older than {}", *removed, FormatDuration(config.retention));
+      if (removed.ok()) removed_now = *removed;
     }
-    retention_timer.expires_after(std::chrono::hours(1));
+    retention_timer.expires_after(removed_now == kPruneBatch ? std::chrono::milliseconds(50)
+                                                             : std::chrono::milliseconds(std::chrono::hours(1)));
     retention_timer.async_wait([&](const boost::system::error_code& ec) {
       if (!ec) prune();
     });

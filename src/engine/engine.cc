@@ -138,23 +138,33 @@ Engine::~Engine() {
   expander_.reset();  // kills a running partitions command before the rest goes
 }
 
-std::string Engine::LogPath(const std::string& run_id, const std::string& task, const std::string& partition,
-                            int attempt) const {
-  // One directory per run, not per task: a directory is an inode too, and the chain of
-  // small tasks is where its cost shows. Task ids cannot contain '@'.
-  return store_.LogDir() + "/" + run_id + "/" + task + "@" + SafeFileName(partition) + "." +
-         std::to_string(attempt) + ".log";
+std::string Engine::LogPath(const std::string& run_id, const InstanceRecord& inst, int attempt) const {
+  // Task ids cannot contain '@'.
+  return store_.LogDir() + "/" + run_id + "/" + std::to_string(inst.id / kLogShardInstances) + "/" + inst.task + "@" +
+         SafeFileName(inst.partition) + "." + std::to_string(attempt) + ".log";
 }
 
-void Engine::EnsureLogDir(const std::string& run_id) {
-  if (log_dirs_.count(run_id)) return;
-  std::string dir = store_.LogDir() + "/" + run_id;
+void Engine::EnsureLogDir(const std::string& run_id, const std::string& log_path) {
+  const std::string dir = log_path.substr(0, log_path.rfind('/'));
+  if (log_dirs_.size() > 10000 && !log_dirs_.count(run_id)) log_dirs_.clear();  // a cache, bounded
+  auto& made = log_dirs_[run_id];
+  if (made.count(dir)) return;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec)  // the spawn reports it
+  if (ec) {  // the spawn reports it
     LogEvent(spdlog::level::err, {.run_id = run_id}, "cannot create log directory {}: {}", dir, ec.message());
-  if (log_dirs_.size() > 10000) log_dirs_.clear();
-  log_dirs_.insert(run_id);
+    return;
+  }
+  made.insert(dir);
+}
+
+void Engine::RemoveEmptyLogDirs(const std::string& run_id) {
+  auto it = log_dirs_.find(run_id);
+  if (it == log_dirs_.end()) return;
+  // rmdir refuses a directory that holds anything: only empty ones go.
+  for (const auto& dir : it->second) ::rmdir(dir.c_str());
+  ::rmdir((store_.LogDir() + "/" + run_id).c_str());
+  log_dirs_.erase(it);
 }
 
 void Engine::CreateLogsAhead(const std::vector<std::pair<RunPlan*, size_t>>& started) {
@@ -181,7 +191,8 @@ void Engine::CreateLogsAhead(const std::vector<std::pair<RunPlan*, size_t>>& sta
         }
       }
       if (!waits_only_on_running) continue;
-      LogAhead ahead{plan->run().run_id, LogPath(plan->run().run_id, inst.task, inst.partition, inst.attempts + 1)};
+      LogAhead ahead{plan->run().run_id, LogPath(plan->run().run_id, inst, inst.attempts + 1)};
+      EnsureLogDir(ahead.run_id, ahead.path);
       runner_.CreateLogAhead(ahead.path);
       logs_ahead_.emplace(inst.id, std::move(ahead));
     }
@@ -332,13 +343,12 @@ Status Engine::Recover() {
   }
   std::set<int64_t> lost_instances(lost->begin(), lost->end());
   std::set<std::tuple<std::string, std::string, std::string>> lost_processes;
-  auto runs = store_.ListRunsInStates({RunState::kRunning, RunState::kCancelled, RunState::kQueued});
+  auto runs = store_.ListRunsInStates({RunState::kRunning, RunState::kCancelled});  // queued: StartQueuedRuns
   if (!runs.ok()) {
     store_.Rollback();
     return runs.status();
   }
   for (auto& run : *runs) {
-    if (run.state == RunState::kQueued) continue;  // StartQueuedRuns picks these up
     if (options_.only_dag && run.dag != *options_.only_dag) continue;
     auto dag = resolver_(run.dag, run.dag_hash);
     auto instances = store_.ListInstances(run.run_id);
@@ -662,31 +672,68 @@ Status Engine::ResumeQueuedRetry(RunRecord run, const dag::DagPtr& dag, std::vec
 }
 
 void Engine::StartQueuedRuns() {
-  // Only worth a query when something that lets a queued run start has happened.
+  // Only worth a query when something that lets a queued run start has happened. Each
+  // pass costs an index seek per DAG with queued runs plus the runs it starts, however
+  // long the queue (a backfill of thousands of runs).
   if (!may_start_queued_runs_) return;
   may_start_queued_runs_ = false;
-  auto queued = store_.ListRunsInStates({RunState::kQueued});
-  if (!queued.ok()) {
-    NoteFault("", queued.status());
-    return;
-  }
   // Every planned run holds its DAG's slot until it is fully drained (a cancelled run
   // whose processes are still being killed included), and so does a run whose partitions
-  // commands are running.
+  // commands are running or are back.
   std::map<std::string, int> active;
   for (const auto& [_, plan] : plans_) active[plan->run().dag]++;
   for (const auto& [_, dag_name] : expanding_) active[dag_name]++;
-  std::set<std::string> still_queued;
-  for (auto& run : *queued) {
-    still_queued.insert(run.run_id);
-    if (options_.only_dag && run.dag != *options_.only_dag) continue;
-    if (expanding_.count(run.run_id)) continue;
-    auto dag = resolver_(run.dag, run.dag_hash);
-    auto expanded = expanded_.find(run.run_id);
-    const std::string run_id = run.run_id, dag_name = run.dag;
-    if (expanded == expanded_.end()) {
+  auto count_if_started = [&](const std::string& run_id, const std::string& dag_name) {
+    auto started = plans_.find(run_id);  // a run that failed to start holds no slot
+    if (started != plans_.end() && started->second->run().state == RunState::kRunning) active[dag_name]++;
+  };
+  // Runs whose partitions commands are back start first: they held their slot meanwhile.
+  // Outputs of runs cancelled or deleted while their commands ran are dropped.
+  std::map<std::string, PartitionCommandOutputs> expanded;
+  expanded.swap(expanded_);
+  for (auto& [run_id, outputs] : expanded) {
+    auto run = store_.GetRun(run_id);
+    if (!run.ok()) {
+      NoteFault(run_id, run.status());
+      expanded_.emplace(run_id, std::move(outputs));  // tried again on the next pass
+      continue;
+    }
+    if (!*run || (*run)->state != RunState::kQueued) continue;
+    const std::string dag_name = (*run)->dag;
+    if (Status st = StartRun(std::move(**run), &outputs); !st.ok()) NoteFault(run_id, st);
+    count_if_started(run_id, dag_name);
+  }
+  auto dags = store_.DagsWithQueuedRuns();
+  if (!dags.ok()) {
+    NoteFault("", dags.status());
+    return;
+  }
+  for (const std::string& dag_name : *dags) {
+    if (options_.only_dag && dag_name != *options_.only_dag) continue;
+    // As many as the oldest queued run's version allows (each run is held to its own
+    // version's limit below). Runs whose commands are running are in the queue too, so
+    // ask for them as well.
+    auto oldest = store_.ListQueuedRuns(dag_name, 1);
+    if (!oldest.ok() || oldest->empty()) {
+      if (!oldest.ok()) NoteFault("", oldest.status());
+      continue;
+    }
+    auto oldest_dag = resolver_(dag_name, oldest->front().dag_hash);
+    const int oldest_limit = oldest_dag.ok() ? (*oldest_dag)->max_active_runs : 1;
+    int expanding_here = 0;
+    for (const auto& [_, name] : expanding_) expanding_here += name == dag_name;
+    const int wanted = std::max(oldest_limit - active[dag_name], 1) + expanding_here;
+    auto queued = store_.ListQueuedRuns(dag_name, wanted);
+    if (!queued.ok()) {
+      NoteFault("", queued.status());
+      continue;
+    }
+    for (auto& run : *queued) {
+      if (expanding_.count(run.run_id)) continue;
+      auto dag = resolver_(run.dag, run.dag_hash);
+      const std::string run_id = run.run_id;
       int limit = dag.ok() ? (*dag)->max_active_runs : 1;
-      if (dag.ok() && active[run.dag] >= limit) continue;
+      if (dag.ok() && active[dag_name] >= limit) break;
       // A run that started before is a retry queued behind max_active_runs: it resumes
       // with its stored instances, and its partitions are never expanded again.
       if (dag.ok() && run.started_at) {
@@ -724,15 +771,10 @@ void Engine::StartQueuedRuns() {
           continue;
         }
       }
+      if (Status st = StartRun(std::move(run)); !st.ok()) NoteFault(run_id, st);
+      count_if_started(run_id, dag_name);
     }
-    Status st = expanded != expanded_.end() ? StartRun(std::move(run), &expanded->second) : StartRun(std::move(run));
-    if (!st.ok()) NoteFault(run_id, st);
-    if (expanded != expanded_.end()) expanded_.erase(expanded);
-    auto started = plans_.find(run_id);  // a run that failed to start holds no slot
-    if (started != plans_.end() && started->second->run().state == RunState::kRunning) active[dag_name]++;
   }
-  // Outputs for runs that were cancelled or deleted while their commands ran.
-  std::erase_if(expanded_, [&](const auto& entry) { return !still_queued.count(entry.first); });
 }
 
 std::vector<std::string> Engine::AttemptEnv(RunPlan& plan, size_t index, int attempt) const {
@@ -899,9 +941,9 @@ bool Engine::RunPass(Pass& pass) {
     running->attempt.number = inst.attempts;
     running->attempt.outcome = AttemptOutcome::kRunning;
     running->attempt.started_at = now;
-    running->attempt.log_path = LogPath(plan.run().run_id, inst.task, inst.partition, inst.attempts);
+    running->attempt.log_path = LogPath(plan.run().run_id, inst, inst.attempts);
     running->attempt.dag_hash = plan.run().dag_hash;
-    EnsureLogDir(plan.run().run_id);
+    EnsureLogDir(plan.run().run_id, running->attempt.log_path);
     if (!logs_ahead_.empty()) ForgetLogAhead(inst.id, running->attempt.log_path);
     if (Status st = store_.InsertAttempt(running->attempt); !st.ok()) {
       NoteFault(plan.run().run_id, st);
@@ -1015,6 +1057,7 @@ bool Engine::RunPass(Pass& pass) {
     for (auto* o : observers_) o->OnRunStateChanged(*it->second, RunState::kRunning);
     for (auto* o : observers_) o->OnRunFinished(*it->second);
     plans_.erase(it);
+    RemoveEmptyLogDirs(run_id);
   }
 
   if (!faults_.runs.empty()) FailFaultedRuns(faults_.runs);

@@ -201,9 +201,11 @@ class Engine {
   // The DAG version a run was created with (cached).
   Result<dag::DagPtr> ResolveDag(const std::string& name, const std::string& hash) { return resolver_(name, hash); }
 
-  // Path of an attempt's log file.
-  std::string LogPath(const std::string& run_id, const std::string& task, const std::string& partition,
-                      int attempt) const;
+  // Path of an attempt's log file: <logs>/<run id>/<shard>/<task>@<partition>.<attempt>.log,
+  // where shard is the instance id divided by kLogShardInstances, so that no directory
+  // holds the logs of more than that many instances however wide the run.
+  std::string LogPath(const std::string& run_id, const store::InstanceRecord& inst, int attempt) const;
+  static constexpr int64_t kLogShardInstances = 1000;
 
  private:
   struct Running;
@@ -264,7 +266,10 @@ class Engine {
   Result<dag::DagPtr> CurrentVersionFor(const store::RunRecord& run, const dag::Dag& own, std::string* why);
   static std::string NothingToRetry(const std::string& run_id, const std::optional<std::string>& task,
                                     const std::optional<std::string>& partition);
-  void EnsureLogDir(const std::string& run_id);
+  // Creates the directory of a log file of `run_id` unless this engine already did.
+  void EnsureLogDir(const std::string& run_id, const std::string& log_path);
+  // Removes the run's log directories that hold nothing (its attempts printed nothing).
+  void RemoveEmptyLogDirs(const std::string& run_id);
   // Log files made ahead (TaskRunner::CreateLogAhead): for the instances that only wait
   // for attempts started in this pass, created after the spawn while they run.
   void CreateLogsAhead(const std::vector<std::pair<RunPlan*, size_t>>& started);
@@ -329,7 +334,7 @@ class Engine {
   // Set by what can let a queued run start (a run created or finished, a retry queued,
   // partitions back); StartQueuedRuns queries the store only then.
   bool may_start_queued_runs_ = true;
-  std::set<std::string> log_dirs_;                         // run ids whose log dir exists
+  std::map<std::string, std::set<std::string>> log_dirs_;  // run id -> log dirs made for it
   struct LogAhead {
     std::string run_id;
     std::string path;

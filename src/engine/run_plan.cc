@@ -105,12 +105,14 @@ RunPlan::RunPlan(dag::DagPtr dag, store::RunRecord run, std::vector<store::Insta
   for (size_t t = 0; t < dag_->tasks.size(); ++t) task_pos[dag_->tasks[t].id] = static_cast<int>(t);
   // task id -> (partition -> instance index)
   std::map<std::string, std::map<std::string, size_t>> index;
+  task_counts_.assign(dag_->tasks.size(), StateCounts{});
   for (size_t i = 0; i < n; ++i) {
     auto& rec = instances_[i];
     task_index_[i] = task_pos.count(rec.task) ? task_pos[rec.task] : 0;
     index[rec.task][rec.partition] = i;
     by_id_[rec.id] = i;
     counts_[static_cast<int>(rec.state)]++;
+    task_counts_[task_index_[i]][static_cast<int>(rec.state)]++;
     if (IsTerminal(rec.state)) ++terminal_count_;
   }
   for (size_t i = 0; i < n; ++i) {
@@ -136,6 +138,9 @@ RunPlan::RunPlan(dag::DagPtr dag, store::RunRecord run, std::vector<store::Insta
     }
     for (size_t j : upstream_[i]) downstream_[j].push_back(i);
   }
+  upstream_kinds_.assign(n, {});
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j : upstream_[i]) ++upstream_kinds_[i][KindOf(j)];
   for (size_t i = n; i-- > 0;) dirty_.push_back(i);
 }
 
@@ -148,6 +153,7 @@ std::optional<size_t> RunPlan::IndexOf(int64_t instance_id) const {
 void RunPlan::Transition(size_t i, InstanceState to, std::string reason) {
   auto& rec = instances_[i];
   if (rec.state == to && rec.reason == reason) return;
+  const Kind was = KindOf(i);
   if (IsTerminal(rec.state)) --terminal_count_;
   const bool was_queued = rec.state == InstanceState::kQueued, now_queued = to == InstanceState::kQueued;
   if (was_queued && !now_queued) ready_.erase({-task_of(i).priority, i});
@@ -156,9 +162,17 @@ void RunPlan::Transition(size_t i, InstanceState to, std::string reason) {
     newly_queued_.push_back(i);
   }
   counts_[static_cast<int>(rec.state)]--;
+  task_counts_[task_index_[i]][static_cast<int>(rec.state)]--;
   rec.state = to;
   rec.reason = std::move(reason);
   counts_[static_cast<int>(to)]++;
+  task_counts_[task_index_[i]][static_cast<int>(to)]++;
+  if (const Kind now = KindOf(i); now != was) {
+    for (size_t d : downstream_[i]) {
+      --upstream_kinds_[d][was];
+      ++upstream_kinds_[d][now];
+    }
+  }
   if (IsTerminal(to)) {
     ++terminal_count_;
     for (size_t d : downstream_[i]) dirty_.push_back(d);
@@ -180,37 +194,51 @@ std::string UpstreamFailure(const store::InstanceRecord* up) {
 }
 }  // namespace
 
-bool RunPlan::Succeeded(size_t i) const {
+RunPlan::Kind RunPlan::KindOf(size_t i) const {
   const auto& r = instances_[i];
-  return r.state == InstanceState::kSuccess ||
-         (r.state == InstanceState::kSkipped && r.reason == "already_succeeded");
+  switch (r.state) {
+    case InstanceState::kSuccess: return kSucceeded;
+    case InstanceState::kSkipped: return r.reason == "already_succeeded" ? kSucceeded : kSkipped;
+    case InstanceState::kFailed: return kFailed;
+    case InstanceState::kUpstreamFailed: return kUpstreamFailed;
+    case InstanceState::kCancelled: return kCancelled;
+    default: return kUndecided;
+  }
 }
 
 void RunPlan::Propagate() {
   // Worklist of pending instances whose upstream changed; at construction (and after a
-  // reset) every instance is on it. Each evaluation is linear in its upstream count.
+  // reset) every instance is on it. Each evaluation is O(1): upstream_kinds_ holds the
+  // counts.
   while (!dirty_.empty()) {
     size_t i = dirty_.back();
     dirty_.pop_back();
     if (instances_[i].state != InstanceState::kPending) continue;
+    const auto& k = upstream_kinds_[i];
     UpstreamCounts c;
     c.total = static_cast<int>(upstream_[i].size());
-    const store::InstanceRecord* first_failed = nullptr;  // names the failure downstream
-    for (size_t j : upstream_[i]) {
-      const auto& up = instances_[j];
-      if (Succeeded(j)) ++c.succeeded;
-      else if (up.state == InstanceState::kSkipped) ++c.skipped;
-      else if (up.state == InstanceState::kFailed) ++c.failed;
-      else if (up.state == InstanceState::kUpstreamFailed) ++c.upstream_failed;
-      else if (up.state == InstanceState::kCancelled) ++c.cancelled;
-      if (!first_failed && (up.state == InstanceState::kFailed || up.state == InstanceState::kUpstreamFailed))
-        first_failed = &up;
-    }
+    c.succeeded = k[kSucceeded];
+    c.skipped = k[kSkipped];
+    c.failed = k[kFailed];
+    c.upstream_failed = k[kUpstreamFailed];
+    c.cancelled = k[kCancelled];
     switch (EvaluateTriggerRule(task_of(i).trigger_rule, c)) {
       case RuleDecision::kWait: break;
       case RuleDecision::kRun: Transition(i, InstanceState::kQueued); break;
       case RuleDecision::kSkip: Transition(i, InstanceState::kSkipped, "trigger_rule"); break;
-      case RuleDecision::kUpstreamFailed: Transition(i, InstanceState::kUpstreamFailed, UpstreamFailure(first_failed)); break;
+      case RuleDecision::kUpstreamFailed: {
+        // Named after the first failure upstream; scanned once, when decided.
+        const store::InstanceRecord* first_failed = nullptr;
+        for (size_t j : upstream_[i]) {
+          const Kind kind = KindOf(j);
+          if (kind == kFailed || kind == kUpstreamFailed) {
+            first_failed = &instances_[j];
+            break;
+          }
+        }
+        Transition(i, InstanceState::kUpstreamFailed, UpstreamFailure(first_failed));
+        break;
+      }
     }
   }
 }

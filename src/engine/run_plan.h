@@ -6,6 +6,8 @@
 //
 // Thread rules: owned by the engine loop thread; not thread-safe.
 
+#include <array>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -100,6 +102,9 @@ class RunPlan {
   void Clear(size_t i, bool force);
 
   int CountIn(InstanceState s) const { return counts_[static_cast<int>(s)]; }
+  // Instances of the DAG's task `task_index` in each state (indexed by InstanceState).
+  using StateCounts = std::array<int, 9>;
+  const StateCounts& TaskCounts(size_t task_index) const { return task_counts_[task_index]; }
 
   // Template variables of this run (without task, partition, attempt); computed once.
   const std::map<std::string, std::string>& vars() const { return vars_; }
@@ -122,7 +127,9 @@ class RunPlan {
   void set_key_checked(size_t i, bool v) { key_checked_[i] = v ? 1 : 0; }
 
  private:
-  bool Succeeded(size_t i) const;
+  // What instance i counts as for its downstream's trigger rules (UpstreamCounts).
+  enum Kind : uint8_t { kUndecided, kSucceeded, kSkipped, kFailed, kUpstreamFailed, kCancelled, kKinds };
+  Kind KindOf(size_t i) const;
   // Puts the downstream instances of i whose state a trigger rule decided back to pending,
   // transitively, so that Propagate decides them from their upstream's present states.
   void ReopenRuleDecidedDownstream(size_t i);
@@ -133,6 +140,10 @@ class RunPlan {
   std::vector<int> task_index_;                 // instance -> index into dag_->tasks
   std::vector<std::vector<size_t>> upstream_;   // instance -> its upstream instances
   std::vector<std::vector<size_t>> downstream_;
+  // Per instance, how many of its upstream instances are of each Kind. Transition keeps
+  // them, so deciding an instance costs O(1) whatever its fan-in, and a run's whole
+  // scheduling work stays linear in its edges.
+  std::vector<std::array<int32_t, kKinds>> upstream_kinds_;
   std::map<int64_t, size_t> by_id_;
   std::map<std::string, std::string> vars_;
   std::map<std::string, std::string> attempt_vars_;
@@ -149,6 +160,7 @@ class RunPlan {
   std::vector<size_t> changed_;
   size_t terminal_count_ = 0;
   int counts_[9] = {0};
+  std::vector<StateCounts> task_counts_;        // by task index
 };
 
 }  // namespace batchd::engine

@@ -25,7 +25,8 @@ struct AttemptSpec {
                                      // directly when it has no shell syntax)
   std::vector<std::string> env;      // the complete environment, "KEY=VALUE"
   std::string working_dir;           // empty: inherit
-  std::string log_path;              // stdout+stderr appended here (created, mode 0640)
+  std::string log_path;              // stdout+stderr appended here (created, mode 0640;
+                                     // removed again if the attempt printed nothing)
   std::optional<Millis> timeout;     // SIGTERM to the group, SIGKILL after kill_grace
   Millis kill_grace = std::chrono::seconds(10);
 };

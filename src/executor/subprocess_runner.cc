@@ -517,6 +517,14 @@ void SubprocessRunner::Cancel(uint64_t attempt_id) {
   Terminate(a, KilledFor::kCancel, a.spec.kill_grace);
 }
 
+// An attempt that printed nothing leaves no file: a million silent partitions would
+// otherwise leave a million inodes. Each attempt has a path of its own.
+void SubprocessRunner::RemoveLogIfEmpty(const std::string& log_path) {
+  struct stat st {};
+  if (!log_path.empty() && ::stat(log_path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0)
+    ::unlink(log_path.c_str());
+}
+
 void SubprocessRunner::Launch(Attempt& attempt) {
   ++running_;
   attempt.launched = true;
@@ -524,6 +532,7 @@ void SubprocessRunner::Launch(Attempt& attempt) {
   attempt.started_at = Now();
   auto spawn_error = [&](std::string msg) {
     log_files_->DropAhead(spec.log_path);  // a file made ahead that Open did not take
+    RemoveLogIfEmpty(spec.log_path);       // the error is the attempt's, not in its log
     AttemptResult r;
     r.attempt_id = spec.attempt_id;
     r.end = AttemptEnd::kSpawnError;
@@ -743,6 +752,10 @@ void SubprocessRunner::Finish(uint64_t attempt_id) {
       log_check_armed_ = false;
     }
   }
+
+  // Its leader has exited; a process it left behind that writes later writes to the
+  // unlinked file.
+  RemoveLogIfEmpty(a.spec.log_path);
 
   AttemptResult r;
   r.attempt_id = attempt_id;

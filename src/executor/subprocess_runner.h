@@ -118,6 +118,7 @@ class SubprocessRunner final : public TaskRunner {
   enum class KilledFor { kNothing, kTimeout, kCancel };
 
   // Spawns the attempt now; a spawn error is reported through a posted handler.
+  static void RemoveLogIfEmpty(const std::string& log_path);
   void Launch(Attempt& attempt);
   // The signals a child must set back to SIG_DFL before exec: those this process catches
   // or ignores. Scanning all 64 dispositions takes 64 sigaction() calls (~30 us here), which

@@ -29,8 +29,9 @@ class WalCheckpointer;
 
 class Database {
  public:
-  // Opens (creating if absent) the database file.
-  static Result<std::unique_ptr<Database>> Open(const std::string& path);
+  // Opens (creating if absent) the database file; `read_only`: opens an existing file
+  // for reading only (another process may be writing it).
+  static Result<std::unique_ptr<Database>> Open(const std::string& path, bool read_only = false);
   ~Database();
   Database(const Database&) = delete;
   Database& operator=(const Database&) = delete;
@@ -73,11 +74,15 @@ class Database {
   // Closing the last connection leaves the WAL as it is instead of checkpointing it
   // (copying it into the database file and fsyncing that): the next open reads it.
   void SkipCheckpointOnClose();
+  // Whether SQLite reported the file damaged (SQLITE_CORRUPT, SQLITE_NOTADB) on this
+  // connection: the next open must check it again, however it was closed.
+  bool SawCorruption() const { return saw_corruption_; }
 
  private:
   Database(sqlite3* db, std::string path);
   // The Status for SQLite result code `rc`, whose text is `detail`.
   Status Error(int rc, const std::string& detail) const;
+  mutable bool saw_corruption_ = false;
   Status LastError() const;
   sqlite3* db_;
   std::string path_;

@@ -219,6 +219,13 @@ UPDATE attempts SET dag_hash = (SELECT r.dag_hash FROM task_instances i JOIN run
                                 WHERE i.id = attempts.instance_id);
 ALTER TABLE task_instances ADD COLUMN force INTEGER NOT NULL DEFAULT 0;
 )sql",
+    // 7: queued runs by DAG, oldest first, so that starting the next queued runs costs
+    // a few index seeks however long a backfill's queue is; a run's instances in id
+    // order, so that a page of a run's status costs the page, not the run.
+    R"sql(
+CREATE INDEX runs_queued ON runs (dag, created_at) WHERE state = 'queued';
+CREATE INDEX instances_by_run ON task_instances (run_id, id);
+)sql",
 };
 
 const char* const kUpgrade5Backfill = R"sql(
@@ -345,7 +352,7 @@ CREATE TABLE audit (
 )sql";
 
 // Later upgrades only add to the tables; a new file runs them as they are.
-std::string CurrentSchemaSql() { return std::string(kSchemaBeforeV5) + kSchemaV5Objects + kUpgrades[6 - 2]; }
+std::string CurrentSchemaSql() { return std::string(kSchemaBeforeV5) + kSchemaV5Objects + kUpgrades[6 - 2] + kUpgrades[7 - 2]; }
 
 // The text that migrates version `to - 1` to `to`.
 std::string UpgradeSql(int64_t to) {
@@ -580,6 +587,17 @@ Result<bool> CheckDatabaseFile(const std::string& path) {
 }
 
 // The pid written in the lock file by the holder, or "" if unreadable.
+// The lock file holds the pid of the process using the store, and this once it closed
+// the store cleanly.
+constexpr char kClosedCleanly[] = "closed\n";
+constexpr ssize_t kClosedCleanlySize = sizeof kClosedCleanly - 1;
+
+bool LockFileSaysClosedCleanly(int fd) {
+  char buf[sizeof kClosedCleanly] = {0};
+  return ::pread(fd, buf, sizeof buf, 0) == kClosedCleanlySize &&
+         std::memcmp(buf, kClosedCleanly, kClosedCleanlySize) == 0;
+}
+
 std::string LockHolder(int fd) {
   char buf[32] = {0};
   ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
@@ -639,6 +657,8 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& data_dir_arg, Sync
     ::close(fd);
     if (tries == 3) return Status::IoError("cannot lock '" + lock_path + "': the file keeps being replaced");
   }
+  // Read before the pid replaces it: whether the last holder closed the store cleanly.
+  const bool closed_cleanly = LockFileSaysClosedCleanly(fd);
   // Write the pid before trimming, so a concurrent reader sees the old or the new pid
   // up to its newline, never an empty file.
   const std::string pid = std::to_string(::getpid()) + "\n";
@@ -655,12 +675,17 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& data_dir_arg, Sync
   const std::string db_path = data_dir + "/batchd.db";
   Result<bool> creating = CheckDatabaseFile(db_path);
   if (!creating.ok()) return fail(creating.status());
+  // The pid must be on disk before anything is stored, or a power cut could leave the
+  // last clean close's mark and the next Open would not check the file.
+  if (!*creating && ::fdatasync(fd) != 0)
+    return fail(Status::IoError("cannot sync lock file '" + lock_path + "': " + std::strerror(errno)));
   auto db = Database::Open(db_path);
   if (!db.ok()) return fail(db.status());
   // From here the Store owns the fd: its destructor releases the lock on any error.
   std::unique_ptr<Store> store(new Store(data_dir, fd, std::move(*db)));
   store->created_database_ = *creating;
   RETURN_IF_ERROR(store->Configure(*creating));
+  if (!*creating && !closed_cleanly) RETURN_IF_ERROR(store->QuickCheck("unclean shutdown"));
   RETURN_IF_ERROR(store->Migrate());
   store->sync_mode_ = sync;
   if (sync == SyncMode::kOnFlush) {
@@ -672,6 +697,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& data_dir_arg, Sync
     if (std::string error = store->creation_sync_.get(); !error.empty()) return Status::IoError(error);
     RETURN_IF_ERROR(store->db_->Exec("PRAGMA synchronous=FULL"));
   }
+  store->opened_ = true;
   return store;
 }
 
@@ -702,9 +728,21 @@ Store::Store(std::string data_dir, int lock_fd, std::unique_ptr<Database> db)
 
 Store::~Store() {
   if (creation_sync_.valid()) creation_sync_.wait();
-  db_.reset();  // an open transaction is rolled back by SQLite on close
+  CloseDatabase();  // an open transaction is rolled back by SQLite on close
   if (creation_sync_fd_ >= 0) ::close(creation_sync_fd_);  // SQLite's locks are gone with it
-  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+  if (lock_fd_ >= 0) {
+    // The next Open skips the integrity scan only when it reads this.
+    if (closed_cleanly_ && ::pwrite(lock_fd_, kClosedCleanly, kClosedCleanlySize, 0) == kClosedCleanlySize) {
+      [[maybe_unused]] int rc = ::ftruncate(lock_fd_, kClosedCleanlySize);
+    }
+    ::close(lock_fd_);  // releases the flock
+  }
+}
+
+void Store::CloseDatabase() {
+  if (!db_) return;
+  closed_cleanly_ = opened_ && !db_->SawCorruption();
+  db_.reset();
 }
 
 Status Store::Configure(bool creating) {
@@ -732,25 +770,74 @@ Status Store::Configure(bool creating) {
   RETURN_IF_ERROR(db_->Exec(std::string(creating ? "" : "PRAGMA synchronous=FULL; ") +
                             "PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=67108864;"));
   db_->StartBackgroundCheckpoints();
+  return Status::Ok();
+}
+
+namespace {
+// SQLite's first finding in an integrity_check/quick_check result, e.g. "Page 17:
+// btreeInitPage() returns error code 11", without the "*** in database main ***" banner.
+std::string FirstFinding(const std::string& text) {
+  for (size_t start = 0; start < text.size();) {
+    size_t end = std::min(text.find('\n', start), text.size());
+    std::string line = text.substr(start, end - start);
+    if (!line.empty() && line.rfind("***", 0) != 0) return line;
+    start = end + 1;
+  }
+  return text;
+}
+}  // namespace
+
+Status Store::QuickCheck(const char* why) {
+  integrity_checked_ = why;
   ASSIGN_STMT(check, "PRAGMA quick_check");
   auto row = check.Step();
   if (!row.ok()) return row.status();
   if (*row && check.Text(0) != "ok") {
-    // SQLite's first finding, e.g. "Page 17: btreeInitPage() returns error code 11",
-    // without the "*** in database main ***" banner.
-    std::string detail;
-    std::string text = check.Text(0);
-    for (size_t start = 0; start < text.size() && detail.empty();) {
-      size_t end = std::min(text.find('\n', start), text.size());
-      std::string line = text.substr(start, end - start);
-      if (!line.empty() && line.rfind("***", 0) != 0) detail = line;
-      start = end + 1;
-    }
-    if (detail.empty()) detail = text;
-    return Status::Corruption("database '" + db_->path() + "' is corrupt (integrity check: " + detail +
-                              "); restore it from a backup");
+    return Status::Corruption("database '" + db_->path() + "' is corrupt (integrity check: " +
+                              FirstFinding(check.Text(0)) + "); restore it from a backup");
   }
   return Status::Ok();
+}
+
+Status Store::CheckIntegrity(const std::string& data_dir) {
+  const std::string db_path = data_dir + "/batchd.db";
+  struct stat st {};
+  if (::stat(db_path.c_str(), &st) != 0)
+    return Status::IoError("cannot read database '" + db_path + "': " + std::strerror(errno));
+  auto db = Database::Open(db_path, /*read_only=*/true);
+  if (!db.ok()) return db.status();
+  std::vector<std::string> findings;
+  for (const char* pragma : {"PRAGMA integrity_check(20)", "PRAGMA foreign_key_check"}) {
+    auto s = (*db)->Prepare(pragma);
+    if (!s.ok()) {
+      // Damage in the schema itself stops the check before it starts.
+      if (s.status().code() != StatusCode::kCorruption) return s.status();
+      findings.push_back(std::string(pragma) + ": " + s.status().message());
+      continue;
+    }
+    ScopedStatement scope(**s);
+    const bool foreign_keys = std::string_view(pragma).find("foreign_key") != std::string_view::npos;
+    while (findings.size() < 20) {
+      auto row = (*s)->Step();
+      if (!row.ok()) {
+        // A page too damaged to read ends this check; what SQLite says is a finding too.
+        if (row.status().code() != StatusCode::kCorruption) return row.status();
+        findings.push_back(std::string(pragma) + ": " + row.status().message());
+        break;
+      }
+      if (!*row) break;
+      if (foreign_keys) {
+        findings.push_back("table " + (*s)->Text(0) + " row " + (*s)->Text(1) + " refers to a missing row of " +
+                           (*s)->Text(2));
+      } else if ((*s)->Text(0) != "ok") {
+        findings.push_back((*s)->Text(0));
+      }
+    }
+  }
+  if (findings.empty()) return Status::Ok();
+  std::string text;
+  for (const auto& f : findings) text += "\n  " + f;
+  return Status::Corruption("database '" + db_path + "' is corrupt; restore it from a backup. Findings:" + text);
 }
 
 Status Store::Migrate() {
@@ -792,6 +879,8 @@ Status Store::Migrate() {
                               "); upgrade batchd or use another data directory");
   }
   if (version < kSchemaVersion) {
+    // An older file is checked before it is rewritten, unless Open just did.
+    if (version > 0 && integrity_checked_.empty()) RETURN_IF_ERROR(QuickCheck("upgrade"));
     RETURN_IF_ERROR(db_->Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
     if (version == 0) {
       if (Status st = db_->Exec(CurrentSchemaSql()); !st.ok()) {
@@ -1099,6 +1188,33 @@ Result<std::vector<RunRecord>> Store::ListRunsInStates(const std::vector<RunStat
   return out;
 }
 
+Result<std::vector<std::string>> Store::DagsWithQueuedRuns() {
+  // One seek per DAG in runs_queued (whose condition the literal 'queued' must repeat),
+  // not a scan of the queue; left to itself the planner prefers runs_by_state and a sort.
+  ASSIGN_STMT(s, "SELECT dag FROM runs INDEXED BY runs_queued WHERE state = 'queued' AND dag > ? ORDER BY dag LIMIT 1");
+  std::vector<std::string> out;
+  std::string after;
+  for (;;) {
+    s.Reset();
+    s.Bind(1, after);
+    auto row = s.Step();
+    if (!row.ok()) return Annotate(row.status(), "cannot list the DAGs with queued runs");
+    if (!*row) return out;
+    after = s.Text(0);
+    out.push_back(after);
+  }
+}
+
+Result<std::vector<RunRecord>> Store::ListQueuedRuns(const std::string& dag, int limit) {
+  std::vector<RunRecord> out;
+  if (limit <= 0) return out;
+  ASSIGN_STMT(s, std::string("SELECT ") + kRunColumns +
+                     " FROM runs INDEXED BY runs_queued WHERE state = 'queued' AND dag = ? ORDER BY created_at, rowid LIMIT ?");
+  s.Bind(1, dag).Bind(2, static_cast<int64_t>(limit));
+  RETURN_IF_ERROR(Annotate(ReadAll(s, ReadRun, &out), "cannot list the queued runs of DAG '" + dag + "'"));
+  return out;
+}
+
 Status Store::UpdateRunDagHash(const std::string& run_id, const std::string& dag_hash) {
   ASSIGN_STMT(s, "UPDATE runs SET dag_hash = ? WHERE run_id = ?");
   s.Bind(1, dag_hash).Bind(2, run_id);
@@ -1167,6 +1283,54 @@ Result<std::vector<InstanceRecord>> Store::ListInstances(const std::string& run_
   return out;
 }
 
+Result<std::optional<InstanceRecord>> Store::GetInstance(const std::string& run_id, const std::string& task,
+                                                         const std::string& partition) {
+  ASSIGN_STMT(s, std::string("SELECT ") + kInstanceColumns +
+                     " FROM task_instances i WHERE i.run_id = ? AND i.task = ? AND i.partition = ?");
+  s.Bind(1, run_id).Bind(2, task).Bind(3, partition);
+  std::vector<InstanceRecord> out;
+  RETURN_IF_ERROR(Annotate(ReadAll(s, ReadInstance, &out), "cannot read task instance " + task + "[" + partition +
+                                                               "] of run '" + run_id + "'"));
+  if (out.empty()) return std::optional<InstanceRecord>();
+  return std::optional<InstanceRecord>(std::move(out.front()));
+}
+
+Result<std::vector<InstanceRecord>> Store::ListInstancePage(const std::string& run_id, const InstanceFilter& filter) {
+  std::vector<InstanceRecord> out;
+  if (filter.limit <= 0) return out;
+  // instances_by_run (run_id, id): a seek to the cursor, then the run's rows in order
+  // until the page is full.
+  std::string sql = std::string("SELECT ") + kInstanceColumns +
+                    " FROM task_instances i INDEXED BY instances_by_run WHERE i.run_id = ?1 AND i.id > ?2 "
+                    "AND (?3 IS NULL OR i.task = ?3) AND (?4 IS NULL OR i.partition = ?4)";
+  if (!filter.states.empty()) {
+    sql += " AND i.state IN (";
+    for (size_t k = 0; k < filter.states.size(); ++k) sql += (k ? ", ?" : "?") + std::to_string(k + 6);
+    sql += ")";
+  }
+  sql += " ORDER BY i.id LIMIT ?5";
+  ASSIGN_STMT(s, sql);
+  s.Bind(1, run_id).Bind(2, filter.after_id).Bind(3, filter.task).Bind(4, filter.partition);
+  s.Bind(5, static_cast<int64_t>(filter.limit));
+  for (size_t k = 0; k < filter.states.size(); ++k) s.Bind(static_cast<int>(k + 6), ToString(filter.states[k]));
+  RETURN_IF_ERROR(Annotate(ReadAll(s, ReadInstance, &out), "cannot list task instances of run '" + run_id + "'"));
+  return out;
+}
+
+Result<std::map<std::string, std::map<InstanceState, int64_t>>> Store::CountInstances(const std::string& run_id) {
+  ASSIGN_STMT(s, "SELECT task, state, COUNT(*) FROM task_instances WHERE run_id = ? GROUP BY task, state");
+  s.Bind(1, run_id);
+  std::map<std::string, std::map<InstanceState, int64_t>> out;
+  for (;;) {
+    auto row = s.Step();
+    if (!row.ok()) return Annotate(row.status(), "cannot count task instances of run '" + run_id + "'");
+    if (!*row) return out;
+    auto state = ParseInstanceState(s.Text(1));
+    if (!state) return Status::Corruption("task instance of run '" + run_id + "' has unknown state '" + s.Text(1) + "'");
+    out[s.Text(0)][*state] = s.Int(2);
+  }
+}
+
 Status Store::UpdateInstance(const InstanceRecord& i) {
   ASSIGN_STMT(s,
               "UPDATE task_instances SET state = ?, reason = ?, attempts = ?, exit_code = ?, next_attempt_at = ?, "
@@ -1224,6 +1388,16 @@ Result<std::vector<AttemptRecord>> Store::ListAttempts(int64_t instance_id) {
   std::vector<AttemptRecord> out;
   RETURN_IF_ERROR(Annotate(ReadAll(s, ReadAttempt, &out),
                            "cannot list attempts of task instance " + std::to_string(instance_id)));
+  return out;
+}
+
+Result<std::vector<AttemptRecord>> Store::ListAttemptsOfInstances(int64_t first_id, int64_t last_id) {
+  ASSIGN_STMT(s, std::string("SELECT ") + kAttemptColumns +
+                     " FROM attempts WHERE instance_id BETWEEN ? AND ? ORDER BY instance_id, number");
+  s.Bind(1, first_id).Bind(2, last_id);
+  std::vector<AttemptRecord> out;
+  RETURN_IF_ERROR(Annotate(ReadAll(s, ReadAttempt, &out), "cannot list attempts of task instances " +
+                                                              std::to_string(first_id) + "-" + std::to_string(last_id)));
   return out;
 }
 
@@ -1458,15 +1632,15 @@ Result<std::vector<AuditEntry>> Store::ListAudit(int limit) {
 
 // --- Retention ---
 
-Result<int> Store::PruneRunsBefore(SysMillis cutoff) {
+Result<int> Store::PruneRunsBefore(SysMillis cutoff, int max_runs) {
   const std::string doing = "cannot prune old runs";
   Transaction txn(*this);
   RETURN_IF_ERROR(Annotate(txn.Begin(), doing));
   std::vector<std::string> runs;
   {
-    ASSIGN_STMT(s, "SELECT run_id FROM runs WHERE state IN (?, ?, ?) AND ended_at < ? ORDER BY created_at, rowid");
+    ASSIGN_STMT(s, "SELECT run_id FROM runs WHERE state IN (?, ?, ?) AND ended_at < ? ORDER BY created_at, rowid LIMIT ?");
     s.Bind(1, ToString(RunState::kSuccess)).Bind(2, ToString(RunState::kFailed)).Bind(3, ToString(RunState::kCancelled));
-    s.Bind(4, Ms(cutoff));
+    s.Bind(4, Ms(cutoff)).Bind(5, static_cast<int64_t>(max_runs));
     for (;;) {
       auto row = s.Step();
       if (!row.ok()) return Annotate(row.status(), doing);
@@ -1516,7 +1690,7 @@ NewStorePaths NewStorePaths::Before(const std::string& data_dir_arg) {
 void Store::Discard(std::unique_ptr<Store> store, const NewStorePaths& before) {
   if (store) {
     if (store->creation_sync_.valid()) store->creation_sync_.wait();
-    store->db_.reset();  // SQLite's files are closed; the lock is still ours
+    store->CloseDatabase();  // SQLite's files are closed; the lock is still ours
     if (store->created_database_) {
       for (const auto& f : before.files_) ::unlink(f.c_str());
       // logs/ too, only while the lock is held: another store may use it once it is released.

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <future>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -35,7 +36,7 @@ namespace batchd::store {
 
 class Database;
 
-inline constexpr int kSchemaVersion = 6;
+inline constexpr int kSchemaVersion = 7;
 
 struct DagVersion {
   std::string dag;
@@ -215,6 +216,18 @@ class Store {
   // held (no other process can have opened the store in between); the data directory and
   // its parents only if empty. With a null `store` (its Open failed) only those go.
   static void Discard(std::unique_ptr<Store> store, const NewStorePaths& before);
+
+  // Why Open checked the database's integrity: "unclean shutdown" (the last process to
+  // hold the store did not close it: killed, crashed, power lost, or a batchd from before
+  // this record was kept), "upgrade" (the schema was migrated), or "" when it did not.
+  // A store closed cleanly and opened again is not scanned, so start-up does not grow
+  // with the history.
+  const std::string& integrity_checked() const { return integrity_checked_; }
+
+  // `batchd check`: PRAGMA integrity_check and foreign_key_check of the database in
+  // `data_dir` through a read-only connection, so it can run while a daemon uses the
+  // store. Ok, or Corruption listing up to 20 findings; IoError if it cannot be read.
+  static Status CheckIntegrity(const std::string& data_dir);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -280,6 +293,10 @@ class Store {
   Result<std::vector<RunRecord>> ListRuns(const RunFilter& filter);
   // Runs in any of the given states, oldest first (created_at, then insertion order).
   Result<std::vector<RunRecord>> ListRunsInStates(const std::vector<RunState>& states);
+  // The DAGs with at least one queued run, by name; O(DAGs) index seeks.
+  Result<std::vector<std::string>> DagsWithQueuedRuns();
+  // The `limit` oldest queued runs of `dag` (created_at, then insertion order).
+  Result<std::vector<RunRecord>> ListQueuedRuns(const std::string& dag, int limit);
   // Sets state, ended_at (cleared when nullopt) and error; started_at only when given.
   // Moves a run to another version of its DAG (a retry with the DAG's current version).
   Status UpdateRunDagHash(const std::string& run_id, const std::string& dag_hash);
@@ -290,6 +307,20 @@ class Store {
   // --- Task instances ---
   Status InsertInstances(std::vector<InstanceRecord>& instances);  // fills ids
   Result<std::vector<InstanceRecord>> ListInstances(const std::string& run_id);
+  // One instance by its key, or nullopt; an index seek.
+  Result<std::optional<InstanceRecord>> GetInstance(const std::string& run_id, const std::string& task,
+                                                    const std::string& partition);
+  // A page of a run's instances in id order, for status: costs the page (plus the rows
+  // the filters pass over), not the run.
+  struct InstanceFilter {
+    std::optional<std::string> task, partition;
+    std::vector<InstanceState> states;  // any of these; empty: every state
+    int64_t after_id = 0;               // only instances with a greater id (the cursor)
+    int limit = 1000;
+  };
+  Result<std::vector<InstanceRecord>> ListInstancePage(const std::string& run_id, const InstanceFilter& filter);
+  // A run's instances per task and state; reads every instance of the run.
+  Result<std::map<std::string, std::map<InstanceState, int64_t>>> CountInstances(const std::string& run_id);
   Status UpdateInstance(const InstanceRecord& instance);  // all mutable fields by id
   // Failed instances after their last attempt, newest first (dead letters).
   Result<std::vector<InstanceRecord>> ListDeadLetters(const std::optional<std::string>& dag);
@@ -298,6 +329,8 @@ class Store {
   Status InsertAttempt(AttemptRecord& attempt);  // fills id; (instance, number) is unique
   Status FinishAttempt(const AttemptRecord& attempt);
   Result<std::vector<AttemptRecord>> ListAttempts(int64_t instance_id);
+  // The attempts of the instances with ids in [first_id, last_id], by instance and number.
+  Result<std::vector<AttemptRecord>> ListAttemptsOfInstances(int64_t first_id, int64_t last_id);
   // Every attempt of a run in one query, in instance order (task order), then by number.
   // `task` and `partition`, when given, keep only that task's (and partition's) attempts.
   Result<std::vector<RunAttempt>> ListRunAttempts(const std::string& run_id,
@@ -348,13 +381,19 @@ class Store {
   // Deletes terminal runs (and their instances, attempts, log files) that ended before
   // `cutoff`; returns the number of runs removed. Idempotency keys, the file-trigger ledger
   // and the audit trail are kept: a key that succeeded must stay succeeded, and a file that
-  // fired must not fire again, after its run is gone.
-  Result<int> PruneRunsBefore(SysMillis cutoff);
+  // fired must not fire again, after its run is gone. Oldest first, at most `max_runs`
+  // in one transaction, so that a first prune of a long history comes in bounded steps.
+  Result<int> PruneRunsBefore(SysMillis cutoff, int max_runs = std::numeric_limits<int>::max());
 
  private:
   Store(std::string data_dir, int lock_fd, std::unique_ptr<Database> db);
   Status Configure(bool creating);
   Status Migrate();
+  // PRAGMA quick_check; Corruption with SQLite's first finding. `why` is logged.
+  Status QuickCheck(const char* why);
+  // Closes the database; notes whether the store was opened and closed with no sign of
+  // damage, which the destructor then records in the lock file.
+  void CloseDatabase();
   // A new database: syncs its file and directory, through a descriptor of our own that
   // stays open until SQLite has closed the file (closing any descriptor of it would drop
   // SQLite's POSIX locks). std::launch::async (kOnFlush) runs it on a thread while the
@@ -371,6 +410,9 @@ class Store {
 
   std::string data_dir_;
   bool created_database_ = false;  // this Open created the database file
+  bool opened_ = false;            // Open succeeded
+  bool closed_cleanly_ = false;    // set by CloseDatabase()
+  std::string integrity_checked_;  // why this Open ran a quick_check ("" if it did not)
   int lock_fd_;
   std::unique_ptr<Database> db_;
   int txn_depth_ = 0;

@@ -137,7 +137,6 @@ TEST_F(AttemptHistoryTest, AttemptsListsEveryAttemptWithItsOutcomeResourcesAndLo
   const std::string run_id = Trigger("endings", {"--date", "2026-03-01"});
   ASSERT_TRUE(WaitRunState(run_id, "failed"));
   const std::string version = V("SELECT substr(dag_hash, 1, 12) FROM runs WHERE run_id = '" + run_id + "'");
-  const std::string logs = data_ + "/logs/" + run_id + "/";
 
   OrderedJson all = CtlJson({"attempts", run_id});
   ASSERT_EQ(all.size(), 6u) << all.dump();
@@ -158,7 +157,7 @@ TEST_F(AttemptHistoryTest, AttemptsListsEveryAttemptWithItsOutcomeResourcesAndLo
   EXPECT_EQ(slow[1]["partition"], "-");
   EXPECT_EQ(slow[1]["exit_code"], nullptr);
   EXPECT_EQ(slow[1]["dag_version"], version);
-  EXPECT_EQ(slow[1]["log"], logs + "slow@-.2.log");
+  EXPECT_EQ(slow[1]["log"], AttemptLogPath(data_, run_id, "slow", "-", 2));
   EXPECT_GT(slow[1]["max_rss_bytes"].get<int64_t>(), 0);
   EXPECT_GE(slow[1]["cpu_seconds"].get<double>(), 0.0);
 
@@ -173,7 +172,7 @@ TEST_F(AttemptHistoryTest, AttemptsListsEveryAttemptWithItsOutcomeResourcesAndLo
               ElementsAre("boom", "-", "1", "failed", "exit code 7"));
   EXPECT_EQ(rows[1][5], all[3]["started_at"].get<std::string>());
   EXPECT_EQ(rows[1][6], "<d>");
-  EXPECT_EQ(rows[1][9], logs + "boom@-.1.log");
+  EXPECT_EQ(rows[1][9], AttemptLogPath(data_, run_id, "boom", "-", 1));
 
   // A task that has not run has no attempts; that is not an error.
   ProcResult none = Ctl({"attempts", run_id, "after"});

@@ -222,6 +222,7 @@ bool DaemonTest::StartDaemon(const DaemonOptions& options) {
     argv.push_back(buf);
   }
   daemon_ = std::make_unique<Process>(argv);
+  last_daemon_log_.clear();  // DaemonLog() is this daemon's from now on
   ProcResult last;
   bool up = WaitFor(
       [&] {

@@ -5,8 +5,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <charconv>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -233,6 +235,30 @@ std::string QueryValue(const std::string& db, const std::string& sql) {
   const auto& v = row.begin().value();
   if (v.is_string()) return v.get<std::string>();
   return v.dump();
+}
+
+std::string AttemptLogPath(const std::string& data, const std::string& run_id, const std::string& task,
+                           const std::string& partition, int attempt) {
+  const std::string id = QueryValue(data + "/batchd.db", "SELECT id FROM task_instances WHERE run_id = '" + run_id +
+                                                             "' AND task = '" + task + "' AND partition = '" +
+                                                             partition + "'");
+  EXPECT_FALSE(id.empty()) << "no instance " << task << "[" << partition << "] in run " << run_id;
+  const std::string shard = id.empty() ? "?" : std::to_string(std::stoll(id) / 1000);
+  // The partition as docs/store-schema.md says file names spell it: bytes outside
+  // [A-Za-z0-9_-] (a '.' only in first position) as %XX, an empty name as "_".
+  std::string file_partition;
+  for (unsigned char c : partition) {
+    if (std::isalnum(c) || c == '_' || c == '-' || (c == '.' && !file_partition.empty())) {
+      file_partition.push_back(static_cast<char>(c));
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      file_partition += buf;
+    }
+  }
+  if (file_partition.empty()) file_partition = "_";
+  return data + "/logs/" + run_id + "/" + shard + "/" + task + "@" + file_partition + "." + std::to_string(attempt) +
+         ".log";
 }
 
 std::optional<std::string> TryQueryValue(const std::string& db, const std::string& sql) {

@@ -94,6 +94,12 @@ std::string QueryValue(const std::string& db, const std::string& sql);
 // tables do not exist yet or the query fails. Never creates the database file.
 std::optional<std::string> TryQueryValue(const std::string& db, const std::string& sql);
 
+// Where an attempt's log file goes (docs/logs.md): under the run's directory of the data
+// directory `data`, in the shard of its instance (instance id / 1000),
+// <task>@<partition>.<attempt>.log. The instance is looked up in `data`/batchd.db.
+std::string AttemptLogPath(const std::string& data, const std::string& run_id, const std::string& task,
+                           const std::string& partition, int attempt);
+
 // Polls `pred` every `interval` until it holds or `timeout` passes; returns its last value.
 bool WaitFor(const std::function<bool()>& pred, milliseconds timeout, milliseconds interval = milliseconds(20));
 

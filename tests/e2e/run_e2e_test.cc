@@ -92,8 +92,7 @@ class BatchdRunTest : public ::testing::Test {
   }
   std::string LatestRunId() { return V("SELECT run_id FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1"); }
   std::string LogOf(const std::string& run_id, const std::string& task, const std::string& partition, int attempt) {
-    return ReadFile(data_ + "/logs/" + run_id + "/" + task + "@" + partition + "." + std::to_string(attempt) + ".log")
-        .value_or("<missing log>");
+    return ReadFile(AttemptLogPath(data_, run_id, task, partition, attempt)).value_or("<missing log>");
   }
   // Outcomes of the attempts in `rows`, in order.
   static std::vector<std::string> Outcomes(const Json& rows) {
@@ -177,8 +176,7 @@ tasks:
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(attempts[i]["number"], i + 1);
     EXPECT_EQ(attempts[i]["exit_code"], i < 2 ? 7 : 0);
-    EXPECT_EQ(attempts[i]["log_path"],
-              data_ + "/logs/" + run_id + "/flaky@-." + std::to_string(i + 1) + ".log");
+    EXPECT_EQ(attempts[i]["log_path"], AttemptLogPath(data_, run_id, "flaky", "-", i + 1));
     EXPECT_EQ(LogOf(run_id, "flaky", "-", i + 1),
               "execution " + std::to_string(i + 1) + " attempt " + std::to_string(i + 1) + "\n");
   }
@@ -510,7 +508,17 @@ tasks:
 
 // --- Partitions ----------------------------------------------------------------------
 
-TEST_F(BatchdRunTest, EveryAttemptHasItsOwnLogFileInItsRunsDirectory) {
+// Every file under `dir`, relative to it, sorted.
+std::vector<std::string> FilesUnder(const std::string& dir) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir, ec))
+    if (e.is_regular_file()) files.push_back(std::filesystem::relative(e.path(), dir).string());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+TEST_F(BatchdRunTest, AnAttemptThatPrintedSomethingHasItsOwnLogFileAndASilentOneNone) {
   std::string dag = WriteDag(R"(
 dag: quiet
 tasks:
@@ -520,22 +528,62 @@ tasks:
     command: exit 3
   - id: talker
     command: echo said
+  - id: spawn_error
+    working_dir: /nonexistent-dir
+    command: echo never
 )");
   ProcResult r = RunBatchd(dag);
   ASSERT_EQ(r.exit_code, 1) << r.Describe();
   std::string run_id = LatestRunId();
-  const std::string dir = data_ + "/logs/" + run_id;
-  EXPECT_EQ(Attempts("silent").at(0).at("log_path"), dir + "/silent@-.1.log");
-  EXPECT_EQ(Attempts("silent_failure").at(0).at("log_path"), dir + "/silent_failure@-.1.log");
-  EXPECT_NE(r.out.find("silent_failure[-] failed; log: " + dir + "/silent_failure@-.1.log"), std::string::npos)
-      << r.Describe();
-  EXPECT_EQ(LogOf(run_id, "silent", "-", 1), "");
-  EXPECT_EQ(LogOf(run_id, "silent_failure", "-", 1), "");
+  const std::string silent_failure = AttemptLogPath(data_, run_id, "silent_failure", "-", 1);
+  EXPECT_EQ(Attempts("silent").at(0).at("log_path"), AttemptLogPath(data_, run_id, "silent", "-", 1));
+  EXPECT_EQ(Attempts("silent_failure").at(0).at("log_path"), silent_failure);
+  EXPECT_NE(r.out.find("silent_failure[-] failed; log: " + silent_failure), std::string::npos) << r.Describe();
   EXPECT_EQ(LogOf(run_id, "talker", "-", 1), "said\n");
-  std::vector<std::string> files;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) files.push_back(e.path().filename());
-  std::sort(files.begin(), files.end());
-  EXPECT_THAT(files, ElementsAre("silent@-.1.log", "silent_failure@-.1.log", "talker@-.1.log"));
+  // Only the attempt that printed something left a file.
+  const std::string shard = std::to_string(std::stoll(V("SELECT id FROM task_instances WHERE task = 'talker'")) / 1000);
+  EXPECT_THAT(FilesUnder(data_ + "/logs/" + run_id), ElementsAre(shard + "/talker@-.1.log"));
+  EXPECT_FALSE(Exists(silent_failure));
+}
+
+TEST_F(BatchdRunTest, ARunWhoseAttemptsPrintedNothingLeavesNoLogDirectory) {
+  std::string dag = WriteDag(R"(
+dag: mute
+tasks:
+  - id: a
+    command: "true"
+  - id: b
+    depends_on: [a]
+    partitions: {values: [x, y, z]}
+    command: "true"
+)");
+  ProcResult r = RunBatchd(dag);
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  EXPECT_EQ(V("SELECT count(*) FROM attempts"), "4");
+  EXPECT_FALSE(Exists(data_ + "/logs/" + LatestRunId()));
+}
+
+TEST_F(BatchdRunTest, LogFilesAreShardedByInstanceSoNoDirectoryGrowsWithTheRun) {
+  std::string dag = WriteDag(R"(
+dag: wide
+tasks:
+  - id: w
+    partitions: {range: [1, 2501]}
+    command: echo p$BATCHD_PARTITION
+)");
+  ProcResult r = RunBatchd(dag);
+  ASSERT_EQ(r.exit_code, 0) << r.Describe();
+  const std::string run_dir = data_ + "/logs/" + LatestRunId();
+  std::map<std::string, int> per_dir;
+  for (const auto& f : FilesUnder(run_dir)) per_dir[f.substr(0, f.find('/'))]++;
+  int total = 0;
+  for (const auto& [dir, n] : per_dir) {
+    EXPECT_LE(n, 1000) << dir;
+    total += n;
+  }
+  EXPECT_EQ(total, 2500);
+  EXPECT_GE(per_dir.size(), 3u);
+  EXPECT_EQ(LogOf(LatestRunId(), "w", "1777", 1), "p1777\n");
 }
 
 // Log files are created ahead, while the upstream runs (LogFileReserve::CreateAhead):
@@ -570,9 +618,7 @@ tasks:
   EXPECT_EQ(LogOf(run_id, "b", "-", 2), "b\n");
   EXPECT_EQ(LogOf(run_id, "side", "-", 1), "side\n");
   std::vector<std::string> files;
-  for (const auto& e : std::filesystem::directory_iterator(data_ + "/logs/" + run_id))
-    files.push_back(e.path().filename());
-  std::sort(files.begin(), files.end());
+  for (const auto& f : FilesUnder(data_ + "/logs/" + run_id)) files.push_back(f.substr(f.find('/') + 1));
   EXPECT_THAT(files, ElementsAre("a@-.1.log", "b@-.1.log", "b@-.2.log", "side@-.1.log"));
 }
 
@@ -619,7 +665,7 @@ tasks:
   }
   EXPECT_EQ(LogOf(run_id, "listed", "a", 1), "listed a\n");
   // A partition name unsafe in a file name is escaped in the log path.
-  EXPECT_EQ(LogOf(run_id, "relisted", "b%20c", 1), "relisted b c\n");
+  EXPECT_EQ(LogOf(run_id, "relisted", "b c", 1), "relisted b c\n");
   EXPECT_EQ(Instance("relisted", "b c")["state"], "success");
   EXPECT_EQ(LogOf(run_id, "publish", "-", 1), "publish -\n");
   EXPECT_EQ(Instance("extract", "eu")["idempotency_key"], "parts/extract/eu/2026-03-01T00:00:00+00:00");
@@ -712,7 +758,7 @@ tasks:
   Process first(RunArgs(dag));
   ASSERT_NE(WaitForTaskPid(first, "attempt1.pid"), 0);
   const std::string run_id = V("SELECT run_id FROM runs");
-  const std::string ahead = data_ + "/logs/" + run_id + "/after@-.1.log";
+  const std::string ahead = AttemptLogPath(data_, run_id, "after", "-", 1);
   ASSERT_TRUE(WaitFor([&] { return Exists(ahead); }, milliseconds(5000))) << "no log file made ahead";
   ASSERT_TRUE(KillBatchd(first));
   EXPECT_EQ(ReadFile(ahead), "");
@@ -998,7 +1044,7 @@ tasks:
   const pid_t task_pid = WaitForTaskPid(batchd, "first.pid");
   ASSERT_NE(task_pid, 0);
   std::string run_id = V("SELECT run_id FROM runs");
-  const std::string second_log = data_ + "/logs/" + run_id + "/second@-.1.log";
+  const std::string second_log = AttemptLogPath(data_, run_id, "second", "-", 1);
   ASSERT_TRUE(WaitFor([&] { return Exists(second_log); }, milliseconds(5000))) << "no log file made ahead";
 
   auto t0 = steady_clock::now();

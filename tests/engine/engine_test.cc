@@ -543,7 +543,7 @@ tasks:
   EXPECT_THAT(runner_->TakeLogAheadCalls(), ElementsAre("create c@-.1.log"));
   Complete("b");
   Complete("d");
-  EXPECT_EQ(runner_->Find("c")->spec.log_path, engine_->LogPath(run, "c", "-", 1));
+  EXPECT_EQ(runner_->Find("c")->spec.log_path, engine_->LogPath(run, Stored(run, "c"), 1));
   Complete("c");
   EXPECT_EQ(RunStateOf(run), "success");
   EXPECT_THAT(runner_->TakeLogAheadCalls(), IsEmpty()) << "every file made ahead was used";
@@ -912,8 +912,8 @@ tasks:
   EXPECT_EQ(Stored(run, "a").exit_code, 0);
   // Each attempt logs to its own file.
   auto attempts = Attempts(run, "a");
-  EXPECT_EQ(attempts[0].log_path, engine_->LogPath(run, "a", "-", 1));
-  EXPECT_EQ(attempts[2].log_path, engine_->LogPath(run, "a", "-", 3));
+  EXPECT_EQ(attempts[0].log_path, engine_->LogPath(run, Stored(run, "a"), 1));
+  EXPECT_EQ(attempts[2].log_path, engine_->LogPath(run, Stored(run, "a"), 3));
   EXPECT_NE(attempts[0].log_path, attempts[2].log_path);
 }
 
@@ -1854,8 +1854,10 @@ tasks:
   EXPECT_EQ(spec.working_dir, "/tmp");
   EXPECT_EQ(spec.timeout, Millis(5s));
   EXPECT_EQ(spec.kill_grace, Millis(2s));
-  EXPECT_EQ(spec.log_path, engine_->LogPath(run, "extract", "us", 1));
-  EXPECT_EQ(spec.log_path, dir_ + "/logs/" + run + "/extract@us.1.log");
+  EXPECT_EQ(spec.log_path, engine_->LogPath(run, Stored(run, "extract", "us"), 1));
+  // Shards of Engine::kLogShardInstances instances, by instance id.
+  EXPECT_EQ(spec.log_path, dir_ + "/logs/" + run + "/" + std::to_string(Stored(run, "extract", "us").id / 1000) +
+                               "/extract@us.1.log");
   EXPECT_TRUE(fs::is_directory(fs::path(spec.log_path).parent_path()));
   EXPECT_EQ(spec.attempt_id, static_cast<uint64_t>(Attempts(run, "extract", "us").at(0).id));
   EXPECT_EQ(StoredRun(run).params_json, R"({"region":"apac"})");
@@ -1874,7 +1876,9 @@ tasks:
   ASSERT_EQ(runner_->started(), 2u);
   for (size_t i = 0; i < 2; ++i) {
     fs::path p(runner_->attempt(i).spec.log_path);
-    EXPECT_EQ(p.parent_path(), fs::path(dir_ + "/logs/" + run)) << p;
+    // In the run's directory, in the instance's shard.
+    EXPECT_EQ(p.parent_path().parent_path(), fs::path(dir_ + "/logs/" + run)) << p;
+    EXPECT_EQ(p.parent_path().filename().string().find_first_not_of("0123456789"), std::string::npos) << p;
     EXPECT_TRUE(p.filename().string().starts_with("a@")) << p;
     EXPECT_EQ(p.filename().string().find('/'), std::string::npos);
   }

@@ -445,6 +445,50 @@ tasks:
   EXPECT_EQ(StateOf(*plan, "publish"), "queued");
 }
 
+// Deciding the fan-in costs O(1) per upstream ending (the counts are kept by Transition):
+// at 100,000 upstream partitions a rescan of its upstream per ending would be 10^10 steps
+// and this test would not end.
+TEST(RunPlanTest, WideFanInIsDecidedInLinearTime) {
+  auto plan = MakePlan(MustLoad(R"yaml(dag: d
+tasks:
+  - id: wide
+    command: "true"
+    partitions: {range: [0, 100000]}
+  - id: all
+    command: "true"
+    depends_on: [wide]
+  - id: done
+    command: "true"
+    depends_on: [wide]
+    trigger_rule: all_done
+  - id: any_failed
+    command: "true"
+    depends_on: [wide]
+    trigger_rule: one_failed
+)yaml"));
+  const size_t first = Idx(*plan, "wide", "0");
+  for (size_t k = 0; k < 100000; ++k) {
+    const size_t i = first + k;
+    plan->Transition(i, InstanceState::kRunning);
+    plan->Transition(i, k == 99998 ? InstanceState::kFailed : InstanceState::kSuccess);
+    plan->Propagate();
+    if (k == 99997) {
+      EXPECT_EQ(StateOf(*plan, "all"), "pending");
+      EXPECT_EQ(StateOf(*plan, "any_failed"), "pending");
+    }
+  }
+  EXPECT_EQ(StateOf(*plan, "all"), "upstream_failed(upstream wide[99998] failed)");
+  EXPECT_EQ(StateOf(*plan, "done"), "queued");
+  EXPECT_EQ(StateOf(*plan, "any_failed"), "queued");
+  // A retry of the failed partition puts the decided ones back; its success decides them
+  // from the counts as they are now.
+  EXPECT_EQ(plan->ResetFailed(std::string("wide"), std::string("99998")), 2);
+  EXPECT_EQ(StateOf(*plan, "all"), "pending");
+  plan->Propagate();
+  Succeed(*plan, "wide", "99998");
+  EXPECT_EQ(StateOf(*plan, "all"), "queued");
+}
+
 // --- cascades -----------------------------------------------------------------------------
 
 constexpr const char* kMarkDag = R"yaml(dag: d

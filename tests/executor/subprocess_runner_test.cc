@@ -326,11 +326,21 @@ TEST_F(SubprocessRunnerTest, AppendsStdoutAndStderrToTheLogFile) {
   EXPECT_EQ(st.st_mode & 0777, 0640u & ~mask);
 }
 
-TEST_F(SubprocessRunnerTest, EveryAttemptHasItsLogFileEvenWhenSilent) {
+TEST_F(SubprocessRunnerTest, ASilentAttemptLeavesNoLogFileAndOneThatPrintsKeepsIt) {
   AttemptResult r = RunOne(Spec(1, "true"));
   EXPECT_EQ(r.end, AttemptEnd::kSuccess) << r.error;
-  ASSERT_TRUE(fs::is_regular_file(dir_ / "attempt1.log"));
-  EXPECT_EQ(Log(1), "");
+  EXPECT_FALSE(fs::exists(dir_ / "attempt1.log")) << "removed once the attempt ended with it empty";
+
+  AttemptSpec failed_silently = Spec(3, "exit 4");
+  r = RunOne(failed_silently);
+  EXPECT_EQ(r.exit_code, 4);
+  EXPECT_FALSE(fs::exists(dir_ / "attempt3.log"));
+
+  AttemptSpec nowhere = Spec(4, "echo never");
+  nowhere.working_dir = "/nonexistent/batchd/x";
+  r = RunOne(nowhere);
+  EXPECT_EQ(r.end, AttemptEnd::kSpawnError);
+  EXPECT_FALSE(fs::exists(dir_ / "attempt4.log")) << "the error is the attempt's, not in a log";
 
   r = RunOne(Spec(2, "no-such-command-batchd"));  // the not-found message goes there too
   EXPECT_EQ(r.exit_code, 127);

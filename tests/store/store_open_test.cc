@@ -321,26 +321,92 @@ TEST(StoreOpenTest, DatabaseCutInsideItsHeaderIsReportedAsTruncated) {
                                           "header; restore it from a backup");
 }
 
-TEST(StoreOpenTest, DamagedPageFailsTheIntegrityCheck) {
+// Overwrites the middle of the file (b-tree pages of runs/instances) with garbage, leaving
+// the header intact and the size unchanged; returns the damaged page's number.
+uint64_t DamageMiddlePage(const std::string& db) {
+  const auto size = fs::file_size(db);
+  std::fstream f(db, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(size / 2 / kPageSize * kPageSize));  // the start of a page
+  std::string junk(kPageSize, '\xA5');
+  f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  return size / 2 / kPageSize + 1;
+}
+
+// What the lock file holds after a process using the store died without closing it.
+void LeaveAsIfKilled(const TempDir& tmp) {
+  std::ofstream(tmp / "batchd.lock", std::ios::trunc) << "4242\n";
+}
+
+TEST(StoreOpenTest, CleanlyClosedStoreIsNotScannedOnOpen) {
   TempDir tmp;
   FillAndClose(tmp.path());
-  // Overwrite the middle of the file (b-tree pages of runs/instances) with garbage,
-  // leaving the header intact and the size unchanged.
-  const auto size = fs::file_size(tmp / "batchd.db");
-  {
-    std::fstream f(tmp / "batchd.db", std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(static_cast<std::streamoff>(size / 2 / kPageSize * kPageSize));  // the start of a page
-    std::string junk(kPageSize, '\xA5');
-    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  EXPECT_EQ(ReadFile(tmp / "batchd.lock"), "closed\n");
+  auto store = OpenOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->integrity_checked(), "");
+  EXPECT_EQ(ReadFile(tmp / "batchd.lock"), std::to_string(::getpid()) + "\n") << "the holder's pid while open";
+}
+
+TEST(StoreOpenTest, StoreLeftOpenByAKilledProcessIsCheckedOnOpen) {
+  TempDir tmp;
+  FillAndClose(tmp.path());
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto store = Store::Open(tmp.path());
+    ::_exit(store.ok() ? 0 : 1);  // no destructor: as if killed
   }
-  auto store = Store::Open(tmp.path());
-  ASSERT_FALSE(store.ok());
-  EXPECT_EQ(store.status().code(), StatusCode::kCorruption);
-  // The detail in parentheses is SQLite's own first finding (SQLite 3.40).
-  const uint64_t page = size / 2 / kPageSize + 1;
-  EXPECT_EQ(store.status().message(), "database '" + tmp.path() + "/batchd.db' is corrupt (integrity check: Page " +
-                                          std::to_string(page) +
-                                          ": btreeInitPage() returns error code 11); restore it from a backup");
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(ReadFile(tmp / "batchd.lock"), std::to_string(child) + "\n");
+  {
+    auto store = OpenOrDie(tmp.path());
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(store->integrity_checked(), "unclean shutdown");
+  }
+  auto again = OpenOrDie(tmp.path());
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again->integrity_checked(), "") << "closed cleanly since";
+}
+
+TEST(StoreOpenTest, DamagedPageFailsTheIntegrityCheckAfterAnUncleanShutdown) {
+  TempDir tmp;
+  FillAndClose(tmp.path());
+  const uint64_t page = DamageMiddlePage(tmp / "batchd.db");
+  LeaveAsIfKilled(tmp);
+  for (int attempt = 0; attempt < 2; ++attempt) {  // a failed open does not mark it clean
+    auto store = Store::Open(tmp.path());
+    ASSERT_FALSE(store.ok());
+    EXPECT_EQ(store.status().code(), StatusCode::kCorruption);
+    // The detail in parentheses is SQLite's own first finding (SQLite 3.40).
+    EXPECT_EQ(store.status().message(), "database '" + tmp.path() + "/batchd.db' is corrupt (integrity check: Page " +
+                                            std::to_string(page) +
+                                            ": btreeInitPage() returns error code 11); restore it from a backup");
+  }
+}
+
+TEST(StoreOpenTest, CheckIntegrityFindsDamageInACleanlyClosedStore) {
+  TempDir tmp;
+  FillAndClose(tmp.path());
+  EXPECT_TRUE(Store::CheckIntegrity(tmp.path()).ok());
+  {
+    auto open = OpenOrDie(tmp.path());  // a daemon using the store does not stop the check
+    ASSERT_NE(open, nullptr);
+    EXPECT_TRUE(Store::CheckIntegrity(tmp.path()).ok());
+  }
+  const uint64_t page = DamageMiddlePage(tmp / "batchd.db");
+  Status st = Store::CheckIntegrity(tmp.path());
+  EXPECT_EQ(st.code(), StatusCode::kCorruption);
+  EXPECT_TRUE(st.message().starts_with("database '" + tmp.path() +
+                                       "/batchd.db' is corrupt; restore it from a backup. Findings:\n  "))
+      << st.message();
+  EXPECT_NE(st.message().find("Page " + std::to_string(page) + ": btreeInitPage() returns error code 11"),
+            std::string::npos)
+      << st.message();
+  Status missing = Store::CheckIntegrity(tmp / "nowhere");
+  EXPECT_EQ(missing.code(), StatusCode::kIoError);
+  EXPECT_EQ(missing.message(), "cannot read database '" + tmp / "nowhere" + "/batchd.db': No such file or directory");
 }
 
 TEST(StoreOpenTest, SqliteDatabaseOfAnotherApplicationIsNotABatchdDatabase) {
@@ -362,15 +428,15 @@ TEST(StoreOpenTest, NewerSchemaVersionIsRefused) {
     auto store = OpenOrDie(tmp.path());
     ASSERT_NE(store, nullptr);
   }
-  ASSERT_TRUE(ExecSql(tmp / "batchd.db", "UPDATE schema_version SET version = 7").ok());
+  ASSERT_TRUE(ExecSql(tmp / "batchd.db", "UPDATE schema_version SET version = 8").ok());
   auto store = Store::Open(tmp.path());
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), StatusCode::kCorruption);
   EXPECT_EQ(store.status().message(), "database '" + tmp.path() +
-                                          "/batchd.db' has schema version 7, newer than this batchd supports (" +
+                                          "/batchd.db' has schema version 8, newer than this batchd supports (" +
                                           std::to_string(kSchemaVersion) +
                                           "); upgrade batchd or use another data directory");
-  EXPECT_EQ(QueryInt(tmp / "batchd.db", "SELECT version FROM schema_version"), 7) << "left untouched";
+  EXPECT_EQ(QueryInt(tmp / "batchd.db", "SELECT version FROM schema_version"), 8) << "left untouched";
 }
 
 TEST(StoreOpenTest, NegativeSchemaVersionIsCorruption) {
@@ -472,13 +538,17 @@ TEST(StoreOpenTest, ReopeningACurrentDatabaseMigratesNothing) {
   ExpectCurrentSchema(tmp / "batchd.db");
 }
 
-// What version 6 added, to turn a file back into version 5.
-constexpr const char* kDropVersion6 =
-    "ALTER TABLE attempts DROP COLUMN dag_hash; ALTER TABLE task_instances DROP COLUMN force; ";
+// What version 7 added, to turn a file back into version 6.
+constexpr const char* kDropVersion7 = "DROP INDEX runs_queued; DROP INDEX instances_by_run; ";
 
-// What versions 5 and 6 added, to turn a file back into version 4.
+// What versions 6 and 7 added, to turn a file back into version 5.
+constexpr const char* kDropVersion6 =
+    "DROP INDEX runs_queued; DROP INDEX instances_by_run; ALTER TABLE attempts DROP COLUMN dag_hash; "
+    "ALTER TABLE task_instances DROP COLUMN force; ";
+
+// What versions 5 to 7 added, to turn a file back into version 4.
 constexpr const char* kDropVersion5 =
-    "ALTER TABLE attempts DROP COLUMN dag_hash; ALTER TABLE task_instances DROP COLUMN force; "
+    "DROP INDEX runs_queued; DROP INDEX instances_by_run; ALTER TABLE attempts DROP COLUMN dag_hash; ALTER TABLE task_instances DROP COLUMN force; "
     "DROP TRIGGER count_run_endings; DROP TRIGGER count_instance_endings; DROP TRIGGER count_idempotent_skips; "
     "DROP TRIGGER count_instances_born_ended; DROP TRIGGER count_attempt_endings; "
     "DROP TRIGGER count_attempts_born_ended; DROP TRIGGER count_slo_misses; "
@@ -639,6 +709,37 @@ TEST(StoreOpenTest, MigratesVersionFiveGivingEachAttemptItsRunsVersion) {
   TempDir fresh;
   { ASSERT_NE(OpenOrDie(fresh.path()), nullptr); }
   EXPECT_EQ(SchemaFingerprint(db), SchemaFingerprint(fresh / "batchd.db"));
+}
+
+TEST(StoreOpenTest, MigratesVersionSixIndexingTheQueuedRuns) {
+  TempDir tmp;
+  const std::string db = tmp / "batchd.db";
+  {
+    auto store = OpenOrDie(tmp.path());
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->CreateRun(MakeRun("r1", "billing", "k1", 2000)).ok());
+    ASSERT_TRUE(store->CreateRun(MakeRun("r2", "billing", "k2", 1000)).ok());
+    ASSERT_TRUE(store->CreateRun(MakeRun("r3", "reports", "k3", 1500, RunState::kSuccess)).ok());
+  }
+  ASSERT_TRUE(ExecSql(db, std::string(kDropVersion7) + "UPDATE schema_version SET version = 6").ok());
+  {
+    auto store = OpenOrDie(tmp.path());
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(store->integrity_checked(), "upgrade");
+    auto dags = store->DagsWithQueuedRuns();
+    ASSERT_TRUE(dags.ok());
+    EXPECT_EQ(*dags, std::vector<std::string>{"billing"});
+    auto queued = store->ListQueuedRuns("billing", 5);
+    ASSERT_TRUE(queued.ok());
+    ASSERT_EQ(queued->size(), 2u);
+    EXPECT_EQ((*queued)[0].run_id, "r2");
+    EXPECT_EQ((*queued)[1].run_id, "r1");
+  }
+  EXPECT_EQ(QueryInt(db, "SELECT version FROM schema_version"), 7);
+  ExpectCurrentSchema(db);
+  auto reopened = OpenOrDie(tmp.path());
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_EQ(reopened->integrity_checked(), "") << "checked once, when upgraded";
 }
 
 TEST(StoreOpenTest, ReopenAfterCloseKeepsEverything) {

@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <set>
 
+#include <gmock/gmock.h>
+
 #include "store/store_test_util.h"
 
 namespace batchd::store {
@@ -39,6 +41,24 @@ class StoreTest : public ::testing::Test {
   void FinishRun(const std::string& id, RunState state, int64_t ended_ms) {
     Status st = store_->UpdateRunState(id, state, AtMs(ended_ms - 1), AtMs(ended_ms));
     ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+
+  // SQLite's plan for `sql` on this store's file, its steps' details joined by "; ".
+  std::string QueryPlan(const std::string& sql) {
+    auto db = Database::Open(tmp_ / "batchd.db", /*read_only=*/true);
+    EXPECT_TRUE(db.ok());
+    if (!db.ok()) return "";
+    auto s = (*db)->Prepare("EXPLAIN QUERY PLAN " + sql);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    if (!s.ok()) return "";
+    std::string plan;
+    while (true) {
+      auto row = (*s)->Step();
+      if (!row.ok() || !*row) break;
+      plan += (plan.empty() ? "" : "; ") + (*s)->Text(3);
+    }
+    (*s)->Reset();
+    return plan;
   }
 
   std::vector<std::string> RunIds(const std::vector<RunRecord>& runs) {
@@ -403,6 +423,113 @@ TEST_F(StoreTest, ListRunsInStatesIsOldestFirstAcrossStates) {
   auto none = store_->ListRunsInStates({});
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->empty());
+}
+
+TEST_F(StoreTest, QueuedRunsArePerDagOldestFirstAndFoundByIndexSeeks) {
+  AddRun("c", "billing", 300);
+  AddRun("a", "billing", 100);
+  AddRun("b", "reports", 200);
+  AddRun("d", "billing", 100);  // same instant as a, inserted later
+  AddRun("e", "audit", 50);
+  ASSERT_TRUE(store_->UpdateRunState("a", RunState::kRunning, AtMs(110), std::nullopt).ok());
+  FinishRun("e", RunState::kSuccess, 60);
+
+  auto dags = store_->DagsWithQueuedRuns();
+  ASSERT_TRUE(dags.ok());
+  EXPECT_EQ(*dags, (std::vector<std::string>{"billing", "reports"})) << "audit has no queued run";
+  auto billing = store_->ListQueuedRuns("billing", 10);
+  ASSERT_TRUE(billing.ok());
+  EXPECT_EQ(RunIds(*billing), (std::vector<std::string>{"d", "c"}));
+  auto first = store_->ListQueuedRuns("billing", 1);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(RunIds(*first), (std::vector<std::string>{"d"}));
+  auto none = store_->ListQueuedRuns("billing", 0);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  auto unknown = store_->ListQueuedRuns("nope", 5);
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_TRUE(unknown->empty());
+
+  // Both searches (Store's SQL, repeated here) seek in the partial index and sort nothing:
+  // their cost does not grow with the queue.
+  EXPECT_THAT(QueryPlan("SELECT dag FROM runs INDEXED BY runs_queued WHERE state = 'queued' AND dag > '' ORDER BY dag "
+                        "LIMIT 1"),
+              ::testing::AllOf(::testing::HasSubstr("INDEX runs_queued (dag>?)"),
+                               ::testing::Not(::testing::HasSubstr("TEMP B-TREE"))));
+  EXPECT_THAT(QueryPlan("SELECT run_id FROM runs INDEXED BY runs_queued WHERE state = 'queued' AND dag = 'x' ORDER BY "
+                        "created_at, rowid LIMIT 3"),
+              ::testing::AllOf(::testing::HasSubstr("INDEX runs_queued (dag=?)"),
+                               ::testing::Not(::testing::HasSubstr("TEMP B-TREE"))));
+}
+
+TEST_F(StoreTest, StatusPagesCostThePageNotTheRun) {
+  AddRun("r1", "billing", 100);
+  AddRun("r2", "billing", 200);
+  std::vector<InstanceRecord> mine;
+  for (int p = 0; p < 5; ++p) mine.push_back(MakeInstance("r1", "extract", "p" + std::to_string(p)));
+  mine.push_back(MakeInstance("r1", "load"));
+  mine = AddInstances(mine);
+  AddInstances({MakeInstance("r2", "extract", "p0")});
+  mine[1].state = InstanceState::kFailed;
+  mine[3].state = InstanceState::kRunning;
+  for (int k : {1, 3}) ASSERT_TRUE(store_->UpdateInstance(mine[k]).ok());
+  for (int number : {1, 2}) {
+    AttemptRecord a = MakeAttempt(mine[1].id, number);
+    ASSERT_TRUE(store_->InsertAttempt(a).ok());
+  }
+  AttemptRecord other = MakeAttempt(mine[4].id, 1);
+  ASSERT_TRUE(store_->InsertAttempt(other).ok());
+
+  auto names = [](const std::vector<InstanceRecord>& v) {
+    std::vector<std::string> out;
+    for (const auto& i : v) out.push_back(i.task + "[" + i.partition + "]");
+    return out;
+  };
+  Store::InstanceFilter page;
+  page.limit = 2;
+  auto first = store_->ListInstancePage("r1", page);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(names(*first), (std::vector<std::string>{"extract[p0]", "extract[p1]"}));
+  page.after_id = first->back().id;
+  page.limit = 10;
+  EXPECT_EQ(names(*store_->ListInstancePage("r1", page)),
+            (std::vector<std::string>{"extract[p2]", "extract[p3]", "extract[p4]", "load[-]"}))
+      << "not r2's";
+  Store::InstanceFilter states;
+  states.states = {InstanceState::kFailed, InstanceState::kRunning};
+  EXPECT_EQ(names(*store_->ListInstancePage("r1", states)), (std::vector<std::string>{"extract[p1]", "extract[p3]"}));
+  Store::InstanceFilter one;
+  one.task = "extract";
+  one.partition = "p4";
+  EXPECT_EQ(names(*store_->ListInstancePage("r1", one)), std::vector<std::string>{"extract[p4]"});
+  Store::InstanceFilter none;
+  none.limit = 0;
+  EXPECT_TRUE(store_->ListInstancePage("r1", none)->empty());
+
+  auto got = store_->GetInstance("r1", "extract", "p1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->id, mine[1].id);
+  EXPECT_FALSE(store_->GetInstance("r1", "extract", "nope")->has_value());
+
+  auto counts = store_->CountInstances("r1");
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ((*counts)["extract"][InstanceState::kPending], 3);
+  EXPECT_EQ((*counts)["extract"][InstanceState::kFailed], 1);
+  EXPECT_EQ((*counts)["extract"][InstanceState::kRunning], 1);
+  EXPECT_EQ((*counts)["load"][InstanceState::kPending], 1);
+  EXPECT_EQ(counts->size(), 2u);
+
+  auto attempts = store_->ListAttemptsOfInstances(mine[1].id, mine[3].id);
+  ASSERT_TRUE(attempts.ok());
+  ASSERT_EQ(attempts->size(), 2u) << "not the attempt of p4, outside the range";
+  EXPECT_EQ((*attempts)[0].number, 1);
+  EXPECT_EQ((*attempts)[1].number, 2);
+
+  // The page is a seek in instances_by_run, in id order, with no sort.
+  EXPECT_THAT(QueryPlan("SELECT * FROM task_instances i INDEXED BY instances_by_run WHERE i.run_id = 'r1' AND "
+                        "i.id > 0 AND i.state IN ('failed') ORDER BY i.id LIMIT 3"),
+              ::testing::AllOf(::testing::HasSubstr("INDEX instances_by_run (run_id=? AND id>?)"),
+                               ::testing::Not(::testing::HasSubstr("TEMP B-TREE"))));
 }
 
 TEST_F(StoreTest, UpdateRunStateKeepsStartedAtUnlessGivenAndSetsEndedAtAndError) {
@@ -799,6 +926,24 @@ TEST_F(StoreTest, PruneRunsBeforeDeletesOldTerminalRunsTheirRowsAndLogs) {
   auto nothing = store_->PruneRunsBefore(AtMs(1000));
   ASSERT_TRUE(nothing.ok());
   EXPECT_EQ(*nothing, 0);
+}
+
+TEST_F(StoreTest, PruneRunsBeforeTakesTheOldestFirstInBatchesOfMaxRuns) {
+  for (int k = 0; k < 5; ++k) {
+    const std::string id = "r" + std::to_string(k);
+    AddRun(id, "billing", 10 + k);
+    FinishRun(id, RunState::kSuccess, 100 + k);
+  }
+  auto first = store_->PruneRunsBefore(AtMs(1000), 2);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(*first, 2);
+  EXPECT_FALSE(store_->GetRun("r0")->has_value());
+  EXPECT_FALSE(store_->GetRun("r1")->has_value());
+  EXPECT_TRUE(store_->GetRun("r2")->has_value());
+  EXPECT_EQ(*store_->PruneRunsBefore(AtMs(1000), 2), 2);
+  EXPECT_EQ(*store_->PruneRunsBefore(AtMs(1000), 2), 1);
+  EXPECT_EQ(*store_->PruneRunsBefore(AtMs(1000), 2), 0);
+  EXPECT_EQ(Count("runs"), 0);
 }
 
 // --- Group commit ---
