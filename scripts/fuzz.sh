@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of tests/fuzz with clang into ./build-fuzz and runs each
-# for FUZZ_SECONDS (default 45), FUZZ_PARALLEL (default 2) at a time (docs/testing.md).
+# for FUZZ_SECONDS (default 30), FUZZ_PARALLEL (default 2) at a time (docs/testing.md).
 # Fails when a target crashes, leaks, hangs or hits UB, and prints the reproducer.
 #   bash scripts/fuzz.sh                  every target
 #   bash scripts/fuzz.sh cron template    only these
@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build-fuzz}
 JOBS=${JOBS:-$(nproc)}
-SECONDS_EACH=${FUZZ_SECONDS:-45}
+SECONDS_EACH=${FUZZ_SECONDS:-30}
 PARALLEL=${FUZZ_PARALLEL:-2}
 ALL=(dag_loader cron template config control_api)
 targets=("$@")

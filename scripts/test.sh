@@ -2,7 +2,7 @@
 # The test command: installs what is missing, then runs every suite (docs/testing.md):
 #   asan+ubsan  every unit and end-to-end test, ASan+UBSan build in ./build-asan
 #   tsan        the engine, executor and api tests, TSan build in ./build-tsan
-#   fuzz        each libFuzzer target for 45 s, two at a time, clang build in ./build-fuzz
+#   fuzz        each libFuzzer target for 30 s, two at a time, clang build in ./build-fuzz
 # Every suite runs even when an earlier one failed; the exit status says whether all
 # passed. The last lines are each suite's wall time and the ctest summaries.
 set -euo pipefail
@@ -35,7 +35,7 @@ run_suite() {
 
 total_start=$SECONDS
 run_suite deps bash scripts/deps.sh
-run_suite "fuzz (5 targets x ${FUZZ_SECONDS:-45} s)" bash scripts/fuzz.sh
+run_suite "fuzz (5 targets x ${FUZZ_SECONDS:-30} s)" bash scripts/fuzz.sh
 run_suite "tsan (engine+executor+api)" bash scripts/sanitize.sh thread
 run_suite "asan+ubsan (unit+e2e)" bash scripts/sanitize.sh address,undefined
 
