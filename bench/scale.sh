@@ -33,6 +33,10 @@ else
   BACKFILL=10000
   STATUS=100000
 fi
+# Other sizes: FANIN_SIZES="1000 10000", BACKFILL_RUNS=2000, STATUS_PARTITIONS=20000.
+[ -n "${FANIN_SIZES:-}" ] && read -r -a FANIN <<<"$FANIN_SIZES"
+BACKFILL=${BACKFILL_RUNS:-$BACKFILL}
+STATUS=${STATUS_PARTITIONS:-$STATUS}
 for tool in "$BATCHD" "$BATCHCTL" sqlite3; do
   command -v "$tool" >/dev/null 2>&1 || { echo "scale.sh: '$tool' not found" >&2; exit 1; }
 done

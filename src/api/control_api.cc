@@ -875,6 +875,9 @@ HttpResponse ControlApi::RunStatus(const std::string& run_id, const std::string&
   auto instances = Unwrap(store.ListInstancePage(run_id, filter));
   const bool more = static_cast<int>(instances.size()) > page_size;
   if (more) instances.resize(static_cast<size_t>(page_size));
+  // Where the next page starts: after this page's last instance (an empty page, limit=0,
+  // starts where it was asked to).
+  const int64_t next_after = instances.empty() ? filter.after_id : instances.back().id;
   if (filter.partition && instances.empty() && filter.states.empty() && filter.after_id == 0)
     Throw(404, "not_found", "run '" + run_id + "' has no task '" + *filter.task + "' partition '" +
                                 *filter.partition + "'");
@@ -911,7 +914,7 @@ HttpResponse ControlApi::RunStatus(const std::string& run_id, const std::string&
   out["counts"] = counts;
   out["tasks"] = tasks;
   out["more"] = more;
-  out["next_after"] = more ? json(instances.back().id) : json(nullptr);
+  out["next_after"] = more ? json(next_after) : json(nullptr);
   return JsonResponse(200, out);
 }
 
