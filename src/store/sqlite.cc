@@ -1,6 +1,7 @@
 #include "store/sqlite.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include "store/checkpointer.h"
 
@@ -103,6 +104,17 @@ Status Database::SyncWal() {
 }
 
 void Database::SkipCheckpointOnClose() { sqlite3_db_config(db_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr); }
+
+int64_t Database::WalBytes() const {
+  struct stat st {};
+  return ::stat((path_ + "-wal").c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : 0;
+}
+
+Status Database::CheckpointAndTruncateWal() {
+  int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+  if (rc != SQLITE_OK) return Error(rc, "cannot checkpoint the write-ahead log of '" + path_ + "'");
+  return Status::Ok();
+}
 
 void Database::StartBackgroundCheckpoints() {
   if (!checkpointer_) checkpointer_ = std::make_unique<WalCheckpointer>(db_, path_);

@@ -74,6 +74,11 @@ class Database {
   // Closing the last connection leaves the WAL as it is instead of checkpointing it
   // (copying it into the database file and fsyncing that): the next open reads it.
   void SkipCheckpointOnClose();
+  // Size of the WAL file in bytes (0 when there is none).
+  int64_t WalBytes() const;
+  // Copies the whole WAL into the database file, fsyncs it and truncates the WAL to zero
+  // bytes (SQLITE_CHECKPOINT_TRUNCATE on this connection).
+  Status CheckpointAndTruncateWal();
   // Whether SQLite reported the file damaged (SQLITE_CORRUPT, SQLITE_NOTADB) on this
   // connection: the next open must check it again, however it was closed.
   bool SawCorruption() const { return saw_corruption_; }

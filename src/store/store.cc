@@ -598,6 +598,16 @@ bool LockFileSaysClosedCleanly(int fd) {
          std::memcmp(buf, kClosedCleanly, kClosedCleanlySize) == 0;
 }
 
+void WriteClosedMark(int fd) {
+  if (::pwrite(fd, kClosedCleanly, kClosedCleanlySize, 0) == kClosedCleanlySize) {
+    [[maybe_unused]] int rc = ::ftruncate(fd, kClosedCleanlySize);
+  }
+}
+
+// Flush() checkpoints a WAL larger than this (a wide run's); a small one is left for the
+// next open, which reads it in a few milliseconds at most.
+constexpr int64_t kFlushCheckpointWalBytes = 4 << 20;
+
 std::string LockHolder(int fd) {
   char buf[32] = {0};
   ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
@@ -719,7 +729,14 @@ Status Store::Flush() {
     if (std::string error = creation_sync_.get(); !error.empty()) return Status::IoError(error);
   }
   RETURN_IF_ERROR(db_->SyncWal());
+  // The next open rebuilds its WAL index by reading the whole WAL, so a wide run copies its
+  // WAL back now rather than leave every later start-up that read. Best effort: the WAL is
+  // durable either way, and a checkpoint the background thread is running makes this busy.
+  if (db_->WalBytes() > kFlushCheckpointWalBytes) [[maybe_unused]] Status ignored = db_->CheckpointAndTruncateWal();
   db_->SkipCheckpointOnClose();
+  // Nothing is written after Flush (the caller exits without closing), so the store is
+  // closed now as far as the next open is concerned: no integrity scan for it.
+  if (!db_->SawCorruption()) WriteClosedMark(lock_fd_);
   return Status::Ok();
 }
 
@@ -732,9 +749,7 @@ Store::~Store() {
   if (creation_sync_fd_ >= 0) ::close(creation_sync_fd_);  // SQLite's locks are gone with it
   if (lock_fd_ >= 0) {
     // The next Open skips the integrity scan only when it reads this.
-    if (closed_cleanly_ && ::pwrite(lock_fd_, kClosedCleanly, kClosedCleanlySize, 0) == kClosedCleanlySize) {
-      [[maybe_unused]] int rc = ::ftruncate(lock_fd_, kClosedCleanlySize);
-    }
+    if (closed_cleanly_) WriteClosedMark(lock_fd_);
     ::close(lock_fd_);  // releases the flock
   }
 }

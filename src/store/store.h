@@ -260,8 +260,10 @@ class Store {
   // observers), and for undoing in-memory changes when it fails.
   void AfterTransaction(std::function<void(bool committed)> fn);
   // kOnFlush: makes every commit so far durable (the WAL; for a store this process
-  // created, also the database file and its directory entry), and lets closing skip
-  // the checkpoint, which the next open's background checkpointer does instead.
+  // created, also the database file and its directory entry), copies a large WAL back
+  // into the database, lets closing skip the checkpoint (the next open's background
+  // checkpointer does it instead) and marks the store closed cleanly in the lock file:
+  // the caller writes nothing more and may exit without destroying the Store.
   // kEveryCommit: nothing to do.
   Status Flush();
 

@@ -873,6 +873,59 @@ TEST(StoreOpenTest, FlushedStoreLeavesItsWalForTheNextOpenInsteadOfCheckpointing
   EXPECT_TRUE(*store->KeySucceeded("billing", "k"));
 }
 
+// `batchd run`: Flush(), then _exit without destructors. `instances_per_run` sizes the WAL.
+pid_t FlushAndExitInChild(const std::string& dir, int runs, int instances_per_run) {
+  pid_t child = ::fork();
+  if (child != 0) return child;
+  auto store = Store::Open(dir, Store::SyncMode::kOnFlush);
+  if (!store.ok()) ::_exit(1);
+  for (int r = 0; r < runs; ++r) {
+    std::string id = "run" + std::to_string(r);
+    if (!(*store)->Begin().ok() || !(*store)->CreateRun(MakeRun(id, "billing", "key" + std::to_string(r), r)).ok())
+      ::_exit(2);
+    std::vector<InstanceRecord> instances;
+    for (int p = 0; p < instances_per_run; ++p)
+      instances.push_back(MakeInstance(id, "extract", "partition-with-a-long-name-" + std::to_string(p)));
+    if (!(*store)->InsertInstances(instances).ok() || !(*store)->Commit().ok()) ::_exit(3);
+  }
+  ::_exit((*store)->Flush().ok() ? 0 : 4);
+}
+
+void ExpectChildExitedZero(pid_t child) {
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(StoreOpenTest, FlushMarksTheStoreClosedForAProcessThatExitsWithoutClosingIt) {
+  TempDir tmp;
+  ExpectChildExitedZero(FlushAndExitInChild(tmp.path(), 1, 10));
+  EXPECT_EQ(ReadFile(tmp / "batchd.lock"), "closed\n");
+  EXPECT_GT(fs::file_size(tmp / "batchd.db-wal"), 0u) << "a small WAL is left for the next open";
+  auto store = OpenOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->integrity_checked(), "");
+  EXPECT_TRUE(store->GetRun("run0")->has_value());
+}
+
+TEST(StoreOpenTest, FlushCopiesALargeWalBackAndTruncatesIt) {
+  // The next open would otherwise read all of it to rebuild the WAL index.
+  TempDir tmp;
+  ExpectChildExitedZero(FlushAndExitInChild(tmp.path(), 40, 2000));
+  EXPECT_EQ(ReadFile(tmp / "batchd.lock"), "closed\n");
+  EXPECT_EQ(fs::file_size(tmp / "batchd.db-wal"), 0u);
+  auto store = OpenOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->integrity_checked(), "");
+  EXPECT_TRUE(store->GetRun("run39")->has_value());
+  auto counts = store->CountInstances("run39");
+  ASSERT_TRUE(counts.ok());
+  int64_t total = 0;
+  for (const auto& [state, n] : (*counts)["extract"]) total += n;
+  EXPECT_EQ(total, 2000);
+}
+
 TEST(StoreOpenTest, OnFlushStoreClosedWithoutFlushCheckpointsAsUsual) {
   TempDir tmp;
   {
