@@ -28,15 +28,22 @@ if [ "$SMOKE" = 1 ]; then
   FANIN=(200)
   BACKFILL=20
   STATUS=500
+  DAG_FILES=20
+  FIRES=0  # no waiting for minute boundaries
 else
   FANIN=(10000 100000)
   BACKFILL=10000
   STATUS=100000
+  DAG_FILES=1000
+  FIRES=2
 fi
-# Other sizes: FANIN_SIZES="1000 10000", BACKFILL_RUNS=2000, STATUS_PARTITIONS=20000.
+# Other sizes: FANIN_SIZES="1000 10000", BACKFILL_RUNS=2000, STATUS_PARTITIONS=20000,
+# DAG_FILE_COUNT=100, MINUTE_FIRES=1 (0 skips the per-minute fires).
 [ -n "${FANIN_SIZES:-}" ] && read -r -a FANIN <<<"$FANIN_SIZES"
 BACKFILL=${BACKFILL_RUNS:-$BACKFILL}
 STATUS=${STATUS_PARTITIONS:-$STATUS}
+DAG_FILES=${DAG_FILE_COUNT:-$DAG_FILES}
+FIRES=${MINUTE_FIRES:-$FIRES}
 for tool in "$BATCHD" "$BATCHCTL" sqlite3; do
   command -v "$tool" >/dev/null 2>&1 || { echo "scale.sh: '$tool' not found" >&2; exit 1; }
 done
@@ -195,6 +202,49 @@ wait "$DAEMON_PID" 2>/dev/null || true
 t0=$(now)
 start_daemon
 row startup_daemon "$STATUS" after_kill_to_healthy "$(ms_since "$t0")" ms
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID" || true
+DAEMON_PID=""
+# --- many DAG files, each on a per-minute schedule ------------------------------------------
+DATA=$WORK/many-data
+DAGS=$WORK/many-dags
+SOCK=$WORK/many.sock
+mkdir -p "$DATA" "$DAGS"
+for i in $(seq 1 "$DAG_FILES"); do
+  printf 'dag: every_minute_%s\nschedule: "* * * * *"\ncatchup: false\ntasks:\n  - id: t\n    command: "true"\n' "$i" \
+    >"$DAGS/d$i.yaml"
+done
+t0=$(now)
+start_daemon
+row many_dags "$DAG_FILES" start_to_healthy "$(ms_since "$t0")" ms
+loaded=$(ctl dags --json | grep -c '^  *"dag": ')
+[ "$loaded" = "$DAG_FILES" ] || { echo "scale.sh: $loaded of $DAG_FILES DAGs loaded" >&2; exit 1; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$DAEMON_PID/stat"; }
+hz=$(getconf CLK_TCK)
+cpu_percent() {  # seconds -> the daemon's CPU over that many seconds, in % of one core
+  local before after
+  before=$(cpu_ticks)
+  sleep "$1"
+  after=$(cpu_ticks)
+  awk -v t="$((after - before))" -v hz="$hz" -v s="$1" 'BEGIN { printf "%.2f", t / hz / s * 100 }'
+}
+if [ "$FIRES" -gt 0 ]; then
+  # Quiet part of a minute: from second 20 to 50, after the minute's runs are done.
+  sleep $(( (80 - $(date +%-S)) % 60 ))
+  row many_dags "$DAG_FILES" cpu_between_fires "$(cpu_percent 30)" "%core"
+  # Whole minutes, fires included, then how late each run was created after its fire time.
+  sleep $(( (60 - $(date +%-S)) % 60 ))
+  row many_dags "$DAG_FILES" cpu_whole_minutes "$(cpu_percent $((60 * FIRES)))" "%core"
+  lateness=$(sqlite3 "$DATA/batchd.db" "SELECT created_at - scheduled_for FROM runs WHERE scheduled_for IS NOT NULL
+      ORDER BY 1")
+  count=$(echo "$lateness" | grep -c . || true)
+  row many_dags "$DAG_FILES" scheduled_runs "$count" runs
+  row many_dags "$DAG_FILES" fire_to_created_median "$(echo "$lateness" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')" ms
+  row many_dags "$DAG_FILES" fire_to_created_max "$(echo "$lateness" | tail -n 1)" ms
+else
+  row many_dags "$DAG_FILES" cpu_idle "$(cpu_percent 2)" "%core"
+fi
+row many_dags "$DAG_FILES" daemon_peak_rss "$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$DAEMON_PID/status")" MiB
 kill -TERM "$DAEMON_PID"
 wait "$DAEMON_PID" || true
 DAEMON_PID=""

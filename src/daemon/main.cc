@@ -2,6 +2,7 @@
 #include <utility>  // Boost 1.74 Asio in C++20 mode needs it first
 
 #include <iostream>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 
@@ -32,18 +33,26 @@ void AddServeFlags(CLI::App* app, ServeFlags& f) {
       ->group("");
 }
 
-int RunServe(const ServeFlags& f) {
-  batchd::daemon::Config config;
-  if (!f.config.empty()) {
-    auto loaded = batchd::daemon::LoadConfig(f.config);
-    if (!loaded.ok()) {
-      std::cerr << loaded.status().message() << "\n";
-      return 2;
-    }
-    config = *loaded;
-  } else {
+// The config file's settings, or the defaults without one; nullopt (after printing why)
+// when the file is bad.
+std::optional<batchd::daemon::Config> LoadConfigOrDefaults(const std::string& config_file) {
+  if (config_file.empty()) {
+    batchd::daemon::Config config;
     config.pools = batchd::daemon::DefaultPools();
+    return config;
   }
+  auto loaded = batchd::daemon::LoadConfig(config_file);
+  if (!loaded.ok()) {
+    std::cerr << loaded.status().message() << "\n";
+    return std::nullopt;
+  }
+  return *loaded;
+}
+
+int RunServe(const ServeFlags& f) {
+  std::optional<batchd::daemon::Config> loaded = LoadConfigOrDefaults(f.config);
+  if (!loaded) return 2;
+  batchd::daemon::Config& config = *loaded;
   if (f.data_dir) config.data_dir = *f.data_dir;
   if (f.dags_dir) config.dags_dir = *f.dags_dir;
   if (f.socket) config.socket = *f.socket;
@@ -58,16 +67,9 @@ int RunServe(const ServeFlags& f) {
 // shutdown or an upgrade. Reads through its own read-only connection, so the daemon
 // may keep running.
 int RunCheck(const std::string& config_file, const std::optional<std::string>& data_dir_flag) {
-  batchd::daemon::Config config;
-  if (!config_file.empty()) {
-    auto loaded = batchd::daemon::LoadConfig(config_file);
-    if (!loaded.ok()) {
-      std::cerr << loaded.status().message() << "\n";
-      return 2;
-    }
-    config = *loaded;
-  }
-  const std::string data_dir = data_dir_flag ? *data_dir_flag : config.data_dir;
+  std::optional<batchd::daemon::Config> config = LoadConfigOrDefaults(config_file);
+  if (!config) return 2;
+  const std::string data_dir = data_dir_flag ? *data_dir_flag : config->data_dir;
   batchd::Status st = batchd::store::Store::CheckIntegrity(data_dir);
   if (!st.ok()) {
     std::cerr << "batchd check: " << st.message() << "\n";

@@ -33,10 +33,9 @@ namespace {
 
 namespace asio = boost::asio;
 
-// Ends the process once the run is durable (Store::Flush), its output written and its
-// unused log files made ahead removed (SubprocessRunner::DropLogsAhead), without
+// Ends the process once the run is durable (Store::Flush) and its output written, without
 // destructors: they would only free memory, wait for threads (a WAL checkpoint in
-// progress, log-file spares) and close the database. SQLite needs no close: the WAL is
+// progress) and close the database. SQLite needs no close: the WAL is
 // synced, and a checkpoint cut short here is redone by the next open. The orphan guard's
 // helper kills any task group still registered (a partitions command cut short by SIGINT).
 [[noreturn]] void ExitWithoutTeardown(int code) {
@@ -344,7 +343,6 @@ int RunForeground(const RunCommandOptions& options) {
     std::cerr << "batchd: " << st.message() << "\n";
     return 1;
   }
-  runner.DropLogsAhead();  // of instances that did not start (interrupted)
   if (interrupted) {
     std::cerr << "batchd: interrupted; run " << created->run.run_id << " resumes on the next `batchd run`\n";
     ExitWithoutTeardown(1);

@@ -167,60 +167,6 @@ void Engine::RemoveEmptyLogDirs(const std::string& run_id) {
   log_dirs_.erase(it);
 }
 
-void Engine::CreateLogsAhead(const std::vector<std::pair<RunPlan*, size_t>>& started) {
-  const size_t limit = static_cast<size_t>(std::max(runner_.Capacity(), 1));
-  for (const auto& [plan, index] : started) {
-    for (size_t next : plan->downstream_of(index)) {
-      if (logs_ahead_.size() >= limit) return;
-      const InstanceRecord& inst = plan->instance(next);
-      if (inst.state != InstanceState::kPending || logs_ahead_.count(inst.id)) continue;
-      // Only where the running attempts' success starts it (not a task that runs on
-      // failure), and not a wide fan-in: it starts once, and scanning its upstream on
-      // every upstream start would cost the square of its width.
-      const dag::TriggerRule rule = plan->task_of(next).trigger_rule;
-      if (rule == dag::TriggerRule::kOneFailed || rule == dag::TriggerRule::kAllFailed) continue;
-      if (plan->upstream_of(next).size() > kMaxFanInAhead) continue;
-      // Only an instance whose other upstream instances are decided: it waits for
-      // nothing but attempts that are running now.
-      bool waits_only_on_running = true;
-      for (size_t up : plan->upstream_of(next)) {
-        const InstanceState s = plan->instance(up).state;
-        if (s != InstanceState::kRunning && !IsTerminal(s)) {
-          waits_only_on_running = false;
-          break;
-        }
-      }
-      if (!waits_only_on_running) continue;
-      LogAhead ahead{plan->run().run_id, LogPath(plan->run().run_id, inst, inst.attempts + 1)};
-      EnsureLogDir(ahead.run_id, ahead.path);
-      runner_.CreateLogAhead(ahead.path);
-      logs_ahead_.emplace(inst.id, std::move(ahead));
-    }
-  }
-}
-
-void Engine::ForgetLogAhead(int64_t instance_id, const std::string& log_path) {
-  auto it = logs_ahead_.find(instance_id);
-  if (it == logs_ahead_.end()) return;
-  if (it->second.path != log_path) runner_.DropLogAhead(it->second.path);  // runner's Open takes a match
-  logs_ahead_.erase(it);
-}
-
-void Engine::DropStaleLogsAhead() {
-  for (auto it = logs_ahead_.begin(); it != logs_ahead_.end();) {
-    const RunPlan* plan = FindActiveRun(it->second.run_id);
-    const auto index = plan ? plan->IndexOf(it->first) : std::nullopt;
-    const bool may_start = index && (plan->instance(*index).state == InstanceState::kPending ||
-                                     plan->instance(*index).state == InstanceState::kQueued);
-    if (may_start) {
-      ++it;
-      continue;
-    }
-    runner_.DropLogAhead(it->second.path);
-    it = logs_ahead_.erase(it);
-  }
-}
-
 const RunPlan* Engine::FindActiveRun(const std::string& run_id) const {
   auto it = plans_.find(run_id);
   return it == plans_.end() ? nullptr : it->second.get();
@@ -944,7 +890,6 @@ bool Engine::RunPass(Pass& pass) {
     running->attempt.log_path = LogPath(plan.run().run_id, inst, inst.attempts);
     running->attempt.dag_hash = plan.run().dag_hash;
     EnsureLogDir(plan.run().run_id, running->attempt.log_path);
-    if (!logs_ahead_.empty()) ForgetLogAhead(inst.id, running->attempt.log_path);
     if (Status st = store_.InsertAttempt(running->attempt); !st.ok()) {
       NoteFault(plan.run().run_id, st);
       inst.attempts -= 1;
@@ -1032,11 +977,6 @@ bool Engine::RunPass(Pass& pass) {
       }
     });
   }
-  // While those run: the log files of what their success would start, and away with the
-  // ones made for instances that will not start.
-  if (!logs_ahead_.empty()) DropStaleLogsAhead();
-  if (!started.empty()) CreateLogsAhead(started);
-
   // 7. Tell observers, now that it is committed.
   for (const auto& [plan, rec] : finished_attempts)
     for (auto* o : observers_) o->OnAttemptFinished(*plan, rec.first, rec.second);

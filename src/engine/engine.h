@@ -270,15 +270,6 @@ class Engine {
   void EnsureLogDir(const std::string& run_id, const std::string& log_path);
   // Removes the run's log directories that hold nothing (its attempts printed nothing).
   void RemoveEmptyLogDirs(const std::string& run_id);
-  // Log files made ahead (TaskRunner::CreateLogAhead): for the instances that only wait
-  // for attempts started in this pass, created after the spawn while they run.
-  void CreateLogsAhead(const std::vector<std::pair<RunPlan*, size_t>>& started);
-  // At dispatch: forgets the file made ahead for this instance (the runner opens it by
-  // path; one made for a stale attempt number is dropped).
-  void ForgetLogAhead(int64_t instance_id, const std::string& log_path);
-  static constexpr size_t kMaxFanInAhead = 64;  // wider fan-ins get no file made ahead
-  // Drops the files made ahead for instances that can no longer start.
-  void DropStaleLogsAhead();
   std::vector<std::string> AttemptEnv(RunPlan& plan, size_t index, int attempt) const;
   // A store error met during a pass: see "Faults" above. `run_id` names the run it
   // belongs to; empty when it belongs to the whole batch.
@@ -335,11 +326,6 @@ class Engine {
   // partitions back); StartQueuedRuns queries the store only then.
   bool may_start_queued_runs_ = true;
   std::map<std::string, std::set<std::string>> log_dirs_;  // run id -> log dirs made for it
-  struct LogAhead {
-    std::string run_id;
-    std::string path;
-  };
-  std::map<int64_t, LogAhead> logs_ahead_;                 // by instance id; <= Capacity()
   struct Timers;
   std::unique_ptr<Timers> timers_;
   std::unique_ptr<PartitionExpander> expander_;           // null: commands run inline

@@ -65,12 +65,6 @@ class TaskRunner {
   virtual void Cancel(uint64_t attempt_id) = 0;
   // How many attempts may run at once.
   virtual int Capacity() const = 0;
-
-  // Optional hints: the log file of an attempt expected to start soon may be created now,
-  // while other attempts run, so that starting it costs no file creation; DropLogAhead
-  // says that it will not start after all (the file is removed if it is still unused).
-  virtual void CreateLogAhead(const std::string& /*log_path*/) {}
-  virtual void DropLogAhead(const std::string& /*log_path*/) {}
 };
 
 }  // namespace batchd::executor

@@ -267,40 +267,7 @@ struct ExecPlan {
   std::string err_prefix;
 };
 
-// How many leading PATH directories lack a program, remembered for a second per (PATH,
-// program), as a shell remembers where it found a command (bash's `hash`). Only the
-// directories that did not have it are skipped, and only while the program is still
-// where it was found. A program newly installed in an earlier directory is found within
-// a second.
-class PathSkipCache {
- public:
-  std::optional<size_t> Find(std::string_view path, std::string_view prog, SteadyClock::time_point now) {
-    auto it = entries_.find(Key(path, prog));
-    if (it == entries_.end() || now - it->second.at > kTtl) return std::nullopt;
-    return it->second.skip;
-  }
-  void Put(std::string_view path, std::string_view prog, size_t skip, SteadyClock::time_point now) {
-    if (entries_.size() >= kMaxEntries) entries_.clear();  // commands are few; bound it anyway
-    entries_[Key(path, prog)] = {skip, now};
-  }
-
- private:
-  static constexpr auto kTtl = std::chrono::seconds(1);
-  static constexpr size_t kMaxEntries = 4096;
-  struct Entry {
-    size_t skip;
-    SteadyClock::time_point at;
-  };
-  static std::string Key(std::string_view path, std::string_view prog) {
-    std::string key(path);
-    key += '\0';
-    key += prog;
-    return key;
-  }
-  std::unordered_map<std::string, Entry> entries_;
-};
-
-void BuildPlan(const AttemptSpec& spec, bool direct_exec, PathSkipCache& path_cache, ExecPlan* plan) {
+void BuildPlan(const AttemptSpec& spec, bool direct_exec, ExecPlan* plan) {
   bool direct = direct_exec && SplitPlainCommand(spec.command, &plan->args);
   if (!direct) {
     plan->args = {kShell, "-c", spec.command};
@@ -320,27 +287,6 @@ void BuildPlan(const AttemptSpec& spec, bool direct_exec, PathSkipCache& path_ca
         if (end == std::string_view::npos) break;
         start = end + 1;
       }
-      // Skip the directories that do not have the program, here: a failed execve in the
-      // child costs several times a stat in the parent (~8 us against ~1.5 us here), and
-      // service PATHs often name directories first that hold nothing. Only what execve
-      // would skip too is dropped (ENOENT, ENOTDIR); relative entries are left to the
-      // child, which resolves them from the working directory.
-      const auto now = SteadyClock::now();
-      std::optional<size_t> cached = path_cache.Find(path, prog, now);
-      // Trusted only while the program is still where it was found (one check, not one
-      // per directory); otherwise search again, as a shell does with a stale hash entry.
-      if (cached && (*cached >= plan->candidates.size() || plan->candidates[*cached][0] != '/' ||
-                     faccessat(AT_FDCWD, plan->candidates[*cached].c_str(), F_OK, AT_EACCESS) != 0))
-        cached.reset();
-      size_t first = cached.value_or(0);
-      while (!cached && first + 1 < plan->candidates.size()) {
-        const std::string& c = plan->candidates[first];
-        if (c[0] != '/' || faccessat(AT_FDCWD, c.c_str(), F_OK, AT_EACCESS) == 0) break;
-        if (errno != ENOENT && errno != ENOTDIR) break;
-        ++first;
-      }
-      if (!cached) path_cache.Put(path, prog, first, now);
-      plan->candidates.erase(plan->candidates.begin(), plan->candidates.begin() + static_cast<std::ptrdiff_t>(first));
     }
   }
   for (std::string& a : plan->args) plan->argv.push_back(a.data());
@@ -381,7 +327,6 @@ bool SplitPlainCommand(std::string_view command, std::vector<std::string>* argv)
 
 namespace asio = boost::asio;
 
-struct SubprocessRunner::PathCache : PathSkipCache {};
 
 struct SubprocessRunner::LogCheckTimer {
   explicit LogCheckTimer(asio::io_context& io) : timer(io) {}
@@ -416,7 +361,6 @@ SubprocessRunner::SubprocessRunner(asio::io_context& io, SubprocessRunnerOptions
       options_(std::move(options)),
       log_cap_(options_.log_max_bytes),
       log_check_(std::make_unique<LogCheckTimer>(io)),
-      path_cache_(std::make_unique<PathCache>()),
       self_(std::make_shared<SubprocessRunner*>(this)) {
   if (options_.workers < 1) throw std::invalid_argument("SubprocessRunner: workers must be >= 1");
   struct sigaction chld;
@@ -444,7 +388,6 @@ SubprocessRunner::SubprocessRunner(asio::io_context& io, SubprocessRunnerOptions
       own_guard_ = std::make_unique<OrphanGuard>();
       guard_ = own_guard_.get();
     }
-    log_files_ = std::make_unique<LogFileReserve>(options_.spare_log_files ? options_.workers : 0);
   } catch (...) {
     close(devnull_fd_);
     munmap(child_stack_, kChildStackSize);
@@ -470,7 +413,6 @@ SubprocessRunner::Attempt* SubprocessRunner::Find(uint64_t attempt_id, uint64_t 
 }
 
 AttemptResult SubprocessRunner::NeverSpawned(const AttemptSpec& spec, std::string error) {
-  log_files_->DropAhead(spec.log_path);
   AttemptResult r;
   r.attempt_id = spec.attempt_id;
   r.end = AttemptEnd::kCancelled;
@@ -497,12 +439,6 @@ void SubprocessRunner::Start(AttemptSpec spec, DoneCallback done) {
     queue_.push_back(id);
   }
 }
-
-void SubprocessRunner::CreateLogAhead(const std::string& log_path) { log_files_->CreateAhead(log_path); }
-
-void SubprocessRunner::DropLogAhead(const std::string& log_path) { log_files_->DropAhead(log_path); }
-
-void SubprocessRunner::DropLogsAhead() { log_files_->DropAllAhead(); }
 
 void SubprocessRunner::Cancel(uint64_t attempt_id) {
   auto it = live_.find(attempt_id);
@@ -531,7 +467,6 @@ void SubprocessRunner::Launch(Attempt& attempt) {
   const AttemptSpec& spec = attempt.spec;
   attempt.started_at = Now();
   auto spawn_error = [&](std::string msg) {
-    log_files_->DropAhead(spec.log_path);  // a file made ahead that Open did not take
     RemoveLogIfEmpty(spec.log_path);       // the error is the attempt's, not in its log
     AttemptResult r;
     r.attempt_id = spec.attempt_id;
@@ -553,11 +488,11 @@ void SubprocessRunner::Launch(Attempt& attempt) {
     if (stat(spec.working_dir.c_str(), &st) != 0) return spawn_error(wd_error(errno));
     if (!S_ISDIR(st.st_mode)) return spawn_error(wd_error(ENOTDIR));
   }
-  UniqueFd log(log_files_->Open(spec.log_path));
+  UniqueFd log(OpenLogFile(spec.log_path));
   if (log.get() < 0) return spawn_error("cannot open log file '" + spec.log_path + "': " + Errno(errno));
 
   ExecPlan plan;
-  BuildPlan(spec, options_.direct_exec, *path_cache_, &plan);
+  BuildPlan(spec, options_.direct_exec, &plan);
   ChildArgs args;
   args.argv = plan.argv.data();
   args.envp = plan.envp.data();

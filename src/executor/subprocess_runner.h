@@ -70,9 +70,6 @@ struct SubprocessRunnerOptions {
   // pages copy-on-write with batchd: a guard forked after loading a 200-task DAG and
   // opening the store cost ~200 page faults and ~5 ms of CPU over the run.
   OrphanGuard* guard = nullptr;
-  // Keep `workers` log-file inodes allocated ahead of time, on a thread of their own, once
-  // creating files has proven slow (LogFileReserve): it can cost more than spawning the task.
-  bool spare_log_files = true;
   // Cap on each attempt's log file in bytes; 0: unlimited. Past it the log keeps its head
   // and its last MiB, with marker lines saying how much was dropped (LogCap, docs/logs.md).
   uint64_t log_max_bytes = uint64_t{64} << 20;
@@ -94,10 +91,6 @@ class SubprocessRunner final : public TaskRunner {
   void Start(AttemptSpec spec, DoneCallback done) override;
   void Cancel(uint64_t attempt_id) override;
   int Capacity() const override { return options_.workers; }
-  void CreateLogAhead(const std::string& log_path) override;
-  void DropLogAhead(const std::string& log_path) override;
-  // Drops every log file made ahead and not yet used (before exiting without destructors).
-  void DropLogsAhead();
 
   // Stops accepting work, cancels everything queued or running (SIGTERM to each
   // process group, SIGKILL after `grace`), and returns once every child is reaped and
@@ -114,7 +107,6 @@ class SubprocessRunner final : public TaskRunner {
 
  private:
   struct Attempt;
-  struct PathCache;
   enum class KilledFor { kNothing, kTimeout, kCancel };
 
   // Spawns the attempt now; a spawn error is reported through a posted handler.
@@ -146,7 +138,7 @@ class SubprocessRunner final : public TaskRunner {
   // The live attempt a handler was armed for, or null if it has been reported since.
   Attempt* Find(uint64_t attempt_id, uint64_t serial);
   SysMillis Now() const;
-  // The result of an attempt cancelled before it was spawned; drops its log file made ahead.
+  // The result of an attempt cancelled before it was spawned.
   AttemptResult NeverSpawned(const AttemptSpec& spec, std::string error = "");
 
   boost::asio::io_context& io_;
@@ -155,13 +147,11 @@ class SubprocessRunner final : public TaskRunner {
   void* child_stack_ = nullptr;  // for the clone()d child, while it shares our memory
   std::unique_ptr<OrphanGuard> own_guard_;  // forked here when options_.guard is null
   OrphanGuard* guard_ = nullptr;            // null when options_.orphan_guard is off
-  std::unique_ptr<LogFileReserve> log_files_;
   const LogCap log_cap_;
   struct LogCheckTimer;
   std::unique_ptr<LogCheckTimer> log_check_;  // armed while capped logs are open
   bool log_check_armed_ = false;
   int capped_logs_open_ = 0;  // attempts holding their log open for the check
-  std::unique_ptr<PathCache> path_cache_;  // where PATH lookups found programs lately
   std::vector<int> reset_signals_;                             // SignalsToReset()
   std::optional<std::chrono::steady_clock::time_point> signals_scanned_at_;  // never yet: nullopt
 

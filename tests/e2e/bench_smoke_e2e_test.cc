@@ -40,7 +40,8 @@ TEST(BenchSmokeTest, ScaleScriptWritesEveryFigure) {
   for (const char* key : {"fanin/wall", "fanin/peak_rss", "startup/one_task_run_clean_store",
                           "startup/one_task_run_after_kill", "backfill/creation", "backfill/drain",
                           "backfill/ms_per_run_last_tenth", "daemon_run/status_median", "daemon_run/daemon_peak_rss",
-                          "startup_daemon/after_kill_to_healthy"})
+                          "startup_daemon/after_kill_to_healthy", "many_dags/start_to_healthy", "many_dags/cpu_idle",
+                          "many_dags/daemon_peak_rss"})
     EXPECT_TRUE(figures.count(key)) << key << "\n" << r.out;
   EXPECT_EQ(figures["fanin/log_files_left"], "0") << "silent attempts leave no file";
   EXPECT_EQ(figures["daemon_run/log_files_left"], "0");

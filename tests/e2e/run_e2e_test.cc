@@ -586,10 +586,9 @@ tasks:
   EXPECT_EQ(LogOf(LatestRunId(), "w", "1177", 1), "p1177\n");
 }
 
-// Log files are created ahead, while the upstream runs (LogFileReserve::CreateAhead):
-// each still holds exactly its own attempt's output, and the ones made for instances that
-// never started are gone.
-TEST_F(BatchdRunTest, LogFilesMadeAheadHoldTheirAttemptAndNoneIsLeftForWhatDidNotRun) {
+// Each log file holds exactly its own attempt's output, and there is none for instances
+// that never started.
+TEST_F(BatchdRunTest, LogFilesHoldTheirAttemptAndNoneIsLeftForWhatDidNotRun) {
   std::string dag = WriteDag(R"(
 dag: ahead
 tasks:
@@ -738,39 +737,6 @@ tasks:
   EXPECT_EQ(LogOf(run_id, "long", "-", 2), "second attempt\n");
   EXPECT_NE(V("SELECT ended_at FROM attempts WHERE number = 1"), "null");
   EXPECT_EQ(attempts[0]["error"], "the daemon stopped while the attempt ran");
-}
-
-// The log file made ahead for `after` outlives a SIGKILL, empty and without an attempt row
-// (docs/store-schema.md, "Logs"); the resumed run's attempt appends to it.
-TEST_F(BatchdRunTest, LogFileMadeAheadBeforeAKillIsUsedByTheResumedRun) {
-  std::string dag = WriteDag(R"(
-dag: crash_ahead
-tasks:
-  - id: long
-    retry: {retries: 1, delay: 100ms}
-    command: |
-      echo $$ > @TMP@/attempt$BATCHD_ATTEMPT.pid
-      [ "$BATCHD_ATTEMPT" != 1 ] || exec sleep 30
-  - id: after
-    depends_on: [long]
-    command: echo after ran
-)");
-  Process first(RunArgs(dag));
-  ASSERT_NE(WaitForTaskPid(first, "attempt1.pid"), 0);
-  const std::string run_id = V("SELECT run_id FROM runs");
-  const std::string ahead = AttemptLogPath(data_, run_id, "after", "-", 1);
-  ASSERT_TRUE(WaitFor([&] { return Exists(ahead); }, milliseconds(5000))) << "no log file made ahead";
-  ASSERT_TRUE(KillBatchd(first));
-  EXPECT_EQ(ReadFile(ahead), "");
-  EXPECT_EQ(V("SELECT count(*) FROM attempts a JOIN task_instances i ON i.id = a.instance_id WHERE i.task = 'after'"),
-            "0");
-
-  ProcResult second = RunBatchd(dag);
-  ASSERT_EQ(second.exit_code, 0) << second.Describe();
-  Json attempts = Attempts("after");
-  ASSERT_EQ(attempts.size(), 1u);
-  EXPECT_EQ(attempts[0]["log_path"], ahead);
-  EXPECT_EQ(ReadFile(ahead), "after ran\n");
 }
 
 TEST_F(BatchdRunTest, BackgroundChildrenOfATaskDieWithAKilledBatchd) {
@@ -1045,7 +1011,6 @@ tasks:
   ASSERT_NE(task_pid, 0);
   std::string run_id = V("SELECT run_id FROM runs");
   const std::string second_log = AttemptLogPath(data_, run_id, "second", "-", 1);
-  ASSERT_TRUE(WaitFor([&] { return Exists(second_log); }, milliseconds(5000))) << "no log file made ahead";
 
   auto t0 = steady_clock::now();
   batchd.Signal(SIGINT);
@@ -1058,7 +1023,7 @@ tasks:
   EXPECT_THAT(Outcomes(Attempts("first")), ElementsAre("cancelled"));
   EXPECT_EQ(Instance("first")["state"], "queued");
   EXPECT_EQ(Instance("second")["state"], "pending");
-  EXPECT_FALSE(Exists(second_log)) << "the log file made ahead for a task that did not start stays behind";
+  EXPECT_FALSE(Exists(second_log)) << "a log file for a task that did not start";
 
   // Retries: 0, yet the instance runs again: a cancelled attempt is not a failure.
   ProcResult again = RunBatchd(dag);

@@ -97,11 +97,6 @@ class FakeRunner final : public executor::TaskRunner {
       if (a->spec.attempt_id == attempt_id) a->cancel_requested = true;
   }
   int Capacity() const override { return capacity_; }
-  void CreateLogAhead(const std::string& path) override { log_ahead_.push_back("create " + FileName(path)); }
-  void DropLogAhead(const std::string& path) override { log_ahead_.push_back("drop " + FileName(path)); }
-  // CreateLogAhead / DropLogAhead calls since the last call, "create b@-.1.log".
-  std::vector<std::string> TakeLogAheadCalls() { return std::exchange(log_ahead_, {}); }
-  static std::string FileName(const std::string& path) { return fs::path(path).filename().string(); }
 
   int InFlight() const {
     int n = 0;
@@ -161,7 +156,6 @@ class FakeRunner final : public executor::TaskRunner {
   int capacity_;
   std::vector<std::unique_ptr<Attempt>> attempts_;
   std::vector<uint64_t> cancelled_;
-  std::vector<std::string> log_ahead_;
   int max_in_flight_ = 0;
 };
 
@@ -513,156 +507,6 @@ tasks:
   EXPECT_EQ(attempt.cpu_seconds, 0.25);
   EXPECT_EQ(attempt.max_rss_kb, 1024);
   EXPECT_TRUE(attempt.ended_at.has_value());
-}
-
-// --- log files made ahead ------------------------------------------------------------------
-
-TEST_F(EngineTest, LogFilesOfInstancesWaitingOnlyOnRunningAttemptsAreMadeAheadAndUsed) {
-  auto dag = AddDag(R"yaml(dag: ahead
-tasks:
-  - id: a
-    command: "true"
-  - id: b
-    command: "true"
-    depends_on: [a]
-  - id: c
-    command: "true"
-    depends_on: [b, d]
-  - id: d
-    command: "true"
-    depends_on: [a]
-)yaml");
-  NewEngine();
-  std::string run = Trigger(dag);
-  // c also waits for b and d, which are not running yet.
-  EXPECT_THAT(runner_->TakeLogAheadCalls(), ElementsAre("create b@-.1.log", "create d@-.1.log"));
-  Complete("a");
-  EXPECT_THAT(runner_->Running(), ElementsAre("b[-]#1", "d[-]#1"));
-  EXPECT_EQ(FakeRunner::FileName(runner_->Find("b")->spec.log_path), "b@-.1.log");
-  EXPECT_EQ(FakeRunner::FileName(runner_->Find("d")->spec.log_path), "d@-.1.log");
-  EXPECT_THAT(runner_->TakeLogAheadCalls(), ElementsAre("create c@-.1.log"));
-  Complete("b");
-  Complete("d");
-  EXPECT_EQ(runner_->Find("c")->spec.log_path, engine_->LogPath(run, Stored(run, "c"), 1));
-  Complete("c");
-  EXPECT_EQ(RunStateOf(run), "success");
-  EXPECT_THAT(runner_->TakeLogAheadCalls(), IsEmpty()) << "every file made ahead was used";
-}
-
-TEST_F(EngineTest, LogFilesMadeAheadAreDroppedWhenTheirInstanceCannotStart) {
-  auto dag = AddDag(R"yaml(dag: ahead_fail
-tasks:
-  - id: a
-    command: "true"
-    retry: {retries: 1, delay: 10ms, backoff: fixed}
-  - id: b
-    command: "true"
-    depends_on: [a]
-  - id: c
-    command: "true"
-    depends_on: [b]
-)yaml");
-  NewEngine();
-  std::string run = Trigger(dag);
-  EXPECT_THAT(runner_->TakeLogAheadCalls(), ElementsAre("create b@-.1.log"));
-  Fail("a");  // a retries: b may still start, its file stays
-  EXPECT_THAT(runner_->TakeLogAheadCalls(), IsEmpty());
-  ASSERT_TRUE(RunUntil([&] { return runner_->InFlight() == 1; })) << "the retry never started";
-  ASSERT_THAT(runner_->Running(), ElementsAre("a[-]#2"));
-  EXPECT_THAT(runner_->TakeLogAheadCalls(), IsEmpty()) << "b's file was made once";
-  Fail("a");
-  EXPECT_EQ(StoredState(run, "b"), "upstream_failed(upstream a failed)");
-  EXPECT_THAT(runner_->TakeLogAheadCalls(), ElementsAre("drop b@-.1.log"));
-  EXPECT_EQ(RunStateOf(run), "failed");
-}
-
-TEST_F(EngineTest, LogFilesMadeAheadAreDroppedWhenTheRunIsCancelled) {
-  auto dag = AddDag(R"yaml(dag: ahead_cancel
-tasks:
-  - id: a
-    command: "true"
-  - id: b
-    command: "true"
-    depends_on: [a]
-)yaml");
-  NewEngine();
-  std::string run = Trigger(dag);
-  EXPECT_THAT(runner_->TakeLogAheadCalls(), ElementsAre("create b@-.1.log"));
-  ASSERT_TRUE(engine_->CancelRun(run).ok());
-  Drain();
-  EXPECT_EQ(StoredState(run, "b"), "cancelled");
-  EXPECT_THAT(runner_->TakeLogAheadCalls(), ElementsAre("drop b@-.1.log"));
-  Complete("a", "-", AttemptEnd::kCancelled);
-  EXPECT_EQ(RunStateOf(run), "cancelled");
-  EXPECT_THAT(runner_->TakeLogAheadCalls(), IsEmpty());
-}
-
-TEST_F(EngineTest, NoLogFilesAheadForTasksThatRunOnFailureOrWideFanIns) {
-  capacity_ = 2;
-  runner_ = std::make_unique<FakeRunner>(clock_, capacity_);
-  std::string yaml = R"yaml(dag: ahead_rules
-tasks:
-  - id: wide
-    command: "true"
-    partitions: {range: [0, 65]}
-  - id: gather
-    command: "true"
-    depends_on: [wide]
-  - id: on_failure
-    command: "true"
-    depends_on: [wide]
-    trigger_rule: one_failed
-  - id: after_all
-    command: "true"
-    depends_on: [wide]
-    trigger_rule: all_done
-)yaml";
-  auto dag = AddDag(yaml);
-  NewEngine();
-  std::string run = Trigger(dag);
-  // 65 upstream instances (more than kMaxFanInAhead): none for gather nor after_all,
-  // even when the last two run; never for a one_failed task.
-  EXPECT_THAT(runner_->TakeLogAheadCalls(), IsEmpty());
-
-  // The same shape within the limit: all_done gets one, one_failed still none.
-  const std::string narrow = std::regex_replace(yaml, std::regex("range: \\[0, 65\\]"), "range: [0, 2]");
-  auto small = AddDag(std::regex_replace(narrow, std::regex("ahead_rules"), "ahead_rules_small"));
-  for (int i = 0; i < 63; ++i) Complete("wide", std::to_string(i));
-  EXPECT_THAT(runner_->Running(), ElementsAre("wide[63]#1", "wide[64]#1"));
-  EXPECT_THAT(runner_->TakeLogAheadCalls(), IsEmpty()) << "gather and after_all wait only for these two now";
-  Complete("wide", "63");
-  Complete("wide", "64");
-  Complete("gather");
-  Complete("after_all");
-  EXPECT_EQ(RunStateOf(run), "success");
-  runner_->TakeLogAheadCalls();
-  Trigger(small);
-  EXPECT_THAT(runner_->TakeLogAheadCalls(), ElementsAre("create gather@-.1.log", "create after_all@-.1.log"));
-}
-
-TEST_F(EngineTest, LogFilesMadeAheadAreAtMostTheRunnerCapacity) {
-  capacity_ = 2;
-  runner_ = std::make_unique<FakeRunner>(clock_, capacity_);
-  auto dag = AddDag(R"yaml(dag: ahead_fan
-tasks:
-  - id: a
-    command: "true"
-  - id: b
-    command: "true"
-    depends_on: [a]
-    partitions: {values: [p1, p2, p3, p4]}
-)yaml");
-  NewEngine();
-  std::string run = Trigger(dag);
-  EXPECT_THAT(runner_->TakeLogAheadCalls(), ElementsAre("create b@p1.1.log", "create b@p2.1.log"));
-  Complete("a");
-  EXPECT_THAT(runner_->Running(), ElementsAre("b[p1]#1", "b[p2]#1"));
-  EXPECT_THAT(runner_->TakeLogAheadCalls(), IsEmpty());
-  Complete("b", "p1");
-  Complete("b", "p2");
-  Complete("b", "p3");
-  Complete("b", "p4");
-  EXPECT_EQ(RunStateOf(run), "success");
 }
 
 TEST_F(EngineTest, SamePartitionDependenciesDispatchPerPartition) {

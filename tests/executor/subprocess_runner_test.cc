@@ -474,48 +474,6 @@ TEST_F(SubprocessRunnerTest, CancelOfAQueuedAttemptNeverSpawnsIt) {
   EXPECT_EQ(Log(2), "");
 }
 
-// A log file made ahead for an attempt that never opens it (a spawn error before the
-// log, a cancel or shutdown while queued) is removed with it, descriptor and all.
-TEST_F(SubprocessRunnerTest, LogFilesMadeAheadOfAttemptsThatNeverOpenThemAreRemoved) {
-  RunnerOnLoop runner({.workers = 1});
-  Collector c;
-  // This process's descriptors open on `path` (also once it is unlinked: "path (deleted)").
-  auto descriptors_on = [](const std::string& path) {
-    int n = 0;
-    for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
-      std::error_code ec;
-      n += fs::read_symlink(e.path(), ec).string().rfind(path, 0) == 0 ? 1 : 0;
-    }
-    return n;
-  };
-
-  AttemptSpec bad_dir = Spec(1, "true");
-  bad_dir.working_dir = "/nonexistent/batchd/x";
-  AttemptSpec queued = Spec(3, "echo never");
-  AttemptSpec at_shutdown = Spec(4, "echo never");
-  runner.OnLoop([&] {
-    for (const AttemptSpec* s : {&bad_dir, &queued, &at_shutdown}) runner.OnLoopRunner().CreateLogAhead(s->log_path);
-  });
-  for (const AttemptSpec* s : {&bad_dir, &queued, &at_shutdown}) {
-    ASSERT_TRUE(fs::exists(s->log_path));
-    ASSERT_EQ(descriptors_on(s->log_path), 1);
-  }
-
-  runner.Start(bad_dir, c.Callback());
-  EXPECT_EQ(c.Wait(1).end, AttemptEnd::kSpawnError);
-  runner.Start(Spec(2, "sleep 100"), c.Callback());
-  runner.Start(queued, c.Callback());
-  runner.Start(at_shutdown, c.Callback());
-  runner.Cancel(3);
-  EXPECT_EQ(c.Wait(3).end, AttemptEnd::kCancelled);
-  runner.Shutdown(milliseconds(1000));
-  EXPECT_EQ(c.Wait(4).end, AttemptEnd::kCancelled);
-  for (const AttemptSpec* s : {&bad_dir, &queued, &at_shutdown}) {
-    EXPECT_FALSE(fs::exists(s->log_path)) << s->log_path;
-    EXPECT_EQ(descriptors_on(s->log_path), 0) << s->log_path;
-  }
-}
-
 TEST_F(SubprocessRunnerTest, ReportsFromTheLoopNeverFromInsideStartOrCancel) {
   // The engine calls Start and Cancel in the middle of a pass; a report from inside them
   // would re-enter it. Spawn errors and cancelled queued attempts are the cases that know
@@ -552,7 +510,7 @@ TEST_F(SubprocessRunnerTest, UsesNoThreadPerAttempt) {
     return std::distance(fs::directory_iterator("/proc/self/task"), fs::directory_iterator());
   };
   const auto before = threads();
-  RunnerOnLoop runner({.workers = 4, .spare_log_files = false});
+  RunnerOnLoop runner({.workers = 4});
   Collector c;
   for (uint64_t id = 1; id <= 4; ++id) runner.Start(Spec(id, "echo $$ > p" + std::to_string(id) + "; sleep 100"), c.Callback());
   for (uint64_t id = 1; id <= 4; ++id) ASSERT_GT(ReadPid(dir_ / ("p" + std::to_string(id))), 0);
@@ -618,7 +576,7 @@ TEST_F(SubprocessRunnerTest, DirectExecSearchesPathLikeExecvpSkippingNonExecutab
 }
 
 TEST_F(SubprocessRunnerTest, DirectExecFindsAProgramAgainAfterItMovedToAnotherPathDirectory) {
-  // Where PATH lookups found a program is remembered; a stale entry must not hide it.
+  // Each attempt looks the program up again.
   fs::create_directories(dir_ / "a");
   fs::create_directories(dir_ / "b");
   WriteFile(dir_ / "b" / "tool", "#!/bin/sh\necho in-b\n", fs::perms::owner_all);
