@@ -2,8 +2,10 @@
 # Compares the per-task overhead of `batchd run` with GNU make and ninja on DAGs of no-op
 # tasks (`true`), so that what is measured is scheduling + spawning + bookkeeping, not work.
 #
-#   bench/compare.sh [-j "2 4"] [-n RUNS] [-f FANOUT] [-c CHAIN] [-d DATA_BASE] [-k]
+#   bench/compare.sh [-j "2 4"] [-n RUNS] [-f "FANOUT..."] [-c "CHAIN..."] [-o CSV] [-d DATA_BASE] [-k]
 #
+# -f/-c: the sizes of the fan-out and chain cases (several sizes: -f "2000 20000"; "" skips).
+# -o: also write one CSV row per case, tool and job count (bench/all.sh reads it).
 # -d: where batchd's data directories go (default: the scratch dir under $TMPDIR); e.g.
 #     -d /dev/shm takes fsync cost out of the comparison. -k keeps the scratch dir.
 # Builds nothing: expects ./build/batchd (or $BATCHD). See bench/README.md.
@@ -16,14 +18,16 @@ FANOUT=2000
 CHAIN=200
 KEEP=0
 DATA_BASE=""
+CSV=""
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
-while getopts "j:n:f:c:d:kh" opt; do
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+while getopts "j:n:f:c:o:d:kh" opt; do
   case $opt in
     j) JOBS=$OPTARG ;;
     n) RUNS=$OPTARG ;;
     f) FANOUT=$OPTARG ;;
     c) CHAIN=$OPTARG ;;
+    o) CSV=$OPTARG ;;
     d) DATA_BASE=$OPTARG ;;
     k) KEEP=1 ;;
     *) usage ;;
@@ -37,6 +41,10 @@ for tool in "$BATCHD" make ninja; do
   fi
 done
 BATCHD=$(realpath "$BATCHD")
+if [ -n "$CSV" ]; then  # absolute: the cases run in their own directories
+  mkdir -p "$(dirname "$CSV")"
+  CSV=$(realpath "$CSV")
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/batchd-bench-XXXXXX")
 if [ -n "$DATA_BASE" ]; then
@@ -132,8 +140,9 @@ summary() {
     END { m = (NR % 2) ? w[(NR + 1) / 2] : (w[NR / 2] + w[NR / 2 + 1]) / 2; printf "%.6f %.6f %.2f", w[1], m, c }'
 }
 
-run_case() {  # name dir jobs
-  local name=$1 dir=$2 j=$3 r
+run_case() {  # shape size jobs
+  local shape=$1 size=$2 j=$3 r
+  local name="$shape $size x true" dir="$WORK/$shape-$size"
   cd "$dir"
   # The three tools take turns (batchd, make, ninja, batchd, ...), so that a machine that
   # gets slower or faster during the case affects them alike.
@@ -165,13 +174,19 @@ run_case() {  # name dir jobs
   ratio=$(awk -v b="${b[0]}" -v m="${m[0]}" -v n="${n[0]}" 'BEGIN { printf "%.2f", b / (m < n ? m : n) }')
   median_ratio=$(awk -v b="${b[1]}" -v m="${m[1]}" -v n="${n[1]}" 'BEGIN { printf "%.2f", b / (m < n ? m : n) }')
   cpu_ratio=$(awk -v b="${b[2]}" -v m="${m[2]}" -v n="${n[2]}" 'BEGIN { x = (m < n ? m : n); printf "%.2f", (x > 0 ? b / x : 0) }')
+  if [ -n "$CSV" ]; then
+    echo "$shape,$size,$j,batchd,${b[0]},${b[1]},${b[2]}" >>"$CSV"
+    echo "$shape,$size,$j,make,${m[0]},${m[1]},${m[2]}" >>"$CSV"
+    echo "$shape,$size,$j,ninja,${n[0]},${n[1]},${n[2]}" >>"$CSV"
+  fi
   printf '%-20s %2d | %8.3f %8.3f %8.3f %7sx | %7sx | %6s %6s %6s %7sx\n' "$name" "$j" "${b[0]}" "${m[0]}" "${n[0]}" \
     "$ratio" "$median_ratio" "${b[2]}" "${m[2]}" "${n[2]}" "$cpu_ratio"
   cd - >/dev/null
 }
 
-gen_fanout "$WORK/fanout" "$FANOUT"
-gen_chain "$WORK/chain" "$CHAIN"
+for n in $FANOUT; do gen_fanout "$WORK/fanout-$n" "$n"; done
+for n in $CHAIN; do gen_chain "$WORK/chain-$n" "$n"; done
+[ -n "$CSV" ] && echo "case,size,jobs,tool,best_wall_s,median_wall_s,best_cpu_s" >"$CSV"
 
 echo "batchd: $BATCHD ($("$BATCHD" --version 2>/dev/null || echo '?'))"
 echo "make:   $(make --version | head -1); ninja: $(ninja --version); $(nproc) CPUs; $RUNS runs of each, taking turns"
@@ -187,6 +202,6 @@ fi
 printf '%-20s %2s | %-35s | %8s | %-29s\n' "" "" "wall s, best run" "median" "cpu s, best run"
 printf '%-20s %2s | %8s %8s %8s %8s | %8s | %6s %6s %6s %8s\n' CASE J BATCHD MAKE NINJA "B/min" "B/min" BATCHD MAKE NINJA "B/min"
 for j in $JOBS; do
-  run_case "fanout $FANOUT x true" "$WORK/fanout" "$j"
-  run_case "chain $CHAIN x true" "$WORK/chain" "$j"
+  for n in $FANOUT; do run_case fanout "$n" "$j"; done
+  for n in $CHAIN; do run_case chain "$n" "$j"; done
 done

@@ -31,7 +31,7 @@ if [ "$SMOKE" = 1 ]; then
   DAG_FILES=20
   FIRES=0  # no waiting for minute boundaries
 else
-  FANIN=(10000 100000)
+  FANIN=(1000 10000 100000)
   BACKFILL=10000
   STATUS=100000
   DAG_FILES=1000

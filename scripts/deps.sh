@@ -10,6 +10,7 @@ PACKAGES=(
   libhowardhinnant-date-dev tzdata libcli11-dev
   nettle-dev python3-croniter make curl
   time                       # /usr/bin/time in bench/ (peak RSS), run at smoke sizes by the tests
+  python3-matplotlib         # bench/all.sh draws its plots (PNG), run at smoke sizes by the tests
   libsystemd-dev systemd     # sd_notify readiness and watchdog; systemd-analyze checks the unit
   dpkg-dev file              # cpack -G DEB (dpkg-shlibdeps); the packaging test checks stripping
   prometheus                 # promtool and prometheus for the observability tests

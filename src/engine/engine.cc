@@ -574,6 +574,7 @@ Status Engine::StartRun(RunRecord run, const PartitionCommandOutputs* outputs) {
     partitions[task.id] = std::move(*names);
   }
   auto instances = MakeInstances(**dag, run, partitions);
+  partitions.clear();  // the names are in the instances now; a million of them weigh 32 MB
   if (Status st = store_.InsertInstances(instances); !st.ok()) return st;
   run.state = RunState::kRunning;
   run.started_at = now;

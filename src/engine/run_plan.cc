@@ -67,10 +67,17 @@ std::map<std::string, std::string> RunTemplateVars(const dag::Dag& dag, const st
 std::vector<store::InstanceRecord> MakeInstances(const dag::Dag& dag, const store::RunRecord& run,
                                                  const std::map<std::string, std::vector<std::string>>& partitions) {
   auto vars = RunTemplateVars(dag, run);
-  std::vector<store::InstanceRecord> out;
-  for (const auto& task : dag.tasks) {
+  static const std::vector<std::string> kUnpartitioned{"-"};
+  auto names_of = [&](const dag::Task& task) -> const std::vector<std::string>& {
     auto it = partitions.find(task.id);
-    std::vector<std::string> names = it != partitions.end() ? it->second : std::vector<std::string>{"-"};
+    return it != partitions.end() ? it->second : kUnpartitioned;
+  };
+  size_t total = 0;
+  for (const auto& task : dag.tasks) total += names_of(task).size();
+  std::vector<store::InstanceRecord> out;
+  out.reserve(total);  // a run of a million instances must not pass through a copy of itself
+  for (const auto& task : dag.tasks) {
+    const std::vector<std::string>& names = names_of(task);
     vars["task"] = task.id;
     vars["attempt"] = "1";
     for (const auto& p : names) {
@@ -96,25 +103,23 @@ RunPlan::RunPlan(dag::DagPtr dag, store::RunRecord run, std::vector<store::Insta
     : dag_(std::move(dag)), run_(std::move(run)), instances_(std::move(instances)) {
   const size_t n = instances_.size();
   task_index_.resize(n, 0);
-  upstream_.resize(n);
-  downstream_.resize(n);
   changed_flag_.assign(n, 0);
   key_checked_.assign(n, 0);
   vars_ = RunTemplateVars(*dag_, run_);
   std::map<std::string, int> task_pos;
   for (size_t t = 0; t < dag_->tasks.size(); ++t) task_pos[dag_->tasks[t].id] = static_cast<int>(t);
-  // task id -> (partition -> instance index)
-  std::map<std::string, std::map<std::string, size_t>> index;
   task_counts_.assign(dag_->tasks.size(), StateCounts{});
+  by_id_.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     auto& rec = instances_[i];
-    task_index_[i] = task_pos.count(rec.task) ? task_pos[rec.task] : 0;
-    index[rec.task][rec.partition] = i;
-    by_id_[rec.id] = i;
+    auto pos = task_pos.find(rec.task);
+    task_index_[i] = pos != task_pos.end() ? pos->second : 0;
+    by_id_.emplace_back(rec.id, static_cast<uint32_t>(i));
     counts_[static_cast<int>(rec.state)]++;
     task_counts_[task_index_[i]][static_cast<int>(rec.state)]++;
     if (IsTerminal(rec.state)) ++terminal_count_;
   }
+  std::sort(by_id_.begin(), by_id_.end());
   for (size_t i = 0; i < n; ++i) {
     if (instances_[i].state != InstanceState::kQueued) continue;
     ready_.insert({-task_of(i).priority, i});
@@ -122,31 +127,67 @@ RunPlan::RunPlan(dag::DagPtr dag, store::RunRecord run, std::vector<store::Insta
   }
   attempt_vars_ = vars_;
   task_env_.resize(dag_->tasks.size());
-  for (size_t i = 0; i < n; ++i) {
-    const dag::Task& task = dag_->tasks[task_index_[i]];
-    for (const auto& dep : task.depends_on) {
-      auto up = index.find(dep.task);
-      if (up == index.end()) continue;
-      auto same = dep.same_partition ? up->second.find(instances_[i].partition) : up->second.end();
-      if (same != up->second.end()) {
-        upstream_[i].push_back(same->second);
-      } else {
-        // `partitions: same` without a matching upstream partition (a partitions command
-        // changed its output) waits for all of them rather than for none.
-        for (const auto& [_, j] : up->second) upstream_[i].push_back(j);
-      }
-    }
-    for (size_t j : upstream_[i]) downstream_[j].push_back(i);
-  }
+  BuildEdges();
   upstream_kinds_.assign(n, {});
   for (size_t i = 0; i < n; ++i)
-    for (size_t j : upstream_[i]) ++upstream_kinds_[i][KindOf(j)];
+    for (uint32_t j : upstream_.of(i)) ++upstream_kinds_[i][KindOf(j)];
   for (size_t i = n; i-- > 0;) dirty_.push_back(i);
 }
 
+void RunPlan::BuildEdges() {
+  const size_t n = instances_.size();
+  // Per task, its instances sorted by partition name: an upstream's instances are found by
+  // a binary search (`partitions: same`) or taken all, in partition order.
+  using ByPartition = std::vector<std::pair<std::string_view, uint32_t>>;
+  std::vector<ByPartition> of_task(dag_->tasks.size());
+  std::vector<char> is_upstream(dag_->tasks.size(), 0);
+  std::map<std::string_view, size_t> task_pos;
+  for (size_t t = 0; t < dag_->tasks.size(); ++t) task_pos[dag_->tasks[t].id] = t;
+  for (const auto& task : dag_->tasks)
+    for (const auto& dep : task.depends_on)
+      if (auto it = task_pos.find(dep.task); it != task_pos.end()) is_upstream[it->second] = 1;
+  for (size_t i = 0; i < n; ++i)
+    if (is_upstream[task_index_[i]] && instances_[i].task == dag_->tasks[task_index_[i]].id)
+      of_task[task_index_[i]].emplace_back(instances_[i].partition, static_cast<uint32_t>(i));
+  for (auto& instances : of_task) std::sort(instances.begin(), instances.end());
+
+  upstream_.start.assign(n + 1, 0);
+  for (size_t i = 0; i < n; ++i) {
+    const dag::Task& task = dag_->tasks[task_index_[i]];
+    for (const auto& dep : task.depends_on) {
+      auto pos = task_pos.find(dep.task);
+      if (pos == task_pos.end()) continue;
+      const ByPartition& up = of_task[pos->second];
+      if (dep.same_partition) {
+        const std::string_view partition = instances_[i].partition;
+        auto same = std::lower_bound(up.begin(), up.end(), std::pair<std::string_view, uint32_t>{partition, 0});
+        if (same != up.end() && same->first == partition) {
+          upstream_.edges.push_back(same->second);
+          continue;
+        }
+        // `partitions: same` without a matching upstream partition (a partitions command
+        // changed its output) waits for all of them rather than for none.
+      }
+      for (const auto& [_, j] : up) upstream_.edges.push_back(j);
+    }
+    upstream_.start[i + 1] = static_cast<uint32_t>(upstream_.edges.size());
+  }
+  upstream_.edges.shrink_to_fit();
+
+  // Downstream: the same edges reversed, counted first so that each instance's run of the
+  // flat array is sized exactly.
+  downstream_.start.assign(n + 1, 0);
+  for (uint32_t j : upstream_.edges) ++downstream_.start[j + 1];
+  for (size_t i = 0; i < n; ++i) downstream_.start[i + 1] += downstream_.start[i];
+  downstream_.edges.resize(upstream_.edges.size());
+  std::vector<uint32_t> next(downstream_.start.begin(), downstream_.start.end() - 1);
+  for (size_t i = 0; i < n; ++i)
+    for (uint32_t j : upstream_.of(i)) downstream_.edges[next[j]++] = static_cast<uint32_t>(i);
+}
+
 std::optional<size_t> RunPlan::IndexOf(int64_t instance_id) const {
-  auto it = by_id_.find(instance_id);
-  if (it == by_id_.end()) return std::nullopt;
+  auto it = std::lower_bound(by_id_.begin(), by_id_.end(), std::pair<int64_t, uint32_t>{instance_id, 0});
+  if (it == by_id_.end() || it->first != instance_id) return std::nullopt;
   return it->second;
 }
 
@@ -168,14 +209,14 @@ void RunPlan::Transition(size_t i, InstanceState to, std::string reason) {
   counts_[static_cast<int>(to)]++;
   task_counts_[task_index_[i]][static_cast<int>(to)]++;
   if (const Kind now = KindOf(i); now != was) {
-    for (size_t d : downstream_[i]) {
+    for (uint32_t d : downstream_.of(i)) {
       --upstream_kinds_[d][was];
       ++upstream_kinds_[d][now];
     }
   }
   if (IsTerminal(to)) {
     ++terminal_count_;
-    for (size_t d : downstream_[i]) dirty_.push_back(d);
+    for (uint32_t d : downstream_.of(i)) dirty_.push_back(d);
   }
   if (to == InstanceState::kPending) dirty_.push_back(i);
   if (!changed_flag_[i]) {
@@ -216,7 +257,7 @@ void RunPlan::Propagate() {
     if (instances_[i].state != InstanceState::kPending) continue;
     const auto& k = upstream_kinds_[i];
     UpstreamCounts c;
-    c.total = static_cast<int>(upstream_[i].size());
+    c.total = static_cast<int>(upstream_.of(i).size());
     c.succeeded = k[kSucceeded];
     c.skipped = k[kSkipped];
     c.failed = k[kFailed];
@@ -229,7 +270,7 @@ void RunPlan::Propagate() {
       case RuleDecision::kUpstreamFailed: {
         // Named after the first failure upstream; scanned once, when decided.
         const store::InstanceRecord* first_failed = nullptr;
-        for (size_t j : upstream_[i]) {
+        for (uint32_t j : upstream_.of(i)) {
           const Kind kind = KindOf(j);
           if (kind == kFailed || kind == kUpstreamFailed) {
             first_failed = &instances_[j];
@@ -338,7 +379,7 @@ int RunPlan::ResetFailed(const std::optional<std::string>& task, const std::opti
     key_checked_[i] = 0;        // its key is looked up again when it is queued
     Transition(i, InstanceState::kPending);
     ++reset;
-    for (size_t d : downstream_[i])
+    for (uint32_t d : downstream_.of(i))
       if (instances_[d].state == InstanceState::kUpstreamFailed) stack.push_back(d);
   }
   return reset;
@@ -354,7 +395,8 @@ std::vector<size_t> RunPlan::InstancesOf(const std::string& task, const std::opt
 }
 
 void RunPlan::ReopenRuleDecidedDownstream(size_t i) {
-  std::vector<size_t> stack(downstream_[i].begin(), downstream_[i].end());
+  const auto first = downstream_.of(i);
+  std::vector<size_t> stack(first.begin(), first.end());
   while (!stack.empty()) {
     size_t d = stack.back();
     stack.pop_back();
@@ -365,7 +407,7 @@ void RunPlan::ReopenRuleDecidedDownstream(size_t i) {
     r.ended_at.reset();
     key_checked_[d] = 0;
     Transition(d, InstanceState::kPending);
-    for (size_t next : downstream_[d]) stack.push_back(next);
+    for (uint32_t next : downstream_.of(d)) stack.push_back(next);
   }
 }
 

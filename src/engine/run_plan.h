@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -118,8 +119,8 @@ class RunPlan {
   // Computed once per run for the DAG-wide part and once per task with env of its own
   // (attempts of a partitioned task share it). `base` must be the same on every call.
   const std::vector<std::string>& TaskEnvironment(size_t task_index, const std::vector<std::string>& base);
-  const std::vector<size_t>& upstream_of(size_t i) const { return upstream_[i]; }
-  const std::vector<size_t>& downstream_of(size_t i) const { return downstream_[i]; }
+  std::span<const uint32_t> upstream_of(size_t i) const { return upstream_.of(i); }
+  std::span<const uint32_t> downstream_of(size_t i) const { return downstream_.of(i); }
   size_t task_index_of(size_t i) const { return static_cast<size_t>(task_index_[i]); }
 
   // Whether instance i's idempotency key was checked since it last became queued.
@@ -134,17 +135,27 @@ class RunPlan {
   // transitively, so that Propagate decides them from their upstream's present states.
   void ReopenRuleDecidedDownstream(size_t i);
 
+  // Instance -> its neighbours, for every instance at once: one flat array of edges and
+  // where each instance's run of it starts (compressed sparse rows). A vector per instance
+  // would cost 24 bytes and an allocation each, most of them for one edge or none.
+  struct Adjacency {
+    std::vector<uint32_t> start;  // size() + 1 entries; instance i's edges: [start[i], start[i + 1])
+    std::vector<uint32_t> edges;
+    std::span<const uint32_t> of(size_t i) const { return {edges.data() + start[i], edges.data() + start[i + 1]}; }
+  };
+  void BuildEdges();
+
   dag::DagPtr dag_;
   store::RunRecord run_;
   std::vector<store::InstanceRecord> instances_;
   std::vector<int> task_index_;                 // instance -> index into dag_->tasks
-  std::vector<std::vector<size_t>> upstream_;   // instance -> its upstream instances
-  std::vector<std::vector<size_t>> downstream_;
+  Adjacency upstream_;                          // instance -> its upstream instances
+  Adjacency downstream_;
   // Per instance, how many of its upstream instances are of each Kind. Transition keeps
   // them, so deciding an instance costs O(1) whatever its fan-in, and a run's whole
   // scheduling work stays linear in its edges.
   std::vector<std::array<int32_t, kKinds>> upstream_kinds_;
-  std::map<int64_t, size_t> by_id_;
+  std::vector<std::pair<int64_t, uint32_t>> by_id_;  // (instance id, index), sorted by id
   std::map<std::string, std::string> vars_;
   std::map<std::string, std::string> attempt_vars_;
   // TaskEnvironment's caches: the DAG-wide part (inherited + DAG env), and per task
