@@ -14,8 +14,8 @@
 namespace batchd::engine {
 
 struct PartitionCommandLimits {
-  size_t max_partitions = 100000;
-  size_t max_output_bytes = 4 * 1024 * 1024;
+  size_t max_partitions = dag::kMaxPartitions;
+  size_t max_output_bytes = 32 * 1024 * 1024;  // a million names of 32 bytes
   // For the whole command: its output and its exit.
   Millis timeout = std::chrono::seconds(60);
   // Once the command has closed its output, how long it may take to exit (a command that

@@ -808,7 +808,7 @@ TEST(LoaderTest, ReportsPartitionErrors) {
 tasks:
   - {id: a, command: x, partitions: {values: [a, a]}}
   - {id: b, command: x, partitions: {range: [5, 5]}}
-  - {id: c, command: x, partitions: {range: [0, 1000000]}}
+  - {id: c, command: x, partitions: {range: [0, 2000000]}}
   - {id: d, command: x, partitions: {values: [a], command: ls}}
   - {id: e, command: x, partitions: {values: []}}
   - {id: f, command: x, partitions: {range: [1]}}
@@ -818,7 +818,7 @@ tasks:
 )yaml"),
               ElementsAre("d.yaml:3:50: duplicate partition value 'a' in partitions of task 'a'",
                           "d.yaml:4:45: partitions.range in task 'b' must have begin < end, got [5, 5]",
-                          "d.yaml:5:45: partitions.range in task 'c' has 1000000 partitions (the limit is 100000)",
+                          "d.yaml:5:45: partitions.range in task 'c' has 2000000 partitions (the limit is 1000000)",
                           "d.yaml:6:51: partitions in task 'd' must have exactly one of values, range or command",
                           "d.yaml:7:46: partitions.values in task 'e' must not be empty",
                           "d.yaml:8:45: partitions.range in task 'f' must be a list of two integers [begin, end], got "
