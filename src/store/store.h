@@ -36,7 +36,7 @@ namespace batchd::store {
 
 class Database;
 
-inline constexpr int kSchemaVersion = 7;
+inline constexpr int kSchemaVersion = 8;
 
 struct DagVersion {
   std::string dag;

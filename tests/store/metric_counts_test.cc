@@ -234,6 +234,7 @@ TEST_F(MetricCountsTest, UpgradingFromVersionFourCountsTheStoredHistory) {
   live[{"retries", "etl", "load", "", ""}] = 1;  // the upgrade reads retries from attempt numbers
   store_.reset();
   ASSERT_TRUE(ExecSql(tmp_ / "batchd.db",
+                      "DROP INDEX instances_attention; "  // version 8
                       "DROP INDEX runs_queued; DROP INDEX instances_by_run; "  // version 7
                       "ALTER TABLE attempts DROP COLUMN dag_hash; ALTER TABLE task_instances DROP COLUMN force; "  // version 6
                       "DROP TRIGGER count_run_endings; DROP TRIGGER count_instance_endings; DROP TRIGGER count_idempotent_skips; "

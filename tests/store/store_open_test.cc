@@ -428,15 +428,16 @@ TEST(StoreOpenTest, NewerSchemaVersionIsRefused) {
     auto store = OpenOrDie(tmp.path());
     ASSERT_NE(store, nullptr);
   }
-  ASSERT_TRUE(ExecSql(tmp / "batchd.db", "UPDATE schema_version SET version = 8").ok());
+  ASSERT_TRUE(ExecSql(tmp / "batchd.db", "UPDATE schema_version SET version = " + std::to_string(kSchemaVersion + 1)).ok());
   auto store = Store::Open(tmp.path());
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), StatusCode::kCorruption);
   EXPECT_EQ(store.status().message(), "database '" + tmp.path() +
-                                          "/batchd.db' has schema version 8, newer than this batchd supports (" +
+                                          "/batchd.db' has schema version " + std::to_string(kSchemaVersion + 1) +
+                                          ", newer than this batchd supports (" +
                                           std::to_string(kSchemaVersion) +
                                           "); upgrade batchd or use another data directory");
-  EXPECT_EQ(QueryInt(tmp / "batchd.db", "SELECT version FROM schema_version"), 8) << "left untouched";
+  EXPECT_EQ(QueryInt(tmp / "batchd.db", "SELECT version FROM schema_version"), kSchemaVersion + 1) << "left untouched";
 }
 
 TEST(StoreOpenTest, NegativeSchemaVersionIsCorruption) {
@@ -538,17 +539,20 @@ TEST(StoreOpenTest, ReopeningACurrentDatabaseMigratesNothing) {
   ExpectCurrentSchema(tmp / "batchd.db");
 }
 
-// What version 7 added, to turn a file back into version 6.
-constexpr const char* kDropVersion7 = "DROP INDEX runs_queued; DROP INDEX instances_by_run; ";
+// What version 8 added, to turn a file back into version 7.
+constexpr const char* kDropVersion8 = "DROP INDEX instances_attention; ";
 
-// What versions 6 and 7 added, to turn a file back into version 5.
+// What versions 7 and 8 added, to turn a file back into version 6.
+constexpr const char* kDropVersion7 = "DROP INDEX instances_attention; DROP INDEX runs_queued; DROP INDEX instances_by_run; ";
+
+// What versions 6 to 8 added, to turn a file back into version 5.
 constexpr const char* kDropVersion6 =
-    "DROP INDEX runs_queued; DROP INDEX instances_by_run; ALTER TABLE attempts DROP COLUMN dag_hash; "
+    "DROP INDEX instances_attention; DROP INDEX runs_queued; DROP INDEX instances_by_run; ALTER TABLE attempts DROP COLUMN dag_hash; "
     "ALTER TABLE task_instances DROP COLUMN force; ";
 
-// What versions 5 to 7 added, to turn a file back into version 4.
+// What versions 5 to 8 added, to turn a file back into version 4.
 constexpr const char* kDropVersion5 =
-    "DROP INDEX runs_queued; DROP INDEX instances_by_run; ALTER TABLE attempts DROP COLUMN dag_hash; ALTER TABLE task_instances DROP COLUMN force; "
+    "DROP INDEX instances_attention; DROP INDEX runs_queued; DROP INDEX instances_by_run; ALTER TABLE attempts DROP COLUMN dag_hash; ALTER TABLE task_instances DROP COLUMN force; "
     "DROP TRIGGER count_run_endings; DROP TRIGGER count_instance_endings; DROP TRIGGER count_idempotent_skips; "
     "DROP TRIGGER count_instances_born_ended; DROP TRIGGER count_attempt_endings; "
     "DROP TRIGGER count_attempts_born_ended; DROP TRIGGER count_slo_misses; "
@@ -735,11 +739,52 @@ TEST(StoreOpenTest, MigratesVersionSixIndexingTheQueuedRuns) {
     EXPECT_EQ((*queued)[0].run_id, "r2");
     EXPECT_EQ((*queued)[1].run_id, "r1");
   }
-  EXPECT_EQ(QueryInt(db, "SELECT version FROM schema_version"), 7);
+  EXPECT_EQ(QueryInt(db, "SELECT version FROM schema_version"), kSchemaVersion);
   ExpectCurrentSchema(db);
   auto reopened = OpenOrDie(tmp.path());
   ASSERT_NE(reopened, nullptr);
   EXPECT_EQ(reopened->integrity_checked(), "") << "checked once, when upgraded";
+}
+
+TEST(StoreOpenTest, MigratesVersionSevenIndexingTheInstancesThatNeedAttention) {
+  TempDir tmp;
+  const std::string db = tmp / "batchd.db";
+  {
+    auto store = OpenOrDie(tmp.path());
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->CreateRun(MakeRun("r1", "billing", "k1")).ok());
+    std::vector<InstanceRecord> instances{MakeInstance("r1", "a"), MakeInstance("r1", "b"), MakeInstance("r1", "c"),
+                                          MakeInstance("r1", "d")};
+    instances[1].state = InstanceState::kRunning;
+    instances[2].state = InstanceState::kSuccess;
+    instances[3].state = InstanceState::kFailed;
+    ASSERT_TRUE(store->InsertInstances(instances).ok());
+  }
+  ASSERT_TRUE(ExecSql(db, std::string(kDropVersion8) + "UPDATE schema_version SET version = 7").ok());
+  {
+    auto store = OpenOrDie(tmp.path());
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(store->integrity_checked(), "upgrade");
+    Store::InstanceFilter attention;
+    attention.states = {InstanceState::kFailed, InstanceState::kRunning};
+    auto page = store->ListInstancePage("r1", attention);
+    ASSERT_TRUE(page.ok()) << page.status().message();
+    ASSERT_EQ(page->size(), 2u);
+    EXPECT_EQ((*page)[0].task, "b");
+    EXPECT_EQ((*page)[1].task, "d");
+    attention.states = {InstanceState::kFailed};
+    attention.after_id = (*page)[0].id;
+    page = store->ListInstancePage("r1", attention);
+    ASSERT_TRUE(page.ok());
+    ASSERT_EQ(page->size(), 1u);
+    EXPECT_EQ((*page)[0].task, "d");
+  }
+  EXPECT_EQ(QueryInt(db, "SELECT version FROM schema_version"), 8);
+  ExpectCurrentSchema(db);
+  // SQLite reads it through the small index, not the run's rows.
+  EXPECT_EQ(QueryInt(db, "SELECT COUNT(*) FROM task_instances INDEXED BY instances_attention "
+                         "WHERE run_id = 'r1' AND state IN ('running', 'failed', 'retry_wait')"),
+            2);
 }
 
 TEST(StoreOpenTest, ReopenAfterCloseKeepsEverything) {
