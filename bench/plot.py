@@ -3,11 +3,13 @@
 
     bench/plot.py RESULTS_DIR
 
-Reads compare.csv, hops.csv and scale.csv in RESULTS_DIR (each optional) and writes there:
+Reads compare.csv, hops.csv and scale*.csv in RESULTS_DIR (each optional; scale_1m.csv, say,
+adds a run of another size) and writes there:
 tasks_per_second.png (fan-out tasks/s against size, batchd beside make and ninja),
 hop_latency.png (distribution of chain hops) and rss.png (peak RSS against partitions).
 """
 import csv
+import glob
 import os
 import sys
 from collections import defaultdict
@@ -113,11 +115,12 @@ def main():
     plots = [
         (plot_tasks_per_second, "compare.csv", "tasks_per_second.png"),
         (plot_hops, "hops.csv", "hop_latency.png"),
-        (plot_rss, "scale.csv", "rss.png"),
+        (plot_rss, "scale*.csv", "rss.png"),
     ]
     for draw, source, image in plots:
         out = os.path.join(results, image)
-        if draw(read_rows(os.path.join(results, source)), out):
+        rows = [row for path in sorted(glob.glob(os.path.join(results, source))) for row in read_rows(path)]
+        if draw(rows, out):
             print(f"wrote {out}")
 
 

@@ -813,6 +813,37 @@ json AttemptJson(const store::RunAttempt& r, const std::string& run_version, Sys
 
 }  // namespace
 
+std::vector<store::InstanceRecord> ControlApi::InstancePage(const store::RunRecord& run,
+                                                            store::Store::InstanceFilter filter) {
+  store::Store& store = ctx_.engine->store();
+  const auto running = std::find(filter.states.begin(), filter.states.end(), InstanceState::kRunning);
+  const bool attention_only =
+      running != filter.states.end() && std::all_of(filter.states.begin(), filter.states.end(), [](InstanceState s) {
+        return s == InstanceState::kRunning || s == InstanceState::kFailed || s == InstanceState::kRetryWait;
+      });
+  const engine::RunPlan* plan = ctx_.engine->FindActiveRun(run.run_id);
+  // Asked for what needs attention (running, failed, retrying): no index holds the running
+  // instances (every attempt would write it), but the engine knows them, at most one per
+  // worker; a run that ended has none. Failed and retrying ones come from their index.
+  if (!attention_only || (!plan && !IsTerminal(run.state))) return Unwrap(store.ListInstancePage(run.run_id, filter));
+  filter.states.erase(running);
+  std::vector<store::InstanceRecord> page;
+  if (!filter.states.empty()) page = Unwrap(store.ListInstancePage(run.run_id, filter));
+  if (plan) {
+    for (int64_t id : ctx_.engine->RunningInstanceIds(run.run_id)) {
+      auto index = plan->IndexOf(id);
+      if (id <= filter.after_id || !index) continue;
+      const store::InstanceRecord& instance = plan->instance(*index);
+      if ((filter.task && instance.task != *filter.task) || (filter.partition && instance.partition != *filter.partition))
+        continue;
+      page.push_back(instance);
+    }
+  }
+  std::sort(page.begin(), page.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  if (page.size() > static_cast<size_t>(filter.limit)) page.resize(static_cast<size_t>(filter.limit));
+  return page;
+}
+
 HttpResponse ControlApi::RunStatus(const std::string& run_id, const std::string& query) {
   // Costs a page, not the run: counts come from the engine's plan while the run is active
   // (one aggregate query once it ended), instances from an index seek to the cursor, and
@@ -872,7 +903,7 @@ HttpResponse ControlApi::RunStatus(const std::string& run_id, const std::string&
   // One more than the page says whether there is more.
   const int page_size = filter.limit;
   filter.limit = page_size + 1;
-  auto instances = Unwrap(store.ListInstancePage(run_id, filter));
+  auto instances = InstancePage(*run, filter);
   const bool more = static_cast<int>(instances.size()) > page_size;
   if (more) instances.resize(static_cast<size_t>(page_size));
   // Where the next page starts: after this page's last instance (an empty page, limit=0,
@@ -883,12 +914,19 @@ HttpResponse ControlApi::RunStatus(const std::string& run_id, const std::string&
                                 *filter.partition + "'");
   // Per instance: its attempts' total time and its last attempt.
   std::map<int64_t, std::pair<double, store::AttemptRecord>> last;
-  if (!instances.empty()) {
-    for (auto& a : Unwrap(store.ListAttemptsOfInstances(instances.front().id, instances.back().id))) {
+  auto add_attempts = [&](int64_t first_id, int64_t last_id) {
+    for (auto& a : Unwrap(store.ListAttemptsOfInstances(first_id, last_id))) {
       auto& [total, attempt] = last[a.instance_id];
       total += AttemptSeconds(a, now);
       attempt = std::move(a);
     }
+  };
+  // A page of consecutive instances reads their attempts in one range; a sparse one (the
+  // failed and running instances of a wide run) instance by instance, not the range between.
+  if (!instances.empty() && instances.back().id - instances.front().id < 2 * static_cast<int64_t>(instances.size())) {
+    add_attempts(instances.front().id, instances.back().id);
+  } else {
+    for (const auto& i : instances) add_attempts(i.id, i.id);
   }
   json tasks = json::array();
   for (const auto& i : instances) {

@@ -53,6 +53,9 @@ class ControlApi {
   HttpResponse Backfill(const HttpRequest& request, const std::string& name);
   HttpResponse ListRuns(const std::string& query);
   HttpResponse RunStatus(const std::string& run_id, const std::string& query);
+  // One page of a run's instances for RunStatus: `filter.limit` of them, by id, after
+  // `filter.after_id`; costs the page, also when asked for what needs attention.
+  std::vector<store::InstanceRecord> InstancePage(const store::RunRecord& run, store::Store::InstanceFilter filter);
   HttpResponse RunAttempts(const std::string& run_id, const std::string& query);
   HttpResponse CancelRun(const HttpRequest& request, const std::string& run_id);
   HttpResponse RetryRun(const HttpRequest& request, const std::string& run_id);

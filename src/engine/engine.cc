@@ -172,6 +172,14 @@ const RunPlan* Engine::FindActiveRun(const std::string& run_id) const {
   return it == plans_.end() ? nullptr : it->second.get();
 }
 
+std::vector<int64_t> Engine::RunningInstanceIds(const std::string& run_id) const {
+  std::vector<int64_t> ids;
+  for (const auto& [_, r] : running_)
+    if (r->run_id == run_id) ids.push_back(r->instance_id);
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
 int Engine::QueuedInstanceCount() const {
   int n = 0;
   for (const auto& [_, plan] : plans_) n += plan->CountIn(InstanceState::kQueued);

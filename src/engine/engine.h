@@ -178,6 +178,9 @@ class Engine {
 
   // Active (planned) run by id, or null.
   const RunPlan* FindActiveRun(const std::string& run_id) const;
+  // Ids of the instances of `run_id` with an attempt running now, ascending; at most the
+  // runner's capacity, so listing them never reads the run.
+  std::vector<int64_t> RunningInstanceIds(const std::string& run_id) const;
   // Whether `dag` has runs planned, draining or running partitions commands.
   bool HasActiveRuns(const std::string& dag) const { return ActiveRunsOf(dag) > 0; }
   // Why the store cannot be written right now (engine passes are being retried), or null.

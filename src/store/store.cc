@@ -226,11 +226,11 @@ ALTER TABLE task_instances ADD COLUMN force INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX runs_queued ON runs (dag, created_at) WHERE state = 'queued';
 CREATE INDEX instances_by_run ON task_instances (run_id, id);
 )sql",
-    // 8: a run's instances that need attention (running, failed, waiting to retry), so
-    // that listing them costs what they are, not the run: in a run of a million, the few
-    // running ones. Small: it holds only the instances in those states.
+    // 8: a run's failed instances and those waiting to retry, so that listing them costs
+    // what they are, not the run. Small, and written only when an instance fails: an
+    // index that every attempt enters and leaves (running) cost a 1,000-task run 5-7%.
     R"sql(
-CREATE INDEX instances_attention ON task_instances (run_id, id) WHERE state IN ('running', 'failed', 'retry_wait');
+CREATE INDEX instances_attention ON task_instances (run_id, id) WHERE state IN ('failed', 'retry_wait');
 )sql",
 };
 
@@ -1321,16 +1321,16 @@ Result<std::vector<InstanceRecord>> Store::ListInstancePage(const std::string& r
   std::vector<InstanceRecord> out;
   if (filter.limit <= 0) return out;
   // instances_by_run (run_id, id): a seek to the cursor, then the run's rows in order
-  // until the page is full. Asked only for states that need attention, the partial index
+  // until the page is full. Asked only for failed and retrying instances, the partial index
   // instances_attention holds just those rows: its WHERE is spelled out for SQLite to use it.
   const bool attention_only =
       !filter.states.empty() && std::all_of(filter.states.begin(), filter.states.end(), [](InstanceState st) {
-        return st == InstanceState::kRunning || st == InstanceState::kFailed || st == InstanceState::kRetryWait;
+        return st == InstanceState::kFailed || st == InstanceState::kRetryWait;
       });
   std::string sql = std::string("SELECT ") + kInstanceColumns + " FROM task_instances i " +
                     (attention_only ? "INDEXED BY instances_attention" : "INDEXED BY instances_by_run") +
                     " WHERE i.run_id = ?1 AND i.id > ?2 AND (?3 IS NULL OR i.task = ?3) AND (?4 IS NULL OR i.partition = ?4)";
-  if (attention_only) sql += " AND i.state IN ('running', 'failed', 'retry_wait')";
+  if (attention_only) sql += " AND i.state IN ('failed', 'retry_wait')";
   if (!filter.states.empty()) {
     sql += " AND i.state IN (";
     for (size_t k = 0; k < filter.states.size(); ++k) sql += (k ? ", ?" : "?") + std::to_string(k + 6);

@@ -281,6 +281,20 @@ TEST_F(AttemptHistoryTest, StatusGroupsManyPartitionsPerTaskAndListsOnlyTheFaile
   EXPECT_EQ(limited["counts"], json["counts"]);
   ProcResult limited_text = Ctl({"status", run_id, "--limit", "3"});
   EXPECT_THAT(limited_text.out, HasSubstr("\n(only the first 3 instances were read; --all reads every one)\n"));
+  // Past the page, what needs attention is still listed: the failed instance (from its
+  // index) and the running one (from the engine), after the page's own rows.
+  Rows limited_rows = AfterDetails(limited_text.out);
+  ASSERT_GE(limited_rows.size(), 7u) << limited_text.out;
+  EXPECT_EQ(limited_rows[5], (std::vector<std::string>{"transform", "07", "failed", "1", "#1 exit code 1", "<d>", "<d>", "-"}))
+      << limited_text.out;
+  EXPECT_EQ(limited_rows[6], (std::vector<std::string>{"transform", "12", "running", "1", "#1 running", "<d>", "<d>", "-"}))
+      << limited_text.out;
+  OrderedJson running = CtlJson({"status", run_id, "--state", "running"});
+  ASSERT_EQ(running["tasks"].size(), 1u) << running.dump();
+  EXPECT_EQ(running["tasks"][0]["partition"], "12");
+  EXPECT_EQ(running["tasks"][0]["state"], "running");
+  EXPECT_EQ(running["tasks"][0]["last_attempt"]["outcome"], "running") << running.dump();
+  EXPECT_EQ(running["more"], false);
 
   WriteFile(tmp_ / "release", "");
   ASSERT_TRUE(WaitRunState(run_id, "failed"));

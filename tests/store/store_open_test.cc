@@ -755,6 +755,7 @@ TEST(StoreOpenTest, MigratesVersionSevenIndexingTheInstancesThatNeedAttention) {
     ASSERT_TRUE(store->CreateRun(MakeRun("r1", "billing", "k1")).ok());
     std::vector<InstanceRecord> instances{MakeInstance("r1", "a"), MakeInstance("r1", "b"), MakeInstance("r1", "c"),
                                           MakeInstance("r1", "d")};
+    instances[0].state = InstanceState::kRetryWait;
     instances[1].state = InstanceState::kRunning;
     instances[2].state = InstanceState::kSuccess;
     instances[3].state = InstanceState::kFailed;
@@ -766,11 +767,11 @@ TEST(StoreOpenTest, MigratesVersionSevenIndexingTheInstancesThatNeedAttention) {
     ASSERT_NE(store, nullptr);
     EXPECT_EQ(store->integrity_checked(), "upgrade");
     Store::InstanceFilter attention;
-    attention.states = {InstanceState::kFailed, InstanceState::kRunning};
+    attention.states = {InstanceState::kFailed, InstanceState::kRetryWait};
     auto page = store->ListInstancePage("r1", attention);
     ASSERT_TRUE(page.ok()) << page.status().message();
     ASSERT_EQ(page->size(), 2u);
-    EXPECT_EQ((*page)[0].task, "b");
+    EXPECT_EQ((*page)[0].task, "a");
     EXPECT_EQ((*page)[1].task, "d");
     attention.states = {InstanceState::kFailed};
     attention.after_id = (*page)[0].id;
@@ -778,12 +779,18 @@ TEST(StoreOpenTest, MigratesVersionSevenIndexingTheInstancesThatNeedAttention) {
     ASSERT_TRUE(page.ok());
     ASSERT_EQ(page->size(), 1u);
     EXPECT_EQ((*page)[0].task, "d");
+    attention.states = {InstanceState::kRunning};  // not in the index: the run's rows
+    attention.after_id = 0;
+    page = store->ListInstancePage("r1", attention);
+    ASSERT_TRUE(page.ok());
+    ASSERT_EQ(page->size(), 1u);
+    EXPECT_EQ((*page)[0].task, "b");
   }
   EXPECT_EQ(QueryInt(db, "SELECT version FROM schema_version"), 8);
   ExpectCurrentSchema(db);
   // SQLite reads it through the small index, not the run's rows.
   EXPECT_EQ(QueryInt(db, "SELECT COUNT(*) FROM task_instances INDEXED BY instances_attention "
-                         "WHERE run_id = 'r1' AND state IN ('running', 'failed', 'retry_wait')"),
+                         "WHERE run_id = 'r1' AND state IN ('failed', 'retry_wait')"),
             2);
 }
 
