@@ -156,7 +156,8 @@ per_run() {
 row backfill "$BACKFILL" ms_per_run_first_tenth "$(per_run 1 "$tenth")" ms
 row backfill "$BACKFILL" ms_per_run_last_tenth "$(per_run $((BACKFILL - tenth + 1)) "$BACKFILL")" ms
 
-# One run of STATUS no-op partitions; status, runs and health timed while it executes.
+# One run of STATUS no-op partitions; status, runs, health and a trigger of another DAG
+# timed while it executes.
 cat >"$WORK/wide.yaml" <<EOF
 dag: wide
 max_active_tasks: 100000
@@ -166,15 +167,19 @@ tasks:
     command: "true"
 EOF
 ctl submit "$WORK/wide.yaml" >/dev/null
+printf 'dag: other\ntasks:\n  - id: t\n    command: "true"\n' >"$WORK/other.yaml"
+ctl submit "$WORK/other.yaml" >/dev/null
 t0=$(now)
 run_id=$(ctl trigger wide --json | sed -n 's/.*"run_id": *"\([0-9a-f]*\)".*/\1/p')
 : >"$WORK/status.ms"
 : >"$WORK/runs.ms"
 : >"$WORK/health.ms"
+: >"$WORK/trigger.ms"
 while true; do  # at least once, however fast the run
   s=$(now); ctl status "$run_id" >/dev/null; ms_since "$s" >>"$WORK/status.ms"; echo >>"$WORK/status.ms"
   s=$(now); ctl runs >/dev/null; ms_since "$s" >>"$WORK/runs.ms"; echo >>"$WORK/runs.ms"
   s=$(now); ctl health >/dev/null; ms_since "$s" >>"$WORK/health.ms"; echo >>"$WORK/health.ms"
+  s=$(now); ctl trigger other >/dev/null; ms_since "$s" >>"$WORK/trigger.ms"; echo >>"$WORK/trigger.ms"
   [ "$(sqlite3 "$DATA/batchd.db" "SELECT state FROM runs WHERE run_id = '$run_id'")" != success ] || break
   sleep 0.5
 done
@@ -183,7 +188,7 @@ stats() {  # file -> "median max"
   { grep -v '^$' "$1" || true; } | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) { print "- -"; exit }
     printf "%s %s\n", v[int((NR + 1) / 2)], v[NR] }'
 }
-for what in status runs health; do
+for what in status runs health trigger; do
   read -r median worst < <(stats "$WORK/$what.ms")
   row daemon_run "$STATUS" "${what}_median" "$median" ms
   row daemon_run "$STATUS" "${what}_max" "$worst" ms

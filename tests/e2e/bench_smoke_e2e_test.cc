@@ -52,7 +52,7 @@ TEST(BenchSmokeTest, WholeSuiteWritesEveryFigureAndPlot) {
   }
   for (const char* key : {"fanin/wall", "fanin/peak_rss", "startup/one_task_run_clean_store",
                           "startup/one_task_run_after_kill", "backfill/creation", "backfill/drain",
-                          "backfill/ms_per_run_last_tenth", "daemon_run/status_median", "daemon_run/daemon_peak_rss",
+                          "backfill/ms_per_run_last_tenth", "daemon_run/status_median", "daemon_run/trigger_median", "daemon_run/daemon_peak_rss",
                           "startup_daemon/after_kill_to_healthy", "many_dags/start_to_healthy", "many_dags/cpu_idle",
                           "many_dags/daemon_peak_rss"})
     EXPECT_TRUE(figures.count(key)) << key << "\n" << r.out;
