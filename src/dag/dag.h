@@ -57,8 +57,8 @@ struct Partitions {
 };
 
 // Most partitions one task may have (a range or values list; also a sane cap for the
-// output of a partitions command). A run holds about 450 bytes per instance in memory
-// (docs/performance.md), so a task at the cap costs the daemon about 450 MB while it runs.
+// output of a partitions command). Memory bounds a run more than this cap does: an active
+// run holds every instance in memory (docs/performance.md has the cost per instance).
 inline constexpr int64_t kMaxPartitions = 1'000'000;
 
 // The partition names of a static set: {"-"} for kNone, the values, or the decimal

@@ -106,14 +106,14 @@ RunPlan::RunPlan(dag::DagPtr dag, store::RunRecord run, std::vector<store::Insta
   changed_flag_.assign(n, 0);
   key_checked_.assign(n, 0);
   vars_ = RunTemplateVars(*dag_, run_);
-  std::map<std::string, int> task_pos;
-  for (size_t t = 0; t < dag_->tasks.size(); ++t) task_pos[dag_->tasks[t].id] = static_cast<int>(t);
+  std::map<std::string_view, size_t> task_pos;  // task id -> index into dag_->tasks
+  for (size_t t = 0; t < dag_->tasks.size(); ++t) task_pos[dag_->tasks[t].id] = t;
   task_counts_.assign(dag_->tasks.size(), StateCounts{});
   by_id_.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     auto& rec = instances_[i];
     auto pos = task_pos.find(rec.task);
-    task_index_[i] = pos != task_pos.end() ? pos->second : 0;
+    task_index_[i] = pos != task_pos.end() ? static_cast<int>(pos->second) : 0;
     by_id_.emplace_back(rec.id, static_cast<uint32_t>(i));
     counts_[static_cast<int>(rec.state)]++;
     task_counts_[task_index_[i]][static_cast<int>(rec.state)]++;
@@ -127,22 +127,20 @@ RunPlan::RunPlan(dag::DagPtr dag, store::RunRecord run, std::vector<store::Insta
   }
   attempt_vars_ = vars_;
   task_env_.resize(dag_->tasks.size());
-  BuildEdges();
+  BuildEdges(task_pos);
   upstream_kinds_.assign(n, {});
   for (size_t i = 0; i < n; ++i)
     for (uint32_t j : upstream_.of(i)) ++upstream_kinds_[i][KindOf(j)];
   for (size_t i = n; i-- > 0;) dirty_.push_back(i);
 }
 
-void RunPlan::BuildEdges() {
+void RunPlan::BuildEdges(const std::map<std::string_view, size_t>& task_pos) {
   const size_t n = instances_.size();
   // Per task, its instances sorted by partition name: an upstream's instances are found by
   // a binary search (`partitions: same`) or taken all, in partition order.
   using ByPartition = std::vector<std::pair<std::string_view, uint32_t>>;
   std::vector<ByPartition> of_task(dag_->tasks.size());
   std::vector<char> is_upstream(dag_->tasks.size(), 0);
-  std::map<std::string_view, size_t> task_pos;
-  for (size_t t = 0; t < dag_->tasks.size(); ++t) task_pos[dag_->tasks[t].id] = t;
   for (const auto& task : dag_->tasks)
     for (const auto& dep : task.depends_on)
       if (auto it = task_pos.find(dep.task); it != task_pos.end()) is_upstream[it->second] = 1;

@@ -14,6 +14,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "batchd/states.h"
@@ -143,7 +144,8 @@ class RunPlan {
     std::vector<uint32_t> edges;
     std::span<const uint32_t> of(size_t i) const { return {edges.data() + start[i], edges.data() + start[i + 1]}; }
   };
-  void BuildEdges();
+  // Fills upstream_ and downstream_; `task_pos` maps each task id to its index.
+  void BuildEdges(const std::map<std::string_view, size_t>& task_pos);
 
   dag::DagPtr dag_;
   store::RunRecord run_;
