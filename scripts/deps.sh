@@ -15,6 +15,8 @@ PACKAGES=(
   dpkg-dev file              # cpack -G DEB (dpkg-shlibdeps); the packaging test checks stripping
   prometheus                 # promtool and prometheus for the observability tests
   clang libclang-rt-14-dev   # the libFuzzer targets (scripts/fuzz.sh)
+  libgraphviz-dev            # the web UI lays out DAG graphs with Graphviz (SVG)
+  chromium chromium-driver python3-selenium  # the web UI's browser tests
 )
 
 missing=()

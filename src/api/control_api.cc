@@ -75,6 +75,14 @@ void RequireName(const std::string& kind, const std::string& s) {
   }
 }
 
+// A true/false query parameter: absent, "false" or "0" is false; "true", "1" or empty true.
+bool ParseBool(const std::string& name, std::map<std::string, std::string>& q) {
+  auto it = q.find(name);
+  if (it == q.end() || it->second == "false" || it->second == "0") return false;
+  if (it->second == "true" || it->second == "1" || it->second.empty()) return true;
+  Throw(400, "bad_request", "query parameter '" + name + "' must be true or false, not '" + it->second + "'");
+}
+
 void RequireRunId(const std::string& s) {
   static const std::regex kRunId("^[0-9a-f]{12}$");
   if (!std::regex_match(s, kRunId)) {
@@ -301,6 +309,7 @@ HttpResponse ControlApi::Handle(const HttpRequest& request) {
         if (action == "pause" || action == "unpause") { method({"POST"}); return PauseDag(request, name, action == "pause"); }
         if (action == "runs") { method({"POST"}); return Trigger(request, name); }
         if (action == "backfill") { method({"POST"}); return Backfill(request, name); }
+        if (action == "grid") { method({"GET"}); return DagGrid(name, query); }
       }
     }
     if (area == "runs") {
@@ -726,6 +735,53 @@ const date::time_zone* ControlApi::ZoneOfRun(const store::RunRecord& run) {
   return ZoneOf(dag.ok() ? dag->get() : nullptr);
 }
 
+json ControlApi::RunCounts(const store::RunRecord& run) {
+  json counts = json::object();
+  if (const engine::RunPlan* plan = ctx_.engine->FindActiveRun(run.run_id)) {
+    for (size_t t = 0; t < plan->dag().tasks.size(); ++t) {
+      const auto& by_state = plan->TaskCounts(t);
+      for (size_t k = 0; k < by_state.size(); ++k)
+        if (by_state[k] > 0)
+          counts[plan->dag().tasks[t].id][std::string(ToString(static_cast<InstanceState>(k)))] = by_state[k];
+    }
+    return counts;
+  }
+  // A run that ended changes only when an operator retries, marks or clears it, and then it
+  // ends again with a new end time or state: those two say whether the kept counts hold.
+  const bool ended = IsTerminal(run.state);
+  if (ended) {
+    auto it = ended_counts_.find(run.run_id);
+    if (it != ended_counts_.end() && it->second.ended_at == run.ended_at && it->second.state == run.state)
+      return it->second.counts;
+  }
+  for (const auto& [task, by_state] : Unwrap(ctx_.engine->store().CountInstances(run.run_id)))
+    for (const auto& [state, n] : by_state) counts[task][std::string(ToString(state))] = n;
+  if (ended) {
+    constexpr size_t kMaxKeptCounts = 4096;  // a few grids' worth; rebuilt on demand
+    if (ended_counts_.size() >= kMaxKeptCounts) ended_counts_.clear();
+    ended_counts_[run.run_id] = EndedCounts{run.ended_at, run.state, counts};
+  }
+  return counts;
+}
+
+HttpResponse ControlApi::DagGrid(const std::string& name, const std::string& query) {
+  auto q = ParseQuery(query);
+  AllowQuery(q, {"runs"});
+  const int runs = q.count("runs") ? ParseInt("runs", q["runs"], 1, 100) : 25;
+  const auto* reg = ctx_.registry->Find(name);
+  if (!reg) Throw(404, "not_found", "DAG '" + name + "' not found");
+  const date::time_zone* zone = ZoneOf(reg->dag.get());
+  json tasks = json::array();
+  for (const auto& t : reg->dag->tasks) tasks.push_back(t.id);
+  json out_runs = json::array();
+  for (const auto& r : Unwrap(ctx_.engine->store().ListRuns({name, std::nullopt, runs}))) {
+    json entry = RunSummaryJson(r, zone);
+    entry["counts"] = RunCounts(r);
+    out_runs.push_back(std::move(entry));
+  }
+  return JsonResponse(200, json{{"dag", name}, {"timezone", reg->dag->timezone}, {"tasks", tasks}, {"runs", out_runs}});
+}
+
 HttpResponse ControlApi::ListRuns(const std::string& query) {
   auto q = ParseQuery(query);
   AllowQuery(q, {"dag", "state", "limit"});
@@ -775,6 +831,17 @@ std::string AttemptReason(const store::AttemptRecord& a) {
 double AttemptSeconds(const store::AttemptRecord& a, SysMillis now) {
   const SysMillis end = a.ended_at.value_or(now);
   return std::max<double>(0, static_cast<double>((end - a.started_at).count()) / 1000.0);
+}
+
+// One attempt in an instance's `history` (status with history=true).
+json HistoryEntryJson(const store::AttemptRecord& a, SysMillis now) {
+  return json{{"number", a.number},
+              {"outcome", ToString(a.outcome)},
+              {"reason", AttemptReason(a)},
+              {"exit_code", a.exit_code ? json(*a.exit_code) : json(nullptr)},
+              {"started_at", MillisJson(a.started_at)},
+              {"ended_at", MillisJson(a.ended_at)},
+              {"duration_seconds", AttemptSeconds(a, now)}};
 }
 
 json LastAttemptJson(const store::AttemptRecord& a, SysMillis now) {
@@ -849,7 +916,8 @@ HttpResponse ControlApi::RunStatus(const std::string& run_id, const std::string&
   // (one aggregate query once it ended), instances from an index seek to the cursor, and
   // attempts only for the page's instances. Pollers (`trigger --wait`) ask for limit=0.
   auto q = ParseQuery(query);
-  AllowQuery(q, {"task", "partition", "state", "limit", "after"});
+  AllowQuery(q, {"task", "partition", "state", "limit", "after", "history"});
+  const bool with_history = ParseBool("history", q);
   store::Store::InstanceFilter filter;
   if (q.count("task") && !q["task"].empty()) {
     RequireName("task id", q["task"]);
@@ -885,18 +953,7 @@ HttpResponse ControlApi::RunStatus(const std::string& run_id, const std::string&
   out["data_interval_end"] = FormatIso(run->interval_end, zone);
   const SysMillis now = std::chrono::floor<std::chrono::milliseconds>(ctx_.clock->Now());
 
-  json counts = json::object();  // the whole run's, whatever the filters
-  if (const engine::RunPlan* plan = ctx_.engine->FindActiveRun(run_id)) {
-    for (size_t t = 0; t < plan->dag().tasks.size(); ++t) {
-      const auto& by_state = plan->TaskCounts(t);
-      for (size_t k = 0; k < by_state.size(); ++k)
-        if (by_state[k] > 0)
-          counts[plan->dag().tasks[t].id][std::string(ToString(static_cast<InstanceState>(k)))] = by_state[k];
-    }
-  } else {
-    for (const auto& [task, by_state] : Unwrap(store.CountInstances(run_id)))
-      for (const auto& [state, n] : by_state) counts[task][std::string(ToString(state))] = n;
-  }
+  const json counts = RunCounts(*run);  // the whole run's, whatever the filters
   if (filter.task && !counts.contains(*filter.task))
     Throw(404, "not_found", "run '" + run_id + "' has no task '" + *filter.task + "'");
 
@@ -914,8 +971,10 @@ HttpResponse ControlApi::RunStatus(const std::string& run_id, const std::string&
                                 *filter.partition + "'");
   // Per instance: its attempts' total time and its last attempt.
   std::map<int64_t, std::pair<double, store::AttemptRecord>> last;
+  std::map<int64_t, json> history;  // with history=true: every attempt, oldest first
   auto add_attempts = [&](int64_t first_id, int64_t last_id) {
     for (auto& a : Unwrap(store.ListAttemptsOfInstances(first_id, last_id))) {
+      if (with_history) history[a.instance_id].push_back(HistoryEntryJson(a, now));
       auto& [total, attempt] = last[a.instance_id];
       total += AttemptSeconds(a, now);
       attempt = std::move(a);
@@ -936,18 +995,24 @@ HttpResponse ControlApi::RunStatus(const std::string& run_id, const std::string&
     if (reason.empty() && it != last.end() &&
         (i.state == InstanceState::kFailed || i.state == InstanceState::kRetryWait))
       reason = AttemptReason(it->second.second);
-    tasks.push_back({{"task", i.task},
-                     {"partition", i.partition},
-                     {"state", ToString(i.state)},
-                     {"attempts", i.attempts},
-                     {"exit_code", i.exit_code ? json(*i.exit_code) : json(nullptr)},
-                     {"reason", reason},
-                     {"idempotency_key", i.idempotency_key},
-                     {"started_at", MillisJson(i.started_at)},
-                     {"ended_at", MillisJson(i.ended_at)},
-                     {"last_attempt", it != last.end() ? LastAttemptJson(it->second.second, now) : json(nullptr)},
-                     {"duration_seconds", it != last.end() ? json(AttemptSeconds(it->second.second, now)) : json(nullptr)},
-                     {"total_seconds", it != last.end() ? json(it->second.first) : json(nullptr)}});
+    json entry = {{"id", i.id},
+                  {"task", i.task},
+                  {"partition", i.partition},
+                  {"state", ToString(i.state)},
+                  {"attempts", i.attempts},
+                  {"exit_code", i.exit_code ? json(*i.exit_code) : json(nullptr)},
+                  {"reason", reason},
+                  {"idempotency_key", i.idempotency_key},
+                  {"started_at", MillisJson(i.started_at)},
+                  {"ended_at", MillisJson(i.ended_at)},
+                  {"last_attempt", it != last.end() ? LastAttemptJson(it->second.second, now) : json(nullptr)},
+                  {"duration_seconds", it != last.end() ? json(AttemptSeconds(it->second.second, now)) : json(nullptr)},
+                  {"total_seconds", it != last.end() ? json(it->second.first) : json(nullptr)}};
+    if (with_history) {
+      auto h = history.find(i.id);
+      entry["history"] = h != history.end() ? std::move(h->second) : json::array();
+    }
+    tasks.push_back(std::move(entry));
   }
   out["counts"] = counts;
   out["tasks"] = tasks;
@@ -974,12 +1039,13 @@ HttpResponse ControlApi::RunAttempts(const std::string& run_id, const std::strin
   if (!run) Throw(404, "not_found", "run '" + run_id + "' not found");
   if (task) {
     // An unknown task or partition is an error; a known one without attempts an empty list.
-    bool has_task = false, has_partition = false;
-    for (const auto& i : Unwrap(store.ListInstances(run_id))) {
-      if (i.task != *task) continue;
-      has_task = true;
-      has_partition |= partition && i.partition == *partition;
-    }
+    // One index seek each, whatever the size of the run.
+    store::Store::InstanceFilter probe;
+    probe.task = task;
+    probe.limit = 1;
+    const bool has_task = !Unwrap(store.ListInstancePage(run_id, probe)).empty();
+    probe.partition = partition;
+    const bool has_partition = partition && has_task && !Unwrap(store.ListInstancePage(run_id, probe)).empty();
     if (!has_task) Throw(404, "not_found", "run '" + run_id + "' has no task '" + *task + "'");
     if (partition && !has_partition)
       Throw(404, "not_found", "task '" + *task + "' of run '" + run_id + "' has no partition '" + *partition + "'");
@@ -1170,6 +1236,8 @@ HttpResponse ControlApi::Logs(const std::string& run_id, const std::string& quer
   auto size = std::filesystem::file_size(attempt->log_path, ec);
   bool all_read = ec || static_cast<long long>(size) <= next;
   r.headers.push_back({"X-Batchd-Complete", complete && all_read ? "true" : "false"});
+  // The log's size now, so that a reader can start near the end (the web UI's tail).
+  r.headers.push_back({"X-Batchd-Size", std::to_string(ec ? 0 : static_cast<long long>(size))});
   return r;
 }
 
@@ -1189,12 +1257,18 @@ HttpResponse ControlApi::Failed(const std::string& query) {
       auto run = Unwrap(store.GetRun(i.run_id));
       run_dag[i.run_id] = run ? run->dag : "";
     }
+    std::string reason = i.reason;
+    if (reason.empty()) {
+      auto attempts = Unwrap(store.ListAttemptsOfInstances(i.id, i.id));
+      if (!attempts.empty()) reason = AttemptReason(attempts.back());
+    }
     out.push_back({{"run_id", i.run_id},
                    {"dag", run_dag[i.run_id]},
                    {"task", i.task},
                    {"partition", i.partition},
                    {"attempts", i.attempts},
                    {"exit_code", i.exit_code ? json(*i.exit_code) : json(nullptr)},
+                   {"reason", reason},
                    {"ended_at", MillisJson(i.ended_at)},
                    {"idempotency_key", i.idempotency_key}});
   }

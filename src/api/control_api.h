@@ -8,6 +8,9 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
 
 #include "api/http.h"
 #include "engine/engine.h"
@@ -51,6 +54,10 @@ class ControlApi {
   HttpResponse PauseDag(const HttpRequest& request, const std::string& name, bool paused);
   HttpResponse Trigger(const HttpRequest& request, const std::string& name);
   HttpResponse Backfill(const HttpRequest& request, const std::string& name);
+  HttpResponse DagGrid(const std::string& name, const std::string& query);
+  // {"TASK": {"STATE": n}} of the whole run: the engine's while it is active, else one
+  // aggregate query, kept for runs that ended (until they change again).
+  nlohmann::json RunCounts(const store::RunRecord& run);
   HttpResponse ListRuns(const std::string& query);
   HttpResponse RunStatus(const std::string& run_id, const std::string& query);
   // One page of a run's instances for RunStatus: `filter.limit` of them, by id, after
@@ -72,6 +79,12 @@ class ControlApi {
              const std::string& detail_json);
 
   ControlApiContext ctx_;
+  struct EndedCounts {
+    std::optional<SysMillis> ended_at;
+    RunState state;
+    nlohmann::json counts;
+  };
+  std::unordered_map<std::string, EndedCounts> ended_counts_;  // by run id
 };
 
 }  // namespace batchd::api

@@ -14,6 +14,8 @@ struct HttpRequest {
   std::string target;   // path and query, e.g. "/v1/runs?dag=x"
   std::string body;
   int uid = -1;         // the peer's uid (SO_PEERCRED) on the Unix socket; -1 over TCP
+  std::string host;           // the Host header, as sent
+  std::string authorization;  // the Authorization header, as sent
 };
 
 struct HttpResponse {

@@ -171,6 +171,8 @@ class Session : public std::enable_shared_from_this<Session<Socket>> {
     request.target = std::string(req.target());
     request.body = std::move(req.body());
     request.uid = uid_;
+    request.host = std::string(req[http::field::host]);
+    request.authorization = std::string(req[http::field::authorization]);
     HttpResponse response;
     try {
       response = handler_(request);

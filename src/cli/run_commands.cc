@@ -565,10 +565,11 @@ int RunFailed(const GlobalOptions& global, const std::string& dag) {
     std::cerr << "no dead letters\n";
     return kExitOk;
   }
-  Table table({"RUN ID", "DAG", "TASK", "PARTITION", "ATTEMPTS", "EXIT", "ENDED", "IDEMPOTENCY KEY"});
+  Table table({"RUN ID", "DAG", "TASK", "PARTITION", "ATTEMPTS", "EXIT", "ENDED", "IDEMPOTENCY KEY", "REASON"});
   for (const auto& f : *reply) {
     table.AddRow({Str(f, "run_id", "?"), Cell(f, "dag"), Cell(f, "task"), Cell(f, "partition"),
-                  Cell(f, "attempts"), Cell(f, "exit_code"), Cell(f, "ended_at"), Cell(f, "idempotency_key")});
+                  Cell(f, "attempts"), Cell(f, "exit_code"), Cell(f, "ended_at"), Cell(f, "idempotency_key"),
+                  Cell(f, "reason")});
   }
   table.Print(std::cout);
   return kExitOk;

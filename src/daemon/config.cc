@@ -4,6 +4,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -20,7 +21,10 @@ namespace {
 
 const std::vector<std::string> kKeys = {"data_dir", "dags_dir", "socket", "socket_mode", "http", "workers", "shutdown_grace",
                              "pools", "retention", "log_level", "log_format", "scheduler_tick", "env_passthrough", "api",
-                             "attempt_log_max_bytes"};
+                             "attempt_log_max_bytes", "ui"};
+const std::vector<std::string> kUiKeys = {"enabled", "token", "token_file"};
+// Shorter tokens are guessable; `openssl rand -hex 32` makes a good one.
+constexpr size_t kMinUiTokenLength = 16;
 const std::vector<std::string> kApiKeys = {"max_connections", "idle_timeout", "read_timeout", "write_timeout",
                                            "mutation_uids", "mutation_groups"};
 
@@ -135,6 +139,48 @@ void ParseApi(const YAML::Node& api, Config& config, const ErrorFn& error) {
   }
 }
 
+void ParseUi(const YAML::Node& ui, const std::string& config_path, Config& config, const ErrorFn& error) {
+  if (!ui.IsMap()) return error(ui, "ui must be a mapping of keys");
+  auto set_token = [&](const YAML::Node& at, const std::string& name, std::string token) {
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+    if (token.size() < kMinUiTokenLength)
+      return error(at, name + " must be at least " + std::to_string(kMinUiTokenLength) + " characters");
+    for (unsigned char c : token)
+      if (c < 0x21 || c > 0x7e) return error(at, name + " must be printable ASCII without spaces");
+    config.ui_token = std::move(token);
+  };
+  for (const auto& kv : ui) {
+    const std::string key = kv.first.as<std::string>();
+    const std::string name = "ui." + key;
+    const YAML::Node& v = kv.second;
+    if (key == "enabled") {
+      bool value = true;
+      if (!v.IsScalar() || !YAML::convert<bool>::decode(v, value)) error(v, name + " must be true or false");
+      else config.ui_enabled = value;
+    } else if (key == "token") {
+      if (!v.IsScalar()) error(v, name + " must be a string");
+      else set_token(v, name, v.as<std::string>());
+    } else if (key == "token_file") {
+      if (!v.IsScalar()) return error(v, name + " must be a path");
+      std::string path = v.as<std::string>();
+      if (!path.empty() && path[0] != '/') {  // relative to the config file
+        auto slash = config_path.rfind('/');
+        if (slash != std::string::npos) path = config_path.substr(0, slash + 1) + path;
+      }
+      std::ifstream in(path, std::ios::binary);
+      if (!in) {
+        error(v, name + ": cannot read '" + path + "': " + std::strerror(errno));
+        continue;
+      }
+      std::stringstream text;
+      text << in.rdbuf();
+      set_token(v, name + " ('" + path + "')", text.str());
+    } else {
+      error(kv.first, "unknown key '" + name + "'" + dag::internal::DidYouMean(key, kUiKeys));
+    }
+  }
+}
+
 void ParseEnvPassthrough(const YAML::Node& v, Config& config, const ErrorFn& error) {
   config.env_passthrough.clear();
   ForEachScalar(v, "env_passthrough", error, [&](const YAML::Node& item, const std::string& text) {
@@ -232,6 +278,7 @@ Result<Config> LoadConfig(const std::string& path, Config config) {
       else if (key == "log_level") { if (auto s = str()) config.log_level = *s; }
       else if (key == "log_format") { if (auto s = str()) config.log_format = *s; }
       else if (key == "api") ParseApi(v, config, error);
+      else if (key == "ui") ParseUi(v, path, config, error);
       else if (key == "env_passthrough") ParseEnvPassthrough(v, config, error);
       else if (key == "pools") {
         if (!v.IsMap()) {

@@ -41,6 +41,12 @@ struct Config {
   Millis read_timeout = std::chrono::seconds(30);   // one request, head and body
   Millis write_timeout = std::chrono::seconds(30);  // one reply
   api::MutationAllowList mutation_allow_list;       // mutation_uids / mutation_groups; off unless set
+
+  // The `ui:` section: the read-only web UI on the `http` listener (docs/ui.md).
+  bool ui_enabled = true;
+  // Bearer token the UI's data requests must carry; from ui.token or ui.token_file. Empty:
+  // none is asked for, and the UI is off unless `http` is bound to a loopback address.
+  std::string ui_token;
 };
 
 // The pools of the embedded default (batchd without --config): those of the example

@@ -25,6 +25,7 @@
 #include "engine/engine.h"
 #include "executor/subprocess_runner.h"
 #include "metrics/metrics.h"
+#include "ui/web_ui.h"
 #include "scheduler/dag_registry.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/slo_monitor.h"
@@ -182,8 +183,21 @@ int Serve(const Config& config, const std::string& config_path) {
     std::cerr << "batchd: " << control_server.status().message() << "\n";
     return 1;
   }
-  std::unique_ptr<api::HttpServer> http_server;
+  ui::WebUiOptions ui_options;
+  ui_options.enabled = config.ui_enabled;
+  ui_options.token = config.ui_token;
+  ui_options.listen_address = config.http;
+  ui::WebUi web_ui(
+      ui_options, [&](const api::HttpRequest& r) { return control.Handle(r); },
+      [&](const std::string& name) -> const dag::Dag* {
+        const auto* reg = registry.Find(name);
+        return reg ? reg->dag.get() : nullptr;
+      });
+  std::unique_ptr<api::HttpServer> http_server;  // after web_ui: its handler uses it
   if (!config.http.empty()) {
+    if (!web_ui.off_reason().empty() && config.ui_enabled) spdlog::warn("{}", web_ui.off_reason());
+    // Read-only: /metrics, /healthz and the web UI, whose data routes are the control API's
+    // GET routes. No method that could change state is accepted on this listener.
     auto listening = api::HttpServer::ListenTcp(io, config.http, [&](const api::HttpRequest& r) {
       if (r.method != "GET" && r.method != "HEAD")
         return api::ErrorResponse(405, "method_not_allowed", "this listener is read-only");
@@ -202,7 +216,8 @@ int Serve(const Config& config, const std::string& config_path) {
         res.status = shutting_down || fault ? 503 : 200;
         return res;
       }
-      return api::ErrorResponse(404, "not_found", "only /metrics and /healthz are served here");
+      if (auto page = web_ui.Handle(r)) return std::move(*page);
+      return api::ErrorResponse(404, "not_found", "only /metrics, /healthz and the web UI (/ui/) are served here");
     }, socket_options);
     if (!listening.ok()) {
       std::cerr << "batchd: " << listening.status().message() << "\n";

@@ -303,13 +303,14 @@ tasks:
   OrderedJson failed = CtlJson({"failed"});
   ASSERT_TRUE(failed.is_array() && failed.size() == 1) << failed.dump();
   EXPECT_EQ(KeySet(failed[0]), (std::set<std::string>{"run_id", "dag", "task", "partition", "attempts", "exit_code",
-                                                       "ended_at", "idempotency_key"}));
+                                                       "reason", "ended_at", "idempotency_key"}));
   EXPECT_EQ(failed[0]["run_id"], run_id);
   EXPECT_EQ(failed[0]["dag"], "fl");
   EXPECT_EQ(failed[0]["task"], "check");
   EXPECT_EQ(failed[0]["partition"], "-");
   EXPECT_EQ(failed[0]["attempts"], 1);
   EXPECT_EQ(failed[0]["exit_code"], 1);
+  EXPECT_EQ(failed[0]["reason"], "exit code 1");
   EXPECT_EQ(failed[0]["idempotency_key"], "fl/check/-/2026-03-01T00:00:00+00:00");
   EXPECT_TRUE(IsUtcMillis(failed[0]["ended_at"])) << failed.dump();
   EXPECT_EQ(CtlJson({"failed", "fl"}), failed);
@@ -318,6 +319,7 @@ tasks:
   EXPECT_EQ(failed_human.exit_code, 0);
   EXPECT_THAT(failed_human.out, StartsWith("RUN ID        DAG  TASK   PARTITION  ATTEMPTS  EXIT  ENDED"));
   EXPECT_THAT(failed_human.out, HasSubstr(run_id + "  fl   check  -          1         1     "));
+  EXPECT_THAT(failed_human.out, HasSubstr("  exit code 1\n"));
 
   // Fix the cause and retry: only check and publish run again.
   WriteFile(tmp_ / "fixed", "");
