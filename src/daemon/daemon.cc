@@ -189,9 +189,9 @@ int Serve(const Config& config, const std::string& config_path) {
   ui_options.listen_address = config.http;
   ui::WebUi web_ui(
       ui_options, [&](const api::HttpRequest& r) { return control.Handle(r); },
-      [&](const std::string& name) -> const dag::Dag* {
+      [&](const std::string& name) -> dag::DagPtr {
         const auto* reg = registry.Find(name);
-        return reg ? reg->dag.get() : nullptr;
+        return reg ? reg->dag : nullptr;
       });
   std::unique_ptr<api::HttpServer> http_server;  // after web_ui: its handler uses it
   if (!config.http.empty()) {

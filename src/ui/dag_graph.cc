@@ -51,6 +51,26 @@ std::string Label(const dag::Task& task) {
 
 }  // namespace
 
+namespace {
+
+Result<std::string> Render(GVC_t* gvc, const dag::Dag& dag) {
+  const std::string dot = DagToDot(dag);
+  std::unique_ptr<Agraph_t, int (*)(Agraph_t*)> graph(agmemread(dot.c_str()), agclose);
+  if (!graph) return Status::Internal("Graphviz could not read the graph of DAG '" + dag.name + "'");
+  if (gvLayout(gvc, graph.get(), "dot") != 0)
+    return Status::Internal("Graphviz could not lay out the graph of DAG '" + dag.name + "'");
+  char* data = nullptr;
+  unsigned int length = 0;
+  const int rendered = gvRenderData(gvc, graph.get(), "svg", &data, &length);
+  std::string svg = rendered == 0 && data ? std::string(data, length) : std::string();
+  if (data) gvFreeRenderData(data);
+  gvFreeLayout(gvc, graph.get());
+  if (svg.empty()) return Status::Internal("Graphviz could not render the graph of DAG '" + dag.name + "'");
+  return svg;
+}
+
+}  // namespace
+
 std::string DagToDot(const dag::Dag& dag) {
   std::string dot = "digraph " + Quote(dag.name) + " {\n";
   dot += "  graph [rankdir=LR, bgcolor=transparent, fontname=\"sans-serif\", nodesep=0.25, ranksep=0.45];\n";
@@ -75,30 +95,57 @@ std::string DagToDot(const dag::Dag& dag) {
   return dot + "}\n";
 }
 
-DagGraphRenderer::DagGraphRenderer() : gvc_(gvContextPlugins(kGraphvizPlugins, 0)) {}
+DagGraphRenderer::DagGraphRenderer() : worker_([this] { Work(); }) {}
 
 DagGraphRenderer::~DagGraphRenderer() {
-  if (gvc_) gvFreeContext(gvc_);
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  work_ready_.notify_all();
+  worker_.join();
 }
 
-Result<std::string> DagGraphRenderer::Svg(const dag::Dag& dag) {
-  auto it = cache_.find(dag.name);
-  if (it != cache_.end() && it->second.first == dag.content_hash) return it->second.second;
-  if (!gvc_) return Status::Internal("Graphviz could not be initialised");
-  const std::string dot = DagToDot(dag);
-  std::unique_ptr<Agraph_t, int (*)(Agraph_t*)> graph(agmemread(dot.c_str()), agclose);
-  if (!graph) return Status::Internal("Graphviz could not read the graph of DAG '" + dag.name + "'");
-  if (gvLayout(gvc_, graph.get(), "dot") != 0)
-    return Status::Internal("Graphviz could not lay out the graph of DAG '" + dag.name + "'");
-  char* data = nullptr;
-  unsigned int length = 0;
-  const int rendered = gvRenderData(gvc_, graph.get(), "svg", &data, &length);
-  std::string svg = rendered == 0 && data ? std::string(data, length) : std::string();
-  if (data) gvFreeRenderData(data);
-  gvFreeLayout(gvc_, graph.get());
-  if (svg.empty()) return Status::Internal("Graphviz could not render the graph of DAG '" + dag.name + "'");
-  cache_[dag.name] = {dag.content_hash, svg};
-  return svg;
+std::optional<Result<std::string>> DagGraphRenderer::Svg(const dag::DagPtr& dag, std::chrono::milliseconds wait) {
+  std::unique_lock lock(mu_);
+  Picture& picture = pictures_[dag->name];
+  if (picture.version != dag->content_hash) {
+    picture = Picture{dag->content_hash, std::nullopt};
+    queue_.push_back(dag);
+    work_ready_.notify_one();
+  }
+  const std::string version = dag->content_hash;
+  const std::string name = dag->name;
+  picture_ready_.wait_for(lock, wait, [&] {
+    const Picture& p = pictures_[name];
+    return p.version != version || p.svg.has_value();
+  });
+  const Picture& done = pictures_[name];
+  if (done.version != version) return std::nullopt;  // a newer version is being drawn
+  return done.svg;
+}
+
+void DagGraphRenderer::Work() {
+  GVC_t* gvc = gvContextPlugins(kGraphvizPlugins, 0);
+  for (;;) {
+    dag::DagPtr dag;
+    {
+      std::unique_lock lock(mu_);
+      work_ready_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (stop_) break;
+      dag = std::move(queue_.front());
+      queue_.pop_front();
+      if (pictures_[dag->name].version != dag->content_hash) continue;  // superseded while queued
+    }
+    Result<std::string> svg = gvc ? Render(gvc, *dag) : Status::Internal("Graphviz could not be initialised");
+    {
+      std::lock_guard lock(mu_);
+      Picture& picture = pictures_[dag->name];
+      if (picture.version == dag->content_hash) picture.svg = std::move(svg);
+    }
+    picture_ready_.notify_all();
+  }
+  if (gvc) gvFreeContext(gvc);
 }
 
 }  // namespace batchd::ui

@@ -152,13 +152,20 @@ api::HttpResponse WebUi::Graph(const std::string& file) {
   if (file.size() <= kSuffix.size() || file.compare(file.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0)
     return Error(404, "not_found", "graphs are at /ui/graph/<dag>.svg");
   const std::string name = file.substr(0, file.size() - kSuffix.size());
-  const dag::Dag* dag = find_dag_(name);
+  const dag::DagPtr dag = find_dag_(name);
   if (!dag) return Error(404, "not_found", "DAG '" + name.substr(0, 128) + "' not found");
-  auto svg = graphs_.Svg(*dag);
-  if (!svg.ok()) return Error(500, "internal", svg.status().message());
+  // Long enough for the graphs of most DAGs; a big one is laid out while the page waits.
+  constexpr std::chrono::milliseconds kLayoutWait(100);
+  auto svg = graphs_.Svg(dag, kLayoutWait);
+  if (!svg) {
+    api::HttpResponse r = Error(202, "laying_out", "the graph of DAG '" + name + "' is being laid out; ask again");
+    r.headers.emplace_back("Retry-After", "1");
+    return r;
+  }
+  if (!svg->ok()) return Error(500, "internal", svg->status().message());
   api::HttpResponse r;
   r.content_type = "image/svg+xml";
-  r.body = std::move(*svg);
+  r.body = std::move(**svg);
   return WithHeaders(std::move(r), "no-cache");
 }
 

@@ -4,7 +4,8 @@
 //   /ui/, /ui/dags/D, /ui/runs/R, /ui/dead-letters, /ui/logs/R   the page (one HTML file)
 //   /ui/static/NAME                                               its CSS and JavaScript
 //   /ui/api/v1/...                                                the control API's GET routes
-//   /ui/graph/D.svg                                               DAG D's task graph (Graphviz)
+//   /ui/graph/D.svg                                               DAG D's task graph (Graphviz;
+//                                                                 202 while it is laid out)
 //
 // Everything is compiled in. The data routes are the control API's own handlers, reached
 // with GET only, so nothing the UI serves can change state. With a token configured, data
@@ -36,7 +37,7 @@ bool IsLoopbackAddress(const std::string& listen_address);
 class WebUi {
  public:
   using ReadApi = std::function<api::HttpResponse(const api::HttpRequest&)>;
-  using FindDag = std::function<const dag::Dag*(const std::string& name)>;
+  using FindDag = std::function<dag::DagPtr(const std::string& name)>;
 
   WebUi(WebUiOptions options, ReadApi read_api, FindDag find_dag);
 

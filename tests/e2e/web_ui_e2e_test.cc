@@ -5,6 +5,7 @@
 // driven in a browser by tests/ui/browser_test.py.
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "daemon_fixture.h"
@@ -145,6 +146,28 @@ TEST_F(WebUiTest, GraphHasOneNodePerTaskAndAnEdgePerDependency) {
   EXPECT_EQ(Occurrences(again.body, "class=\"node\""), 4u);
   EXPECT_EQ(Occurrences(again.body, "class=\"edge\""), 3u);
   ExpectError(Tcp("GET", "/ui/graph/nope.svg"), 404, "DAG 'nope' not found");
+
+  // A big graph is laid out off the daemon's loop: "ask again" at first, the picture later,
+  // and the daemon answers other requests meanwhile.
+  std::string big = "dag: big\ntasks:\n";
+  for (int i = 0; i < 600; ++i) {
+    big += "  - id: t" + std::to_string(i) + "\n    command: \"true\"\n";
+    // Two upstreams each: dot's crossing minimisation takes far longer than on a tree.
+    if (i > 0) big += "    depends_on: [t" + std::to_string((i - 1) / 3) +
+                      (i > 5 && i / 2 - 1 != (i - 1) / 3 ? ", t" + std::to_string(i / 2 - 1) : "") + "]\n";
+  }
+  SubmitDag("big.yaml", big);
+  RawReply first = Tcp("GET", "/ui/graph/big.svg");
+  ExpectError(first, 202, "the graph of DAG 'big' is being laid out; ask again");
+  EXPECT_EQ(Header(first, "Retry-After"), "1");
+  EXPECT_EQ(Ctl({"health"}).exit_code, 0);
+  RawReply drawn;
+  for (int i = 0; i < 120 && drawn.status != 200; ++i) {
+    std::this_thread::sleep_for(milliseconds(500));
+    drawn = Tcp("GET", "/ui/graph/big.svg");
+  }
+  ASSERT_EQ(drawn.status, 200) << drawn.body;
+  EXPECT_EQ(Occurrences(drawn.body, "class=\"node\""), 600u);
 }
 
 TEST_F(WebUiTest, RefusesEveryMutationAndEveryPathOutsideTheUi) {
