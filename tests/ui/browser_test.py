@@ -40,7 +40,9 @@ PAGE_LIMIT_MS = 300
 TOKEN = "browser-test-token-0123456789"
 
 DEMO_DAG = """dag: ui_demo
-description: a retried partition, a dead letter and a task still running
+description: "a retried partition, a dead letter and a task still running <img src=x onerror=alert(1)>"
+params:
+  note: "</script><script>alert(2)</script>"
 tasks:
   - id: prepare
     command: "echo preparing the demo"
@@ -61,7 +63,7 @@ tasks:
     depends_on: [shard]
     command: "echo publishing"
   - id: slow
-    command: "sleep 600"
+    command: "for i in $(seq 1 600); do echo tick $i; sleep 1; done"
   - id: chatty
     command: "seq 1 300000"
 """
@@ -268,6 +270,11 @@ class WebUiBrowserTest(unittest.TestCase):
         WebDriverWait(self.browser, 10).until(
             lambda drv: self.one("#graph svg g#task-slow").get_attribute("data-state") == "running")
         self.assertEqual(self.one("#graph svg g#task-shard").get_attribute("data-state"), "failed")
+        # Text from the DAG file is shown as text: no element, no script, no console error.
+        self.assertTrue(self.one("#dag-description").text.endswith("still running <img src=x onerror=alert(1)>"))
+        self.assertIn("</script><script>alert(2)</script>", self.one("#params").text)
+        self.assertEqual(self.all("#page img, #page script"), [])
+        self.assert_console_clean("/ui/dags/ui_demo")
         self.assertEqual(len(self.all("#graph svg g.edge")), 2)
 
     def test_run_page_shows_counts_retries_and_the_failed_partition(self):
@@ -302,6 +309,14 @@ class WebUiBrowserTest(unittest.TestCase):
         self.open("/ui/logs/%s?task=shard&partition=gamma" % self.demo_run)
         WebDriverWait(self.browser, 10).until(
             lambda drv: "gamma cannot reach the warehouse" in self.one("#log").text)
+        # A running attempt is followed: what it prints next appears without a reload.
+        self.open("/ui/logs/%s?task=slow" % self.demo_run)
+        self.assertTrue(self.one("#follow").is_selected())
+        ticks = lambda: [int(line.split()[1]) for line in self.one("#log").text.splitlines() if line.startswith("tick ")]
+        WebDriverWait(self.browser, 10).until(lambda drv: ticks())
+        seen = max(ticks())
+        WebDriverWait(self.browser, 15).until(lambda drv: max(ticks()) >= seen + 2)
+        self.assertEqual(ticks(), list(range(1, max(ticks()) + 1)))  # nothing lost or repeated
         # 1.9 MB of output: the tail starts near the end instead of reading it all.
         self.open("/ui/logs/%s?task=chatty" % self.demo_run)
         WebDriverWait(self.browser, 10).until(lambda drv: self.one("#log").text.endswith("\n300000"))
