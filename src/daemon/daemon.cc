@@ -303,6 +303,9 @@ int Serve(const Config& config, const std::string& config_path) {
             spdlog::error("config reload: {}", st.message());
           configured_pools = reloaded->pools;
           mutation_allow_list = reloaded->mutation_allow_list;
+          web_ui.Reconfigure(reloaded->ui_enabled, reloaded->ui_token);
+          if (!config.http.empty() && reloaded->ui_enabled && !web_ui.off_reason().empty())
+            spdlog::warn("{}", web_ui.off_reason());
         }
       }
       notifier.Ready(serving_status(reload_dags()));

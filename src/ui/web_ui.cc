@@ -69,6 +69,13 @@ bool IsLoopbackAddress(const std::string& listen_address) {
 
 WebUi::WebUi(WebUiOptions options, ReadApi read_api, FindDag find_dag)
     : options_(std::move(options)), read_api_(std::move(read_api)), find_dag_(std::move(find_dag)) {
+  Reconfigure(options_.enabled, options_.token);
+}
+
+void WebUi::Reconfigure(bool enabled, std::string token) {
+  options_.enabled = enabled;
+  options_.token = std::move(token);
+  off_reason_.clear();
   if (!options_.enabled)
     off_reason_ = "the web UI is off (config ui.enabled: false)";
   else if (options_.token.empty() && !IsLoopbackAddress(options_.listen_address))

@@ -44,6 +44,10 @@ class WebUi {
   // Why the UI is off, or empty when it is served.
   const std::string& off_reason() const { return off_reason_; }
 
+  // A reloaded config's ui.enabled and token (SIGHUP): a rotated token holds from the next
+  // request on; the listener's address cannot change without a restart.
+  void Reconfigure(bool enabled, std::string token);
+
   // The response to a GET or HEAD of `request.target`, or nullopt when the path is not the
   // UI's ("/" redirects to "/ui/").
   std::optional<api::HttpResponse> Handle(const api::HttpRequest& request);

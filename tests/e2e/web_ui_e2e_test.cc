@@ -4,6 +4,7 @@
 // that a non-loopback listener without a token keeps it off. The pages themselves are
 // driven in a browser by tests/ui/browser_test.py.
 
+#include <csignal>
 #include <string>
 #include <thread>
 #include <vector>
@@ -236,6 +237,28 @@ TEST_F(WebUiTest, AConfiguredTokenIsRequiredForEveryDataRequest) {
   // With a token, any Host may be used (a proxy's name, a LAN address).
   EXPECT_EQ(Tcp("GET", "/ui/api/v1/dags", std::string("Authorization: bearer ") + kToken + "\r\n", "batchd.lan").status,
             200);
+}
+
+TEST_F(WebUiTest, AReloadRotatesTheToken) {
+  const std::string token_file = tmp() / "ui-token";
+  const std::string rotated = "rotated-token-9876543210fedcba";
+  WriteFile(token_file, std::string(kToken) + "\n");
+  ASSERT_TRUE(StartWithUi("ui:\n  token_file: " + token_file + "\n"));
+  auto with = [&](const std::string& token) {
+    return Tcp("GET", "/ui/api/v1/dags", "Authorization: Bearer " + token + "\r\n").status;
+  };
+  EXPECT_EQ(with(kToken), 200);
+  EXPECT_EQ(with(rotated), 401);
+  WriteFile(token_file, rotated + "\n");
+  SignalDaemon(SIGHUP);
+  for (int i = 0; i < 100 && with(rotated) != 200; ++i) std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_EQ(with(rotated), 200);
+  EXPECT_EQ(with(kToken), 401);
+  // A reload can turn the UI off as well.
+  WriteFile(config_path_, "ui:\n  enabled: false\n");
+  SignalDaemon(SIGHUP);
+  for (int i = 0; i < 100 && Tcp("GET", "/ui/").status != 404; ++i) std::this_thread::sleep_for(milliseconds(100));
+  ExpectError(Tcp("GET", "/ui/"), 404, "the web UI is off (config ui.enabled: false)");
 }
 
 TEST_F(WebUiTest, ANonLoopbackListenerWithoutATokenKeepsTheUiOff) {
