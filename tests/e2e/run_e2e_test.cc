@@ -844,12 +844,14 @@ tasks:
   std::random_device seed_source;
   const unsigned seed = seed_source();
   std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> delay_ms(5 * kSlowdown, 120 * kSlowdown);
+  // Short enough that the run, which makes progress between kills, is killed at least five
+  // times before it can finish (at up to 120 ms it sometimes finished after three).
+  std::uniform_int_distribution<int> delay_ms(5 * kSlowdown, 60 * kSlowdown);
   std::string delays;  // for failure messages: the timing that broke it
   auto timing = [&] { return "seed " + std::to_string(seed) + ", kills after " + delays; };
   int killed = 0;
   bool finished = false;  // an invocation ended before its kill
-  for (int kill = 0; kill < 12; ++kill) {
+  for (int kill = 0; kill < 20; ++kill) {
     Process run(RunArgs(dag));
     const int ms = delay_ms(rng);
     std::this_thread::sleep_for(milliseconds(ms));
