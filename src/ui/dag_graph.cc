@@ -125,8 +125,14 @@ std::optional<Result<std::string>> DagGraphRenderer::Svg(const dag::DagPtr& dag,
   return done.svg;
 }
 
+namespace {
+// Graphviz keeps process-wide state (its graph prototypes, the plugin registry), so two
+// renderers (tests make several) must not call it at once.
+std::mutex graphviz_mutex;
+}  // namespace
+
 void DagGraphRenderer::Work() {
-  GVC_t* gvc = gvContextPlugins(kGraphvizPlugins, 0);
+  GVC_t* gvc = nullptr;  // made on the first layout: a daemon whose UI draws no graph never loads Graphviz
   for (;;) {
     dag::DagPtr dag;
     {
@@ -137,7 +143,12 @@ void DagGraphRenderer::Work() {
       queue_.pop_front();
       if (pictures_[dag->name].version != dag->content_hash) continue;  // superseded while queued
     }
-    Result<std::string> svg = gvc ? Render(gvc, *dag) : Status::Internal("Graphviz could not be initialised");
+    Result<std::string> svg = Status::Internal("Graphviz could not be initialised");
+    {
+      std::lock_guard graphviz(graphviz_mutex);
+      if (!gvc) gvc = gvContextPlugins(kGraphvizPlugins, 0);
+      if (gvc) svg = Render(gvc, *dag);
+    }
     {
       std::lock_guard lock(mu_);
       Picture& picture = pictures_[dag->name];
@@ -145,7 +156,10 @@ void DagGraphRenderer::Work() {
     }
     picture_ready_.notify_all();
   }
-  if (gvc) gvFreeContext(gvc);
+  if (gvc) {
+    std::lock_guard graphviz(graphviz_mutex);
+    gvFreeContext(gvc);
+  }
 }
 
 }  // namespace batchd::ui

@@ -6,7 +6,7 @@
 // version.
 //
 // Layout time grows faster than the graph (dot takes seconds on a thousand tasks), so it
-// runs on a thread of its own, which alone calls Graphviz (Graphviz keeps global state);
+// runs on a thread of its own, under a process-wide lock (Graphviz keeps global state);
 // the caller waits a bounded time and otherwise hears "not yet".
 //
 // Thread rules: Svg may be called from any one thread (the daemon's loop).
